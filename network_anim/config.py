@@ -1,0 +1,288 @@
+"""The TOML configuration a channel manager writes, validated with key paths.
+
+``config.example.toml`` documents every key. Secrets never appear here: the config names
+the environment variables that hold them (``*_env`` keys).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from datetime import time
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from network_anim.domain import CHANNEL_NAMES, EmailKind, Level, MessageKind, Urgency
+from network_anim.errors import UserError
+from network_anim.validation import parse_model
+
+ChannelName = Literal["email", "sms", "intranet", "flash", "print"]
+EnvVarName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
+
+
+class Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class EngineSettings(Section):
+    database: str = "sqlite:///netanim.db"
+    timezone: str = "Europe/Paris"
+    default_region: str = Field(default="FR", pattern=r"^[A-Z]{2}$")
+    language: str = "fr"
+    base_url: str = "http://localhost:8000"
+    secret_key_env: EnvVarName = "NETANIM_SECRET_KEY"
+    # Relative paths are resolved against the folder of the config file.
+    data_dir: Path = Path("var")
+    templates_dir: Path = Path("templates")
+    channels_dir: Path = Path("channels")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name like 'Europe/Paris')") from None
+        return value
+
+
+class EmailSettings(Section):
+    transport: Literal["file", "smtp"] = "file"
+    sender: str = "Animation réseau <animation@example.com>"
+    reply_to: str | None = None
+    # smtp transport
+    host: str = "localhost"
+    port: int = Field(default=25, gt=0, lt=65536)
+    security: Literal["none", "starttls", "ssl"] = "none"
+    username_env: EnvVarName | None = None
+    password_env: EnvVarName | None = None
+    timeout: float = Field(default=30.0, gt=0)
+    concurrency: int | None = Field(default=None, gt=0)
+    rate_per_second: float | None = Field(default=None, gt=0)
+    # file transport: one .eml file per message
+    directory: Path = Path("var/outbox/email")
+    # Address that receives List-Unsubscribe mails (mailto: variant of RFC 2369).
+    unsubscribe_mailbox: str | None = None
+
+
+class SmsSettings(Section):
+    transport: Literal["file", "twilio"] = "file"
+    # A Twilio number in E.164, or an alphanumeric sender id (max 11 characters).
+    sender: str = "ANIMRESEAU"
+    # Shown in every promotional SMS with the STOP mention (French rules).
+    sender_name: str = "Animation Réseau"
+    stop_mention: str = "STOP au 36180"
+    messaging_service_sid: str | None = None
+    account_sid_env: EnvVarName = "TWILIO_ACCOUNT_SID"
+    auth_token_env: EnvVarName = "TWILIO_AUTH_TOKEN"
+    # Lets tests and staging point the official client at a stand-in of the Messages API.
+    api_base_url: str = "https://api.twilio.com"
+    status_callback: bool = True
+    timeout: float = Field(default=15.0, gt=0)
+    concurrency: int | None = Field(default=None, gt=0)
+    rate_per_second: float | None = Field(default=None, gt=0)
+    directory: Path = Path("var/outbox/sms")
+
+
+class IntranetSettings(Section):
+    default_expiry_days: int | None = Field(default=None, gt=0)
+
+
+class FlashSettings(Section):
+    default_expiry_hours: int = Field(default=48, gt=0)
+
+
+class PrintSettings(Section):
+    directory: Path = Path("var/exports/print")
+    # Sender block printed top left of every letter.
+    sender_lines: tuple[str, ...] = ("Animation Réseau", "1 rue de l'Exemple", "75001 PARIS")
+    signature: str = "L'équipe animation réseau"
+    place: str = "Paris"
+
+
+class ChannelsSettings(Section):
+    email: EmailSettings = EmailSettings()
+    sms: SmsSettings = SmsSettings()
+    intranet: IntranetSettings = IntranetSettings()
+    flash: FlashSettings = FlashSettings()
+    print: PrintSettings = PrintSettings()
+
+
+class UrgencyPolicy(Section):
+    """Channels that each get a delivery, then the channels tried in order if one fails."""
+
+    send: tuple[ChannelName, ...]
+    fallback: tuple[ChannelName, ...] = ()
+
+
+def _default_policies() -> dict[Urgency, UrgencyPolicy]:
+    return {
+        Urgency.FLASH: UrgencyPolicy(send=("flash", "sms"), fallback=("email",)),
+        Urgency.URGENT: UrgencyPolicy(send=("sms",), fallback=("email",)),
+        Urgency.REMINDER: UrgencyPolicy(send=("email",), fallback=("sms", "print")),
+        Urgency.IMPORTANT: UrgencyPolicy(send=("print",), fallback=("email",)),
+        Urgency.INFO: UrgencyPolicy(send=("intranet", "email"), fallback=("print",)),
+    }
+
+
+class FrequencyCap(Section):
+    max: int = Field(gt=0)
+    per_days: int = Field(gt=0)
+
+
+def _default_caps() -> dict[ChannelName, FrequencyCap]:
+    return {
+        "email": FrequencyCap(max=3, per_days=7),
+        "sms": FrequencyCap(max=2, per_days=7),
+        "print": FrequencyCap(max=2, per_days=30),
+    }
+
+
+class QuietHours(Section):
+    """No operational SMS in these hours unless the message is urgent."""
+
+    start: time = time(21, 0)
+    end: time = time(8, 0)
+
+
+class RoutingSettings(Section):
+    urgencies: dict[Urgency, UrgencyPolicy] = Field(default_factory=_default_policies)
+    frequency_caps: dict[ChannelName, FrequencyCap] = Field(default_factory=_default_caps)
+    quiet_hours: QuietHours | None = QuietHours()
+
+    @field_validator("urgencies")
+    @classmethod
+    def _complete(cls, value: dict[Urgency, UrgencyPolicy]) -> dict[Urgency, UrgencyPolicy]:
+        # A partial table overrides the defaults urgency by urgency.
+        return {**_default_policies(), **value}
+
+
+class Audience(Section):
+    """A named set of contacts; every filter given must match (empty filter = any)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    description: str = ""
+    levels: tuple[Level, ...] = ()
+    roles: tuple[str, ...] = ()
+    regions: tuple[str, ...] = ()
+    sectors: tuple[str, ...] = ()
+    sizes: tuple[str, ...] = ()
+    tiers: tuple[str, ...] = ()
+    companies: tuple[str, ...] = ()  # company external ids
+    email_kinds: tuple[EmailKind, ...] = ()
+    languages: tuple[str, ...] = ()
+
+
+class Schedule(Section):
+    cron: str | None = None
+    date: str | None = None
+    interval_days: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _exactly_one(self) -> Schedule:
+        given = [k for k in ("cron", "date", "interval_days") if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of cron, date, interval_days")
+        return self
+
+
+class Step(Section):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    template: str
+    urgency: Urgency
+    kind: MessageKind = MessageKind.MARKETING
+    delay_days: float = Field(default=0, ge=0)
+
+
+class Campaign(Section):
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str
+    kind: Literal["challenge", "nurture", "newsletter", "broadcast"]
+    audience: str
+    schedule: Schedule | None = None
+    steps: tuple[Step, ...] = Field(min_length=1)
+    level: Level = Level.SELLER
+
+
+class Config(Section):
+    engine: EngineSettings = EngineSettings()
+    channels: ChannelsSettings = ChannelsSettings()
+    routing: RoutingSettings = RoutingSettings()
+    audiences: tuple[Audience, ...] = ()
+    campaigns: tuple[Campaign, ...] = ()
+
+    @model_validator(mode="after")
+    def _references(self) -> Config:
+        names = [a.name for a in self.audiences]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"audiences: duplicate name(s) {', '.join(dupes)}")
+        ids = [c.id for c in self.campaigns]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"campaigns: duplicate id(s) {', '.join(dupes)}")
+        return self
+
+    def audience(self, name: str) -> Audience:
+        for audience in self.audiences:
+            if audience.name == name:
+                return audience
+        known = ", ".join(a.name for a in self.audiences) or "none defined"
+        raise UserError(f"unknown audience {name!r}", [f"audiences in the config: {known}"])
+
+
+class LoadedConfig(BaseModel):
+    """A validated config plus where it came from, with paths made absolute."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    config: Config
+    path: Path | None
+    base_dir: Path
+
+    def resolve(self, path: Path) -> Path:
+        return path if path.is_absolute() else (self.base_dir / path)
+
+    @property
+    def engine(self) -> EngineSettings:
+        return self.config.engine
+
+
+def read_toml(path: Path) -> dict:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UserError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        # tomllib's message already says "(at line L, column C)".
+        raise UserError(f"{path}: not valid TOML", [str(exc)]) from None
+
+
+def load_config(path: Path | None) -> LoadedConfig:
+    """Load and validate a config file; ``None`` gives the embedded defaults."""
+    if path is None:
+        return LoadedConfig(config=Config(), path=None, base_dir=Path.cwd())
+    data = read_toml(path)
+    config = parse_model(Config, data, source=str(path))
+    return LoadedConfig(config=config, path=path, base_dir=path.resolve().parent)
+
+
+def secret_from_env(name: str | None, *, purpose: str) -> str:
+    """Read a secret named by the config; a missing one is a user error naming the variable."""
+    if not name:
+        raise UserError(f"{purpose}: no environment variable configured")
+    value = os.environ.get(name)
+    if not value:
+        raise UserError(f"{purpose}: environment variable {name} is not set")
+    return value
+
+
+__all__ = ["CHANNEL_NAMES", "Config", "LoadedConfig", "load_config"]
