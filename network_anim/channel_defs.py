@@ -62,7 +62,9 @@ class SendWindow(Strict):
     def _end_after_start(cls, end: time, info: object) -> time:
         start = getattr(info, "data", {}).get("start")
         if start is not None and end <= start:
-            raise ValueError("end must be later than start (windows across midnight are not supported)")
+            raise ValueError(
+                "end must be later than start (windows across midnight are not supported)"
+            )
         return end
 
 
@@ -102,7 +104,9 @@ def load_channel_definitions(directory: Path) -> dict[str, ChannelDefinition]:
             problems.extend(f"{path}: {p}" for p in exc.problems)
             continue
         if definition.name != path.stem:
-            problems.append(f"{path}: name {definition.name!r} must match the file name {path.stem!r}")
+            problems.append(
+                f"{path}: name {definition.name!r} must match the file name {path.stem!r}"
+            )
             continue
         definitions[definition.name] = definition
     if problems:

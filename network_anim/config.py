@@ -46,7 +46,9 @@ class EngineSettings(Section):
         try:
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"unknown time zone {value!r} (use an IANA name like 'Europe/Paris')") from None
+            raise ValueError(
+                f"unknown time zone {value!r} (use an IANA name like 'Europe/Paris')"
+            ) from None
         return value
 
 
@@ -206,6 +208,8 @@ class Campaign(Section):
     schedule: Schedule | None = None
     steps: tuple[Step, ...] = Field(min_length=1)
     level: Level = Level.SELLER
+    # Values the templates of every step can use ({{ name }}).
+    vars: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
 
 class Config(Section):

@@ -59,7 +59,9 @@ class SendResult:
     retry_after: float | None = None
 
     @classmethod
-    def sent(cls, provider_id: str | None = None, detail: str = "", cost: float | None = None) -> Self:
+    def sent(
+        cls, provider_id: str | None = None, detail: str = "", cost: float | None = None
+    ) -> Self:
         return cls(Outcome.SENT, detail=detail, provider_id=provider_id, cost=cost)
 
 

@@ -1,0 +1,84 @@
+"""Everything a command needs, built once from the config: no engine or settings at import."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from pathlib import Path
+
+from sqlalchemy import Engine
+
+from network_anim.channel_defs import ChannelDefinition, load_channel_definitions
+from network_anim.clock import Clock, SystemClock
+from network_anim.config import LoadedConfig, load_config
+from network_anim.db.engine import make_engine
+from network_anim.links import LinkSigner, load_secret
+from network_anim.rendering import TemplateStore
+from network_anim.router import RoutingPolicy
+
+
+@dataclass
+class App:
+    loaded: LoadedConfig
+    definitions: dict[str, ChannelDefinition]
+    database_url: str
+    clock: Clock
+
+    @property
+    def config(self):  # type: ignore[no-untyped-def]
+        return self.loaded.config
+
+    @cached_property
+    def engine(self) -> Engine:
+        return make_engine(self.database_url)
+
+    @cached_property
+    def templates(self) -> TemplateStore:
+        engine = self.config.engine
+        return TemplateStore(self.loaded.resolve(engine.templates_dir), engine.language)
+
+    @cached_property
+    def signer(self) -> LinkSigner:
+        engine = self.config.engine
+        secret = load_secret(engine.secret_key_env, self.data_dir)
+        return LinkSigner(secret, engine.base_url)
+
+    @cached_property
+    def policy(self) -> RoutingPolicy:
+        routing = self.config.routing
+        return RoutingPolicy(
+            urgencies=routing.urgencies,
+            definitions=self.definitions,
+            frequency_caps=routing.frequency_caps,
+            quiet_hours=routing.quiet_hours,
+        )
+
+    @property
+    def data_dir(self) -> Path:
+        return self.loaded.resolve(self.config.engine.data_dir)
+
+    def close(self) -> None:
+        if "engine" in self.__dict__:
+            self.engine.dispose()
+
+
+def resolve_database_url(loaded: LoadedConfig, override: str | None) -> str:
+    url = override or loaded.config.engine.database
+    prefix = "sqlite:///"
+    if url.startswith(prefix) and not url.startswith(prefix + "/") and url != "sqlite://":
+        # A relative SQLite path is relative to the config file, like every other path.
+        url = prefix + str(loaded.resolve(Path(url[len(prefix) :])))
+    return url
+
+
+def open_app(
+    config_path: Path | None, *, db_url: str | None = None, clock: Clock | None = None
+) -> App:
+    loaded = load_config(config_path)
+    definitions = load_channel_definitions(loaded.resolve(loaded.config.engine.channels_dir))
+    return App(
+        loaded=loaded,
+        definitions=definitions,
+        database_url=resolve_database_url(loaded, db_url),
+        clock=clock or SystemClock(),
+    )

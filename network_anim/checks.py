@@ -1,0 +1,110 @@
+"""Checks run before anything is planned: every template a message may take must render.
+
+The router may send a message on its urgency's channels, their fallbacks, and the
+stand-ins for email (SMS or print): each of those needs the template, in the default
+language at least, and it must render with the variables given. Found here, a mistake
+costs a message to the terminal; found at dispatch time, it costs a recipient.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import date
+from typing import Any
+
+from network_anim.composer import sms_mention_problem
+from network_anim.config import Config, UrgencyPolicy
+from network_anim.domain import MessageKind, Urgency
+from network_anim.errors import UserError
+from network_anim.rendering import TemplateStore
+
+
+def channels_for(policy: UrgencyPolicy) -> list[str]:
+    channels = ["intranet", *policy.send, *policy.fallback]
+    if "email" in channels:
+        channels += ["sms", "print"]  # the stand-ins for a shared mailbox or no email
+    return list(dict.fromkeys(channels))
+
+
+def sample_context(config: Config, variables: Mapping[str, Any]) -> dict[str, Any]:
+    sms = config.channels.sms
+    base = config.engine.base_url.rstrip("/")
+    return {
+        **variables,
+        "campaign": {"id": "sample", "name": "Sample campaign", "kind": "broadcast"},
+        "sender_name": sms.sender_name,
+        "stop_mention": sms.stop_mention,
+        "today": date.today().isoformat(),
+        "contact": {
+            "id": "C-SAMPLE",
+            "civility": "Mme",
+            "first_name": "Camille",
+            "last_name": "Martin",
+            "full_name": "Camille Martin",
+            "role": "sales",
+            "level": "seller",
+            "company": {
+                "id": "CO-SAMPLE",
+                "name": "Exemple Distribution",
+                "city": "Lyon",
+                "region": "Auvergne-Rhône-Alpes",
+                "sector": "",
+                "size": "",
+                "tier": "",
+            },
+        },
+        "post_url": f"{base}/p/sample",
+        "unsubscribe_url": f"{base}/u/sample",
+    }
+
+
+def template_problems(
+    config: Config,
+    templates: TemplateStore,
+    *,
+    template: str,
+    urgency: Urgency,
+    kind: MessageKind,
+    variables: Mapping[str, Any],
+    where: str = "",
+) -> list[str]:
+    prefix = f"{where}: " if where else ""
+    problems: list[str] = []
+    context = sample_context(config, variables)
+    for channel in channels_for(config.routing.urgencies[urgency]):
+        for language in sorted(templates.languages(channel, template)) or [templates.default_language]:
+            try:
+                rendered = templates.render(channel, template, language, context)
+            except UserError as exc:
+                problems.append(prefix + exc.render().replace("\n", " "))
+                break
+            if channel == "sms" and kind == MessageKind.MARKETING:
+                problem = sms_mention_problem(rendered.text, config.channels.sms.sender_name)
+                if problem:
+                    problems.append(f"{prefix}templates/sms/{template}.{language}.txt: {problem}")
+    return problems
+
+
+def config_problems(config: Config, templates: TemplateStore) -> list[str]:
+    """Everything ``netanim validate`` checks beyond the schema itself."""
+    problems: list[str] = []
+    audiences = {a.name for a in config.audiences}
+    for i, campaign in enumerate(config.campaigns):
+        if campaign.audience not in audiences:
+            known = ", ".join(sorted(audiences)) or "none defined"
+            problems.append(
+                f"campaigns[{i}].audience: {campaign.audience!r} is not a defined audience ({known})"
+            )
+        for j, step in enumerate(campaign.steps):
+            problems.extend(
+                template_problems(
+                    config,
+                    templates,
+                    template=step.template,
+                    urgency=step.urgency,
+                    kind=step.kind,
+                    variables=campaign.vars,
+                    where=f"campaigns[{i}].steps[{j}].template",
+                )
+            )
+    return problems

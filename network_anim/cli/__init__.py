@@ -1,0 +1,73 @@
+"""The ``netanim`` command line. Subcommands load lazily so ``--help`` stays fast."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Any
+
+import click
+
+# name -> (module, attribute, one-line help shown by `netanim --help` without importing it)
+_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "init": ("network_anim.cli.init_cmd", "init", "Create or upgrade the database schema."),
+    "import": (
+        "network_anim.cli.import_cmd",
+        "import_group",
+        "Import the network (companies, contacts).",
+    ),
+    "validate": (
+        "network_anim.cli.validate_cmd",
+        "validate",
+        "Check a config file and its templates.",
+    ),
+    "broadcast": (
+        "network_anim.cli.broadcast_cmd",
+        "broadcast",
+        "Send a one-off message to an audience.",
+    ),
+    "dispatch": (
+        "network_anim.cli.dispatch_cmd",
+        "dispatch",
+        "Send every outbox row that is due now.",
+    ),
+    "outbox": ("network_anim.cli.outbox_cmd", "outbox", "List outbox rows by status."),
+}
+
+
+class LazyGroup(click.Group):
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in _COMMANDS:
+            return None
+        module, attribute, _ = _COMMANDS[cmd_name]
+        command: click.Command = getattr(importlib.import_module(module), attribute)
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, _COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="network-anim", prog_name="netanim")
+def cli() -> None:
+    """Animate a B2B distribution network over the channel that fits each message.
+
+    \b
+    Example, on the embedded default (SQLite, file transports):
+      netanim -h
+      netanim init -c config.example.toml
+      netanim import network examples/network.csv -c config.example.toml
+      netanim broadcast -c config.example.toml --audience all --urgency info \\
+          --template welcome --id welcome-2026
+    """
+
+
+def main(argv: list[str] | None = None) -> Any:
+    from network_anim.cli.common import run_cli
+
+    return run_cli(cli, argv if argv is not None else sys.argv[1:])

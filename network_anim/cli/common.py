@@ -1,0 +1,106 @@
+"""What every command shares: --config/--db options, opening the app, user-error exits."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+EXIT_USER_ERROR = 1
+
+console = Console(soft_wrap=True)
+err_console = Console(stderr=True, soft_wrap=True)
+
+
+def config_option(func: F) -> F:
+    return click.option(
+        "-c",
+        "--config",
+        "config_path",
+        type=click.Path(path_type=Path, dir_okay=False),
+        envvar="NETANIM_CONFIG",
+        default=None,
+        help="Config file (TOML). Default: $NETANIM_CONFIG, else ./netanim.toml if present, "
+        "else the embedded defaults.",
+    )(func)
+
+
+def db_option(func: F) -> F:
+    return click.option(
+        "--db",
+        "db_url",
+        envvar="NETANIM_DB",
+        default=None,
+        help="Database URL, overriding [engine] database (sqlite:///file.db, "
+        "postgresql://user@host/db). Also $NETANIM_DB.",
+    )(func)
+
+
+def app_options(func: F) -> F:
+    return config_option(db_option(func))
+
+
+def default_config(config_path: Path | None) -> Path | None:
+    if config_path is not None:
+        return config_path
+    local = Path("netanim.toml")
+    return local if local.is_file() else None
+
+
+def open_app(config_path: Path | None, db_url: str | None, *, need_schema: bool = True) -> Any:
+    from network_anim.app import open_app as _open
+
+    app = _open(default_config(config_path), db_url=db_url)
+    if need_schema:
+        ensure_schema(app)
+    return app
+
+
+def ensure_schema(app: Any) -> None:
+    from sqlalchemy.exc import OperationalError
+
+    from network_anim.db.migrate import current_revision, head_revision
+    from network_anim.errors import UserError
+
+    try:
+        current = current_revision(app.engine)
+    except OperationalError as exc:
+        raise UserError(
+            f"cannot open the database {app.engine.url.render_as_string(hide_password=True)}",
+            [str(exc.orig).strip().splitlines()[0]],
+        ) from None
+    if current != head_revision():
+        raise UserError(
+            f"the database {app.engine.url.render_as_string(hide_password=True)} is not initialised "
+            "or its schema is out of date",
+            ["run: netanim init (with the same --config / --db)"],
+        )
+
+
+def run_cli(cli: click.Group, argv: list[str]) -> Any:
+    """Run click; a user mistake prints its problems and exits 1, never a traceback."""
+    from network_anim.errors import UserError
+
+    try:
+        code = cli.main(args=argv, prog_name="netanim", standalone_mode=False)
+    except UserError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.summary}", highlight=False, markup=True)
+        for problem in exc.problems:
+            err_console.print(f"  - {problem}", highlight=False, markup=False)
+        sys.exit(EXIT_USER_ERROR)
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        sys.exit(EXIT_USER_ERROR)
+    except click.ClickException as exc:
+        exc.show()
+        sys.exit(exc.exit_code)
+    # Without standalone mode click returns the exit code of ctx.exit() instead of exiting.
+    if isinstance(code, int) and code:
+        sys.exit(code)
+    return code

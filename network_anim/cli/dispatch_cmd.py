@@ -1,0 +1,56 @@
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import click
+
+from network_anim.cli.common import app_options, console, open_app
+
+
+@click.command()
+@click.option("--json", "as_json", is_flag=True, help="Machine-readable summary on stdout.")
+@app_options
+def dispatch(as_json: bool, config_path: Path | None, db_url: str | None) -> None:
+    """Send every outbox row that is due now, then stop (the daemon does this on a tick).
+
+    Rows deferred to a legal send window, or waiting for a retry, go out once due.
+
+    \b
+    Example:
+      netanim dispatch -c config.example.toml
+    """
+    import json
+    from collections import Counter
+
+    from rich.progress import Progress
+    from rich.table import Table
+
+    from network_anim.sending import send_due
+
+    app = open_app(config_path, db_url)
+    with Progress(console=console, transient=True, disable=as_json) as progress:
+        task = progress.add_task("Sending", total=None)
+        stats = asyncio.run(send_due(app, on_progress=lambda n: progress.advance(task, n)))
+    by_channel: dict[str, Counter[str]] = {}
+    for (channel, outcome), count in stats.outcomes.items():
+        by_channel.setdefault(channel, Counter())[outcome] += count
+    if as_json:
+        payload = {
+            "outcomes": {ch: dict(c) for ch, c in by_channel.items()},
+            "fallbacks": dict(stats.fallbacks),
+            "reclaimed": stats.reclaimed,
+        }
+        click.echo(json.dumps(payload))
+        return
+    if not by_channel:
+        console.print("nothing due in the outbox")
+        return
+    table = Table(title="Dispatch")
+    outcomes = ["sent", "deferred", "failed", "dead", "unknown", "opted_out"]
+    table.add_column("channel")
+    for outcome in outcomes:
+        table.add_column(outcome, justify="right")
+    for channel, counts in sorted(by_channel.items()):
+        table.add_row(channel, *(str(counts[o]) for o in outcomes))
+    console.print(table)

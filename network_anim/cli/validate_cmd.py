@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from network_anim.cli.common import console
+
+
+@click.command()
+@click.argument("config_file", type=click.Path(path_type=Path, dir_okay=False))
+def validate(config_file: Path) -> None:
+    """Check CONFIG_FILE: schema, key names, references, channel definitions, templates.
+
+    Reports every problem with its key path (campaigns[2].steps[0].urgency: ...) and exits
+    1; changes nothing anywhere.
+
+    \b
+    Example:
+      netanim validate config.example.toml
+    """
+    from network_anim.app import open_app
+    from network_anim.checks import config_problems
+    from network_anim.errors import UserError
+
+    app = open_app(config_file)
+    problems = config_problems(app.config, app.templates)
+    if problems:
+        raise UserError(f"{config_file}: {len(problems)} problem(s)", problems)
+    cfg = app.config
+    console.print(
+        f"{config_file}: OK — {len(cfg.audiences)} audiences, {len(cfg.campaigns)} campaigns, "
+        f"{len(app.definitions)} channels ({', '.join(sorted(app.definitions))})"
+    )

@@ -1,0 +1,1 @@
+"""Storage: SQLModel tables, engine creation, Alembic migrations."""

@@ -1,0 +1,71 @@
+"""Engine creation for SQLite (embedded default) and PostgreSQL (shared by several daemons)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from network_anim.errors import UserError
+
+
+def normalise_url(url: str) -> str:
+    """``postgresql://`` and ``postgres://`` mean psycopg 3, the driver we install."""
+    for prefix in ("postgres://", "postgresql://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix) :]
+    return url
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    url = normalise_url(url)
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise UserError(
+            f"database URL {url!r} is not valid",
+            ["use sqlite:///path/to/file.db or postgresql://user@host:5432/dbname"],
+        ) from None
+    if parsed.get_backend_name() == "sqlite":
+        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        _tune_sqlite(engine)
+        return engine
+    if parsed.get_backend_name() != "postgresql":
+        raise UserError(
+            f"database {parsed.get_backend_name()!r} is not supported: use SQLite or PostgreSQL"
+        )
+    return create_engine(url, pool_pre_ping=True, **kwargs)
+
+
+def _tune_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: Any, _record: Any) -> None:
+        # WAL lets readers (portal, reports) work while the dispatcher writes; the busy
+        # timeout makes a second writer wait instead of failing at once.
+        dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, see _on_begin
+        cursor = dbapi_conn.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        # BEGIN IMMEDIATE takes the write lock up front: a claim can never be upgraded
+        # to a writer half-way and fail with "database is locked".
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def is_sqlite(engine: Engine) -> bool:
+    return engine.dialect.name == "sqlite"
+
+
+def ensure_sqlite_folder(engine: Engine) -> None:
+    """``init`` may be the first command run: create the SQLite file's folder."""
+    from pathlib import Path
+
+    if is_sqlite(engine) and engine.url.database and engine.url.database != ":memory:":
+        Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)

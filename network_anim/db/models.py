@@ -1,0 +1,200 @@
+"""The tables. One SQLModel class per table; schema changes go through Alembic migrations.
+
+Times are timezone-aware UTC (:class:`UTCDateTime`); enums are stored as their strings so
+the database stays readable from ``psql`` or ``sqlite3``.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from network_anim.db.types import UTCDateTime
+
+
+def _utc(**kwargs: Any) -> Any:
+    nullable = kwargs.pop("nullable", False)
+    index = kwargs.pop("index", False)
+    return Field(sa_column=Column(UTCDateTime(), nullable=nullable, index=index), **kwargs)
+
+
+def _json(**kwargs: Any) -> Any:
+    return Field(sa_column=Column(JSON, nullable=False), **kwargs)
+
+
+class Company(SQLModel, table=True):
+    """A partner company: distributor, reseller, agency, franchisee."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    external_id: str = Field(unique=True, max_length=64)
+    name: str = Field(max_length=200)
+    sector: str = Field(default="", max_length=80)
+    size: str = Field(default="", max_length=40)
+    tier: str = Field(default="", max_length=40)
+    region: str = Field(default="", max_length=80)
+    delivery_point: str = Field(default="", max_length=80)
+    building: str = Field(default="", max_length=80)
+    street: str = Field(default="", max_length=80)
+    locality: str = Field(default="", max_length=80)
+    postcode: str = Field(default="", max_length=16)
+    city: str = Field(default="", max_length=80)
+    country: str = Field(default="FR", max_length=2)
+    created_at: datetime = _utc()
+    updated_at: datetime = _utc()
+
+
+class Contact(SQLModel, table=True):
+    """A person in a partner company: seller, correspondent or director."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    external_id: str = Field(unique=True, max_length=64)
+    company_id: int = Field(foreign_key="company.id", index=True)
+    civility: str = Field(default="", max_length=10)
+    first_name: str = Field(default="", max_length=80)
+    last_name: str = Field(max_length=80)
+    role: str = Field(default="", max_length=80)
+    level: str = Field(max_length=20, index=True)
+    email: str | None = Field(default=None, max_length=254)
+    email_kind: str = Field(default="none", max_length=10)
+    mobile: str | None = Field(default=None, max_length=20)
+    phone: str | None = Field(default=None, max_length=20)
+    web_access: bool = True
+    timezone: str = Field(default="Europe/Paris", max_length=64)
+    language: str = Field(default="fr", max_length=8)
+    active: bool = True
+    created_at: datetime = _utc()
+    updated_at: datetime = _utc()
+
+
+class Consent(SQLModel, table=True):
+    """The lawful basis recorded for one contact on one channel, or an objection."""
+
+    __table_args__ = (UniqueConstraint("contact_id", "channel"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    channel: str = Field(max_length=20)
+    basis: str = Field(max_length=24)
+    source: str = Field(default="", max_length=80)
+    updated_at: datetime = _utc()
+
+
+class Audience(SQLModel, table=True):
+    """A named audience as last defined in the config (kept for reports and history)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=80)
+    definition: dict[str, Any] = _json(default_factory=dict)
+    updated_at: datetime = _utc()
+
+
+class Campaign(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=80)
+    name: str = Field(max_length=200)
+    kind: str = Field(max_length=20)
+    created_at: datetime = _utc()
+
+
+class Message(SQLModel, table=True):
+    """One occurrence of one step of a campaign: what is said, to whom it is aimed."""
+
+    __table_args__ = (UniqueConstraint("campaign_id", "step", "occurrence"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_id: int = Field(foreign_key="campaign.id", index=True)
+    step: str = Field(max_length=80)
+    occurrence: str = Field(max_length=80)
+    urgency: str = Field(max_length=20)
+    kind: str = Field(max_length=20)
+    template: str = Field(max_length=120)
+    level: str = Field(default="seller", max_length=20)
+    variables: dict[str, Any] = _json(default_factory=dict)
+    created_at: datetime = _utc()
+
+
+class Post(SQLModel, table=True):
+    """A message's page on the partner portal (canonical post) or a flash post."""
+
+    __table_args__ = (UniqueConstraint("message_id", "language", "is_flash"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    message_id: int | None = Field(default=None, foreign_key="message.id", index=True)
+    language: str = Field(default="fr", max_length=8)
+    title: str = Field(max_length=300)
+    body: str = Field(sa_column=Column(Text, nullable=False))  # Markdown
+    level: str = Field(default="seller", max_length=20)
+    is_flash: bool = False
+    published_at: datetime | None = _utc(default=None, nullable=True)
+    expires_at: datetime | None = _utc(default=None, nullable=True)
+    created_at: datetime = _utc()
+
+
+class PostRead(SQLModel, table=True):
+    """Read receipt; a flash post is gone for a contact once read."""
+
+    __table_args__ = (UniqueConstraint("post_id", "contact_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(foreign_key="post.id", index=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    read_at: datetime = _utc()
+
+
+class Delivery(SQLModel, table=True):
+    """The outbox: one row per message, contact and channel, written before anything leaves."""
+
+    __table_args__ = (
+        Index("ix_delivery_status_due", "status", "due_at"),
+        Index("ix_delivery_contact_channel_created", "contact_id", "channel", "created_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    idempotency_key: str = Field(unique=True, max_length=200)
+    message_id: int = Field(foreign_key="message.id", index=True)
+    contact_id: int = Field(foreign_key="contact.id")
+    channel: str = Field(max_length=20)
+    status: str = Field(max_length=20)
+    marketing: bool = True
+    due_at: datetime = _utc()
+    # Why the router chose this channel (plan --explain, reports, support questions).
+    reason: str = Field(default="", max_length=500)
+    # Channels still to try, in order, if this one fails permanently.
+    fallback: list[str] = _json(default_factory=list)
+    parent_id: int | None = Field(default=None, foreign_key="delivery.id")
+    attempts: int = 0
+    last_error: str = Field(default="", max_length=1000)
+    lease_owner: str | None = Field(default=None, max_length=80)
+    lease_until: datetime | None = _utc(default=None, nullable=True)
+    subject: str = Field(default="", max_length=300)
+    body_text: str = Field(default="", sa_column=Column(Text, nullable=False))
+    body_html: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    extra: dict[str, Any] = _json(default_factory=dict)
+    cost_estimate: float = 0.0
+    cost: float | None = None
+    provider_id: str | None = Field(default=None, max_length=300)
+    created_at: datetime = _utc()
+    updated_at: datetime = _utc()
+    sent_at: datetime | None = _utc(default=None, nullable=True)
+
+
+class Event(SQLModel, table=True):
+    """Everything that happened to a delivery or a contact: sent, delivered, opened, read..."""
+
+    __table_args__ = (Index("ix_event_type_time", "type", "occurred_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    occurred_at: datetime = _utc()
+    type: str = Field(max_length=30)
+    channel: str = Field(default="", max_length=20)
+    contact_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
+    delivery_id: int | None = Field(default=None, foreign_key="delivery.id", index=True)
+    message_id: int | None = Field(default=None, foreign_key="message.id")
+    # Opens and clicks by prefetchers and scanners are recorded but flagged.
+    machine: bool = False
+    data: dict[str, Any] = _json(default_factory=dict)
+    # Provider callbacks arrive twice: a unique key makes recording idempotent.
+    dedupe_key: str | None = Field(default=None, unique=True, max_length=200)

@@ -1,0 +1,398 @@
+"""The dispatcher: claim due outbox rows, send them, record what happened.
+
+Crash safety (DESIGN.md §2): a claim is committed, with a lease, before any network call;
+results are recorded after. A worker that dies leaves rows in ``claimed`` whose lease
+expires: rows of transports that may safely resend go back to ``pending``; the others
+(SMTP, Twilio: the provider may already have the message) become ``unknown`` for an
+operator to look at, so nothing is ever sent twice behind anyone's back.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import Counter, defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from types import TracebackType
+from typing import Any, Self
+
+from sqlalchemy import and_, select, update
+from sqlmodel import Session
+
+from network_anim.app import App
+from network_anim.channels.base import Outbound, Recipient, SendResult, Transport
+from network_anim.composer import message_context
+from network_anim.db.models import Campaign, Company, Consent, Contact, Delivery, Event, Message
+from network_anim.domain import DeliveryStatus, LawfulBasis, Outcome
+from network_anim.errors import UserError
+from network_anim.planner import make_composer
+
+
+@dataclass
+class DispatchStats:
+    outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    fallbacks: Counter[str] = field(default_factory=Counter)
+    reclaimed: int = 0
+
+    def add(self, other: DispatchStats) -> None:
+        self.outcomes.update(other.outcomes)
+        self.fallbacks.update(other.fallbacks)
+        self.reclaimed += other.reclaimed
+
+    @property
+    def total(self) -> int:
+        return sum(self.outcomes.values())
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    max_attempts: int = 6
+    base_delay: timedelta = timedelta(minutes=1)
+    max_delay: timedelta = timedelta(hours=6)
+
+    def delay(self, attempts: int, rng: random.Random, asked: float | None = None) -> timedelta:
+        exponential = min(self.max_delay, self.base_delay * (2 ** max(0, attempts - 1)))
+        # Full jitter around the exponential step spreads retries of a whole batch.
+        jittered = exponential * rng.uniform(0.5, 1.5)
+        if asked is not None:
+            jittered = max(jittered, timedelta(seconds=asked))
+        return jittered
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        app: App,
+        transports: Mapping[str, Transport],
+        *,
+        worker_id: str,
+        lease: timedelta = timedelta(minutes=5),
+        batch_size: int = 200,
+        retry: RetryPolicy = RetryPolicy(),
+        rng: random.Random | None = None,
+        resend_safe: Callable[[str], bool] = lambda channel: False,
+    ) -> None:
+        self.app = app
+        self.transports = transports
+        self.resend_safe = resend_safe
+        self._stack = AsyncExitStack()
+        self._open: dict[str, Transport] = {}
+        self.worker_id = worker_id
+        self.lease = lease
+        self.batch_size = batch_size
+        self.retry = retry
+        self.rng = rng or random.Random()
+        self._composer = make_composer(app)
+
+    async def __aenter__(self) -> Self:
+        await self._stack.__aenter__()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._stack.__aexit__(exc_type, exc, tb)
+        self._open.clear()
+
+    async def _transport(self, channel: str) -> Transport | None:
+        """Open a channel's transport on first use; it stays open (connections reused)."""
+        if channel not in self._open:
+            transport = self.transports.get(channel)
+            if transport is None:
+                return None
+            self._open[channel] = await self._stack.enter_async_context(transport)  # type: ignore[arg-type]
+        return self._open[channel]
+
+    async def drain(
+        self, *, message_id: int | None = None, on_progress: Any = None
+    ) -> DispatchStats:
+        """Send every row due now (optionally of one message), batch after batch."""
+        stats = DispatchStats(reclaimed=self.reclaim_expired())
+        # Open what the due rows need before claiming any: a missing credential is then
+        # reported up front instead of leaving claimed rows behind.
+        for channel in sorted(self.due_channels(message_id)):
+            await self._transport(channel)
+        while True:
+            batch = await self.run_once(message_id=message_id)
+            if batch.total == 0:
+                return stats
+            stats.add(batch)
+            if on_progress is not None:
+                on_progress(batch.total)
+
+    async def run_once(self, *, message_id: int | None = None) -> DispatchStats:
+        claimed = self._claim(message_id)
+        stats = DispatchStats()
+        if not claimed:
+            return stats
+        by_channel: dict[str, list[Outbound]] = defaultdict(list)
+        for item in claimed:
+            by_channel[item.channel].append(item)
+        results: list[tuple[Outbound, SendResult]] = []
+        for channel, items in by_channel.items():
+            transport = await self._transport(channel)
+            if transport is None:
+                sent = [SendResult(Outcome.DEFERRED, detail=f"no transport for {channel}")] * len(
+                    items
+                )
+            else:
+                sent = await transport.send_batch(items)
+            results.extend(zip(items, sent, strict=True))
+        self._record(results, stats)
+        return stats
+
+    def due_channels(self, message_id: int | None = None) -> set[str]:
+        query = (
+            select(Delivery.channel)
+            .distinct()
+            .where(Delivery.status == DeliveryStatus.PENDING.value)
+            .where(Delivery.due_at <= self.app.clock.now())
+        )
+        if message_id is not None:
+            query = query.where(Delivery.message_id == message_id)
+        with self.app.engine.connect() as conn:
+            return set(conn.scalars(query))
+
+    # -- claiming ---------------------------------------------------------------------
+
+    def _claim(self, message_id: int | None) -> list[Outbound]:
+        now = self.app.clock.now()
+        with Session(self.app.engine) as session, session.begin():
+            query = (
+                select(Delivery.id)
+                .where(Delivery.status == DeliveryStatus.PENDING.value)
+                .where(Delivery.due_at <= now)
+                .order_by(Delivery.due_at, Delivery.id)
+                .limit(self.batch_size)
+            )
+            if message_id is not None:
+                query = query.where(Delivery.message_id == message_id)
+            if session.get_bind().dialect.name == "postgresql":
+                # Several daemons share the outbox: each skips the rows another holds.
+                query = query.with_for_update(skip_locked=True)
+            ids = list(session.scalars(query))
+            if not ids:
+                return []
+            session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(ids))  # type: ignore[union-attr]
+                .values(
+                    status=DeliveryStatus.CLAIMED.value,
+                    lease_owner=self.worker_id,
+                    lease_until=now + self.lease,
+                    attempts=Delivery.attempts + 1,
+                    updated_at=now,
+                )
+            )
+            rows = session.execute(
+                select(Delivery, Contact)
+                .join(Contact, Contact.id == Delivery.contact_id)  # type: ignore[arg-type]
+                .where(Delivery.id.in_(ids))  # type: ignore[union-attr]
+                .order_by(Delivery.due_at, Delivery.id)
+            ).all()
+            return [_outbound(delivery, contact) for delivery, contact in rows]
+
+    def reclaim_expired(self) -> int:
+        """Rows of a dead worker: back to pending where a resend is harmless, else unknown."""
+        now = self.app.clock.now()
+        expired = and_(Delivery.status == DeliveryStatus.CLAIMED.value, Delivery.lease_until < now)  # type: ignore[operator]
+        safe = [ch for ch in self.app.definitions if self.resend_safe(ch)]
+        with self.app.engine.begin() as conn:
+            requeued = conn.execute(
+                update(Delivery)
+                .where(expired, Delivery.channel.in_(safe))  # type: ignore[attr-defined]
+                .values(
+                    status=DeliveryStatus.PENDING.value,
+                    lease_owner=None,
+                    lease_until=None,
+                    updated_at=now,
+                )
+            ).rowcount
+            unknown = conn.execute(
+                update(Delivery)
+                .where(expired, Delivery.channel.not_in(safe))  # type: ignore[attr-defined]
+                .values(
+                    status=DeliveryStatus.UNKNOWN.value,
+                    last_error="the worker stopped while sending: outcome unknown, check first",
+                    lease_owner=None,
+                    lease_until=None,
+                    updated_at=now,
+                )
+            ).rowcount
+        return int(requeued or 0) + int(unknown or 0)
+
+    # -- recording --------------------------------------------------------------------
+
+    def _record(self, results: Sequence[tuple[Outbound, SendResult]], stats: DispatchStats) -> None:
+        now = self.app.clock.now()
+        with Session(self.app.engine) as session, session.begin():
+            ids = [item.delivery_id for item, _ in results]
+            rows = {d.id: d for d in session.scalars(select(Delivery).where(Delivery.id.in_(ids)))}  # type: ignore[union-attr]
+            for item, result in results:
+                delivery = rows[item.delivery_id]
+                if (
+                    delivery.lease_owner != self.worker_id
+                    or delivery.status != DeliveryStatus.CLAIMED
+                ):
+                    continue  # our lease expired and another worker took over: theirs to record
+                outcome = self._apply(session, delivery, result, now, stats)
+                stats.outcomes[(delivery.channel, outcome)] += 1
+                session.add(
+                    Event(
+                        occurred_at=now,
+                        type=outcome,
+                        channel=delivery.channel,
+                        contact_id=delivery.contact_id,
+                        delivery_id=delivery.id,
+                        message_id=delivery.message_id,
+                        data={"detail": result.detail[:500], "provider_id": result.provider_id},
+                    )
+                )
+
+    def _apply(
+        self,
+        session: Session,
+        delivery: Delivery,
+        result: SendResult,
+        now: datetime,
+        stats: DispatchStats,
+    ) -> str:
+        delivery.lease_owner, delivery.lease_until, delivery.updated_at = None, None, now
+        delivery.last_error = "" if result.outcome == Outcome.SENT else result.detail[:1000]
+        if result.provider_id:
+            delivery.provider_id = result.provider_id[:300]
+        match result.outcome:
+            case Outcome.SENT:
+                delivery.status, delivery.sent_at = DeliveryStatus.SENT.value, now
+                delivery.cost = result.cost if result.cost is not None else delivery.cost_estimate
+                return "sent"
+            case Outcome.DEFERRED:
+                if delivery.attempts >= self.retry.max_attempts:
+                    delivery.status = DeliveryStatus.DEAD.value
+                    delivery.last_error = (
+                        f"gave up after {delivery.attempts} attempts: {result.detail}"[:1000]
+                    )
+                    return "dead"
+                delivery.status = DeliveryStatus.PENDING.value
+                delivery.due_at = now + self.retry.delay(
+                    delivery.attempts, self.rng, result.retry_after
+                )
+                return "deferred"
+            case Outcome.UNKNOWN:
+                delivery.status = DeliveryStatus.UNKNOWN.value
+                return "unknown"
+            case Outcome.OPTED_OUT:
+                delivery.status = DeliveryStatus.OPTED_OUT.value
+                self._opt_out(session, delivery, now)
+                self._fall_back(session, delivery, result, now, stats)
+                return "opted_out"
+            case Outcome.FAILED:
+                delivery.status = DeliveryStatus.FAILED.value
+                self._fall_back(session, delivery, result, now, stats)
+                return "failed"
+        raise AssertionError(result.outcome)
+
+    def _opt_out(self, session: Session, delivery: Delivery, now: datetime) -> None:
+        consent = session.scalars(
+            select(Consent).where(
+                Consent.contact_id == delivery.contact_id, Consent.channel == delivery.channel
+            )
+        ).first()
+        if consent is None:
+            consent = Consent(
+                contact_id=delivery.contact_id, channel=delivery.channel, basis="", updated_at=now
+            )
+            session.add(consent)
+        consent.basis, consent.source, consent.updated_at = (
+            LawfulBasis.OPTED_OUT.value,
+            "provider",
+            now,
+        )
+
+    def _fall_back(
+        self,
+        session: Session,
+        delivery: Delivery,
+        result: SendResult,
+        now: datetime,
+        stats: DispatchStats,
+    ) -> None:
+        """Move the message to the router's next channel, composed for that channel."""
+        if not delivery.fallback:
+            return
+        channel, rest = delivery.fallback[0], list(delivery.fallback[1:])
+        message = session.get(Message, delivery.message_id)
+        contact = session.get(Contact, delivery.contact_id)
+        assert message is not None and contact is not None
+        company = session.get(Company, contact.company_id)
+        campaign = session.get(Campaign, message.campaign_id)
+        assert company is not None and campaign is not None
+        try:
+            composed = self._composer.compose(
+                channel=channel,
+                message=message,
+                base_context=message_context(self.app.config, campaign, message, now.date()),
+                contact=contact,
+                company=company,
+                post_id=int(delivery.extra.get("post_id", 0)),
+            )
+        except (UserError, ValueError) as exc:
+            delivery.last_error = f"{delivery.last_error}; fallback to {channel} impossible: {exc}"[
+                :1000
+            ]
+            return
+        extra = dict(composed.extra)
+        if composed.headers:
+            extra["headers"] = composed.headers
+        session.add(
+            Delivery(
+                idempotency_key=f"{delivery.idempotency_key}>{channel}",
+                message_id=delivery.message_id,
+                contact_id=delivery.contact_id,
+                channel=channel,
+                status=DeliveryStatus.PENDING.value,
+                marketing=delivery.marketing,
+                due_at=now,
+                reason=f"fallback: {delivery.channel} failed ({result.detail})"[:500],
+                fallback=rest,
+                parent_id=delivery.id,
+                subject=composed.rendered.subject[:300],
+                body_text=composed.rendered.text,
+                body_html=composed.rendered.html,
+                extra=extra,
+                cost_estimate=composed.cost_estimate,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        stats.fallbacks[channel] += 1
+
+
+def _outbound(delivery: Delivery, contact: Contact) -> Outbound:
+    display = " ".join(p for p in (contact.first_name, contact.last_name) if p)
+    extra = dict(delivery.extra)
+    headers = extra.pop("headers", {})
+    return Outbound(
+        delivery_id=delivery.id or 0,
+        idempotency_key=delivery.idempotency_key,
+        channel=delivery.channel,
+        recipient=Recipient(
+            contact_id=contact.id or 0,
+            external_id=contact.external_id,
+            display_name=display,
+            email=contact.email,
+            phone=contact.mobile,
+            postal_lines=tuple(extra.get("postal_lines", ())),
+            language=contact.language,
+        ),
+        subject=delivery.subject,
+        text=delivery.body_text,
+        html=delivery.body_html,
+        headers=headers,
+        extra=extra,
+    )

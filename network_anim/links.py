@@ -1,0 +1,97 @@
+"""HMAC-signed links: post links, unsubscribe links, tracked clicks.
+
+A token is ``payload.mac`` in URL-safe base64: the payload is compact JSON, the MAC is a
+truncated HMAC-SHA256 over a purpose label and the payload, so a token minted for one
+purpose (say, reading a post) can never be replayed for another (unsubscribing).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import json
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from network_anim.errors import UserError
+
+_MAC_BYTES = 12  # 96 bits: far beyond guessing, short enough for an SMS link
+
+
+class BadToken(ValueError):
+    """A token that was forged, altered, truncated or minted for another purpose."""
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> bytes:
+    return base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+
+
+class LinkSigner:
+    def __init__(self, secret: bytes, base_url: str) -> None:
+        if len(secret) < 16:
+            raise ValueError("the signing secret must be at least 16 bytes")
+        self._secret = secret
+        self.base_url = base_url.rstrip("/")
+
+    def _mac(self, purpose: str, payload: bytes) -> bytes:
+        return hmac.new(self._secret, purpose.encode() + b"\0" + payload, hashlib.sha256).digest()[
+            :_MAC_BYTES
+        ]
+
+    def sign(self, purpose: str, payload: Any) -> str:
+        raw = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+        return f"{_b64(raw)}.{_b64(self._mac(purpose, raw))}"
+
+    def verify(self, purpose: str, token: str) -> Any:
+        try:
+            raw_b64, mac_b64 = token.split(".", 1)
+            raw, mac = _unb64(raw_b64), _unb64(mac_b64)
+        except (ValueError, UnicodeError):
+            raise BadToken("malformed token") from None
+        if not hmac.compare_digest(mac, self._mac(purpose, raw)):
+            raise BadToken("bad signature")
+        try:
+            return json.loads(raw)
+        except ValueError:
+            raise BadToken("malformed payload") from None
+
+    # The URLs messages carry. The portal (web app) serves these paths.
+    def post_url(self, post_id: int, contact_id: int) -> str:
+        return f"{self.base_url}/p/{self.sign('post', [post_id, contact_id])}"
+
+    def unsubscribe_url(self, contact_id: int, channel: str) -> str:
+        return f"{self.base_url}/u/{self.sign('unsubscribe', [contact_id, channel])}"
+
+    def click_url(self, delivery_key: str, url: str) -> str:
+        return f"{self.base_url}/c/{self.sign('click', [delivery_key, url])}"
+
+
+def load_secret(env_var: str, data_dir: Path) -> bytes:
+    """The signing secret: from the environment, else a key generated once in ``data_dir``.
+
+    The generated key keeps the embedded default working without any credential; a
+    deployment sets the environment variable instead (several daemons must share it).
+    """
+    value = os.environ.get(env_var)
+    if value:
+        if len(value) < 32:
+            raise UserError(
+                f"environment variable {env_var} is too short: use at least 32 characters"
+            )
+        return value.encode()
+    key_file = data_dir / "secret.key"
+    if key_file.exists():
+        return key_file.read_bytes().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(48).encode()
+    fd = os.open(key_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as handle:
+        handle.write(key)
+    return key

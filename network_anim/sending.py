@@ -1,0 +1,29 @@
+"""Send what is due now with the configured transports (used by broadcast and dispatch)."""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Callable
+
+from network_anim.app import App
+from network_anim.dispatcher import Dispatcher, DispatchStats
+from network_anim.transports import ConfiguredTransports
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+async def send_due(
+    app: App,
+    *,
+    message_id: int | None = None,
+    on_progress: Callable[[int], None] | None = None,
+) -> DispatchStats:
+    """Drain the rows due now, with the transports of the config."""
+    transports = ConfiguredTransports(app)
+    async with Dispatcher(
+        app, transports, worker_id=worker_id(), resend_safe=transports.resend_safe
+    ) as dispatcher:
+        return await dispatcher.drain(message_id=message_id, on_progress=on_progress)
