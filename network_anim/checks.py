@@ -76,7 +76,8 @@ def template_problems(
             try:
                 rendered = templates.render(channel, template, language, context)
             except UserError as exc:
-                problems.append(prefix + exc.render().replace("\n", " "))
+                hints = "; ".join(p.strip() for p in exc.problems)
+                problems.append(prefix + exc.summary + (f" ({hints})" if hints else ""))
                 break
             if channel == "sms" and kind == MessageKind.MARKETING:
                 problem = sms_mention_problem(rendered.text, config.channels.sms.sender_name)

@@ -119,7 +119,7 @@ class TemplateStore:
         except UndefinedError as exc:
             raise UserError(
                 f"{self.directory / path}:{_template_line(path)}: {exc.message}",
-                ["pass the value (broadcast --var NAME=VALUE, or the campaign's [vars])"],
+                ["pass it with broadcast --var NAME=VALUE, or in the campaign's vars"],
             ) from None
         except SecurityError as exc:
             raise UserError(f"{self.directory / path}: refused by the sandbox: {exc}") from None

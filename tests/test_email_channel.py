@@ -164,6 +164,26 @@ def test_build_email_headers() -> None:
     assert message["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        "<https://portal.example.com/unsubscribe/" + "a" * 120 + ">",
+        "<mailto:u@example.com?subject=" + "b" * 90 + ">,  <https://p.example.com/u/1>",
+        " <https://p.example.com/u/leading-space>",
+    ],
+)
+def test_build_email_keeps_long_header_values_verbatim(value: str) -> None:
+    item = replace(outbound(), headers={"List-Unsubscribe": value})
+    raw = build_email(item, sender=SENDER)
+
+    header_lines = raw.split(b"\r\n\r\n")[0].split(b"\r\n")
+    assert all(line.strip() for line in header_lines)  # no whitespace-only fold line
+    # Unfolding (dropping each CRLF) gives the value back byte for byte.
+    unfolded = raw.split(b"\r\n\r\n")[0].replace(b"\r\n", b"").decode()
+    assert f"List-Unsubscribe: {value}" in unfolded
+    assert parse(raw)["List-Unsubscribe"] == value.lstrip()
+
+
 def test_build_email_message_id_is_deterministic_per_idempotency_key() -> None:
     first = parse(build_email(outbound(key="k-1"), sender=SENDER))["Message-ID"]
     again = parse(build_email(outbound(key="k-1", text="changed"), sender=SENDER))["Message-ID"]
@@ -388,15 +408,19 @@ async def test_smtp_reconnects_after_421_and_next_message_goes_through(
 
 async def test_smtp_connection_dropped_after_data_is_unknown(smtp_server: SmtpPeer) -> None:
     smtp_server.fail("lost@example.fr", Fault.drop_after_data())
-    items = [outbound(1, email_address="lost@example.fr"), outbound(2, email_address="b@ex.fr")]
+    items = [
+        outbound(1, email_address="a@example.fr"),
+        outbound(2, email_address="lost@example.fr"),  # on the session opened for a@
+        outbound(3, email_address="b@example.fr"),
+    ]
     async with SmtpTransport(settings_for(smtp_server), concurrency=1) as transport:
         results = await transport.send_batch(items)
 
-    assert results[0].outcome is Outcome.UNKNOWN
-    assert "after the message data was sent" in results[0].detail
-    # ... and rightly so: the server did get the whole message.
+    assert [r.outcome for r in results] == [Outcome.SENT, Outcome.UNKNOWN, Outcome.SENT]
+    assert "after the message data was sent" in results[1].detail
+    # The server did get the whole message, exactly once: no automatic resend.
     assert len(smtp_server.received_for("lost@example.fr")) == 1
-    assert results[1].outcome is Outcome.SENT  # a fresh session for the next one
+    assert smtp_server.connections == 2  # a fresh session for b@
 
 
 async def test_smtp_no_reply_after_data_within_timeout_is_unknown(smtp_server: SmtpPeer) -> None:
@@ -436,6 +460,31 @@ async def test_smtp_reconnects_after_the_server_closed_an_idle_session(
     assert (first.outcome, second.outcome) == (Outcome.SENT, Outcome.SENT)
     assert peer.connections == 2
     assert len(peer.messages) == 2
+
+
+async def test_smtp_retries_once_when_a_reused_session_dies_at_mail(
+    smtp_server: SmtpPeer,
+) -> None:
+    async with SmtpTransport(settings_for(smtp_server), concurrency=1) as transport:
+        (first,) = await transport.send_batch([outbound(1, email_address="a@example.fr")])
+        # The server hangs up on the next MAIL FROM without answering: nothing was sent.
+        smtp_server.fail_all(Fault.drop_at_mail(times=1))
+        (second,) = await transport.send_batch([outbound(2, email_address="b@example.fr")])
+
+    assert (first.outcome, second.outcome) == (Outcome.SENT, Outcome.SENT), second.detail
+    assert smtp_server.connections == 2
+    assert len(smtp_server.received_for("b@example.fr")) == 1
+
+
+async def test_smtp_fresh_session_dying_at_mail_is_deferred_not_retried(
+    smtp_server: SmtpPeer,
+) -> None:
+    smtp_server.fail_all(Fault.drop_at_mail(times=1))
+    async with SmtpTransport(settings_for(smtp_server), concurrency=1) as transport:
+        (result,) = await transport.send_batch([outbound(1)])
+
+    assert result.outcome is Outcome.DEFERRED
+    assert smtp_server.connections == 1
 
 
 async def test_smtp_recipient_without_address_fails_without_connecting(

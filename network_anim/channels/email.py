@@ -192,10 +192,7 @@ def _header_line(name: str, value: str) -> str:
         # Fold before a space, never right after the colon (the value would then start
         # with whitespace) and never leaving a line of whitespace only (RFC 5322 §3.2.2).
         if (
-            word
-            and current != head
-            and current.strip()
-            and len(current) + len(piece) > _MAX_HEADER_LINE
+            word and current != head and len(current) + len(piece) > _MAX_HEADER_LINE
         ):
             lines.append(current)
             current = piece
@@ -365,10 +362,15 @@ def classify_smtp_error(exc: BaseException, *, data_sent: bool) -> SendResult:
         return SendResult(Outcome.DEFERRED, detail=f"cannot connect: {exc}")
     if isinstance(exc, SMTPNotSupported):
         return SendResult(Outcome.DEFERRED, detail=f"server lacks a required feature: {exc}")
+    if isinstance(exc, ssl.SSLError):
+        # Certificate or protocol mismatch with the relay: configuration, not recipient.
+        return _no_clear_answer(f"TLS failure ({exc})", data_sent=data_sent)
     if isinstance(exc, SMTPServerDisconnected | ConnectionError):
         return _no_clear_answer(f"connection lost ({exc})", data_sent=data_sent)
     if isinstance(exc, SMTPTimeoutError | TimeoutError):
         return _no_clear_answer(f"timed out ({exc})", data_sent=data_sent)
+    if isinstance(exc, OSError):
+        return _no_clear_answer(f"network error ({exc})", data_sent=data_sent)
     if isinstance(exc, ValueError) and not data_sent:
         # aiosmtplib refuses addresses that are unsafe on an SMTP command line.
         return SendResult(Outcome.FAILED, detail=f"address refused by the SMTP client: {exc}")
@@ -592,7 +594,10 @@ class SmtpTransport:
             raise
         except Exception as exc:
             await _end_transaction(client, exc)
-            retry = at_mail and isinstance(exc, SMTPServerDisconnected)
+            # Only a session lost before MAIL was answered may be retried: from RCPT on,
+            # the server has seen the envelope, and after the payload it may have queued
+            # the message.
+            retry = at_mail and not data_sent and isinstance(exc, SMTPServerDisconnected)
             return classify_smtp_error(exc, data_sent=data_sent), retry
         accepted = _reply_text(reply.code, reply.message)
         return SendResult.sent(provider_id=message_id, detail=accepted), False

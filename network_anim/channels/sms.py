@@ -29,7 +29,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
 from types import SimpleNamespace, TracebackType
-from typing import Any, Self
+from typing import Self, TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -278,7 +278,6 @@ class TwilioTransport:
         self._account_sid = account_sid
         self._auth_token = auth_token
         self._callback = status_callback_url if settings.status_callback else None
-        self._concurrency = concurrency
         self._given_http = http_client
         self._http: AsyncTwilioHttpClient | None = None
         self._client: Client | None = None
@@ -350,7 +349,7 @@ class TwilioTransport:
         if isinstance(exc, _CONNECT_ERRORS):
             return False  # raised while connecting: not a byte of the request left
         if isinstance(self._http, RebasedAsyncHttpClient):
-            return True  # traced: we know whether the headers went out
+            return progress.sent  # traced: we know whether the headers went out
         return True  # an untraced client: assume the worst
 
     def _network_failure(self, exc: BaseException, *, sent: bool) -> SendResult:
@@ -405,7 +404,7 @@ class FileSmsTransport:
         self.definition = definition
         self._clock = clock or SystemClock()
         self._keys: set[str] = set()
-        self._file: Any = None
+        self._file: TextIO | None = None
         self._entered = False
 
     async def __aenter__(self) -> Self:
@@ -449,7 +448,11 @@ class FileSmsTransport:
             raise RuntimeError("FileSmsTransport must be used inside 'async with'")
         if self._file is None:
             # The previous batch hit a write error: the file, not memory, says what is written.
-            await asyncio.to_thread(self._open)
+            try:
+                await asyncio.to_thread(self._open)
+            except OSError as exc:
+                detail = f"cannot open {self.path}: {exc}"
+                return [SendResult(Outcome.DEFERRED, detail=detail) for _ in items]
         results: list[SendResult] = []
         lines: list[str] = []
         written: list[int] = []  # indexes in results of the lines written by this batch
@@ -500,6 +503,7 @@ class FileSmsTransport:
         return results
 
     def _append(self, lines: list[str]) -> None:
+        assert self._file is not None
         self._file.write("".join(lines))
         self._file.flush()
         os.fsync(self._file.fileno())

@@ -72,11 +72,17 @@ class Fault:
     ``times`` limits how many messages the fault hits (None: every one).
     """
 
-    stage: Literal["rcpt", "data"]
+    stage: Literal["mail", "rcpt", "data"]
     reply: str | None
     close: bool = False
     delay: float = 0.0
     times: int | None = None
+
+    @classmethod
+    def drop_at_mail(cls, *, times: int | None = None) -> Fault:
+        """Close the connection on MAIL FROM without a reply (a session that timed out
+        on the server just as the client reused it). Applies through ``fail_all``."""
+        return cls("mail", None, close=True, times=times)
 
     @classmethod
     def at_rcpt(cls, reply: str, *, close: bool = False, times: int | None = None) -> Fault:
@@ -220,6 +226,22 @@ class SmtpPeer:
                     return None
                 fault.times -= 1
             return fault
+
+    async def handle_MAIL(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        address: str,
+        mail_options: list[str],
+    ) -> str:
+        # The sender is not a recipient: only ``fail_all`` faults apply at MAIL.
+        fault = self._fault_for("", "mail")
+        if fault is not None:
+            return await self._reply(server, fault)
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
 
     async def handle_RCPT(
         self,

@@ -1,0 +1,152 @@
+"""Config validation: every problem reported with its key path, exit 1, nothing changed."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def test_example_config_validates(cli) -> None:
+    result = cli("validate", str(REPO / "config.example.toml"))
+    assert result.code == 0, result
+    assert "OK" in result.out
+
+
+def test_malformed_toml_names_the_line(cli, tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text('[engine]\ntimezone = "Europe/Paris\n', encoding="utf-8")
+    result = cli("validate", str(path))
+    assert result.code == 1
+    assert "not valid TOML" in result.err and "line 2" in result.err
+    assert "Traceback" not in result.err
+
+
+def test_unknown_key_and_bad_values_with_key_paths(cli, tmp_path: Path) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text(
+        """
+[engine]
+timezone = "Europe/Pariss"
+databse = "sqlite:///x.db"
+
+[[audiences]]
+name = "all"
+
+[[campaigns]]
+id = "c1"
+name = "One"
+kind = "nurture"
+audience = "all"
+[[campaigns.steps]]
+name = "s1"
+template = "welcome"
+urgency = "info"
+
+[[campaigns]]
+id = "c2"
+name = "Two"
+kind = "nurture"
+audience = "all"
+[[campaigns.steps]]
+name = "s1"
+template = "welcome"
+urgency = "urgnet"
+""",
+        encoding="utf-8",
+    )
+    result = cli("validate", str(path))
+    assert result.code == 1
+    assert "engine.databse: unknown key" in result.err
+    assert "engine.timezone: unknown time zone 'Europe/Pariss'" in result.err
+    assert "campaigns[1].steps[0].urgency: 'urgnet' is not one of" in result.err
+
+
+def _config_with_campaign(tmp_path: Path, template: str, urgency: str, vars_: str = "{ }") -> Path:
+    text = f"""
+[engine]
+templates_dir = "templates"
+channels_dir = "{REPO / 'channels'}"
+
+[[audiences]]
+name = "all"
+
+[[campaigns]]
+id = "c1"
+name = "One"
+kind = "broadcast"
+audience = "all"
+vars = {vars_}
+[[campaigns.steps]]
+name = "s1"
+template = "{template}"
+urgency = "{urgency}"
+"""
+    path = tmp_path / "netanim.toml"
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def templates_copy(tmp_path: Path) -> Path:
+    return Path(shutil.copytree(REPO / "templates", tmp_path / "templates"))
+
+
+def test_unknown_template(cli, tmp_path: Path, templates_copy: Path) -> None:
+    result = cli("validate", str(_config_with_campaign(tmp_path, "no-such", "info")))
+    assert result.code == 1
+    assert "campaigns[0].steps[0].template: unknown template 'no-such'" in result.err
+
+
+def test_undefined_template_variable_names_file_and_line(cli, tmp_path: Path, templates_copy: Path) -> None:
+    result = cli("validate", str(_config_with_campaign(tmp_path, "stock-alert", "urgent")))
+    assert result.code == 1
+    assert "stock-alert.fr.txt:2: 'product' is undefined" in result.err
+    ok = cli(
+        "validate",
+        str(_config_with_campaign(tmp_path, "stock-alert", "urgent", '{ product = "X", quantity = 3 }')),
+    )
+    assert ok.code == 0, ok
+
+
+def test_promotional_sms_needs_sender_and_stop(cli, tmp_path: Path, templates_copy: Path) -> None:
+    sms = templates_copy / "sms" / "welcome.fr.txt"
+    sms.write_text("{% block body %}Bienvenue {{ contact.first_name }} : {{ post_url }}{% endblock %}\n")
+    result = cli("validate", str(_config_with_campaign(tmp_path, "welcome", "info")))
+    assert result.code == 1
+    assert "a promotional SMS must show the sender's name" in result.err
+    assert "the free STOP mention" in result.err
+
+
+def test_template_syntax_error_names_line(cli, tmp_path: Path, templates_copy: Path) -> None:
+    (templates_copy / "intranet" / "welcome.fr.txt").write_text(
+        "{% block subject %}Hi{% endblock %}\n{% block body %}\n{{ oops( }}\n{% endblock %}\n"
+    )
+    result = cli("validate", str(_config_with_campaign(tmp_path, "welcome", "info")))
+    assert result.code == 1
+    assert "welcome.fr.txt:3: template syntax error" in result.err
+
+
+def test_missing_config_file(cli, tmp_path: Path) -> None:
+    result = cli("validate", str(tmp_path / "nope.toml"))
+    assert result.code == 1 and "file not found" in result.err
+
+
+def test_usage_error_exits_2(cli) -> None:
+    assert cli("broadcast", "--urgency", "info").code == 2
+
+
+def test_every_command_has_help_with_an_example(cli) -> None:
+    from network_anim.cli import _COMMANDS
+
+    top = cli("--help")
+    assert top.code == 0 and "Example" in top.out
+    for name in _COMMANDS:
+        result = cli(name, "--help")
+        assert result.code == 0, (name, result)
+        if name != "import":
+            assert "Example" in result.out, name
+    assert "Example" in cli("import", "network", "--help").out
