@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import email
 import email.policy
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import replace
@@ -81,8 +82,9 @@ def outbound(
         delivery_id=n,
         idempotency_key=key or f"challenge-ete:relance:2025-06-01:{n}",
         channel="email",
-        recipient=Recipient(contact_id=n, external_id=f"C{n:04d}", display_name=name,
-                            email=email_address),
+        recipient=Recipient(
+            contact_id=n, external_id=f"C{n:04d}", display_name=name, email=email_address
+        ),
         subject=subject,
         text=text,
         html=html,
@@ -293,6 +295,8 @@ def test_build_email_refuses_missing_or_unsafe_address() -> None:
         (SMTPSenderRefused(553, "5.7.1 not owner", "a@x"), False, Outcome.DEFERRED, "sender"),
         (SMTPSenderRefused(552, "5.3.4 too big", "a@x"), False, Outcome.FAILED, "552"),
         (SMTPResponseException(530, "5.7.0 auth required"), False, Outcome.DEFERRED, "530"),
+        (ssl.SSLCertVerificationError(1, "verify failed"), False, Outcome.DEFERRED, "TLS"),
+        (ValueError("Address contains characters"), False, Outcome.FAILED, "Address"),
     ],
 )
 def test_classify_smtp_error(
@@ -534,9 +538,7 @@ async def test_smtp_login_with_good_and_bad_credentials(
 
 
 @pytest.mark.parametrize("security", ["starttls", "ssl"])
-async def test_smtp_over_tls(
-    smtp_server_factory: Callable[..., SmtpPeer], security: str
-) -> None:
+async def test_smtp_over_tls(smtp_server_factory: Callable[..., SmtpPeer], security: str) -> None:
     pytest.importorskip("cryptography")
     server_context, client_context = make_tls_contexts()
     if security == "starttls":
