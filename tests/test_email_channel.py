@@ -1,7 +1,8 @@
 """Email channel: message building, SMTP outcome classification, SMTP and file transports.
 
 SMTP tests run the production transport against a real aiosmtpd server on 127.0.0.1
-(tests/peers/smtp_server.py) and assert on the bytes it received.
+(tests/peers/smtp_server.py, fixtures registered in tests/conftest.py) and assert on
+the bytes it received.
 """
 
 from __future__ import annotations
@@ -49,8 +50,6 @@ from tests.peers.smtp_server import (
     SmtpPeer,
     make_tls_contexts,
 )
-
-pytest_plugins = ["tests.peers.smtp_server"]
 
 SENDER = "Animation réseau <animation@example.com>"
 UNSUBSCRIBE = (
