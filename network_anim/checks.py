@@ -72,7 +72,9 @@ def template_problems(
     problems: list[str] = []
     context = sample_context(config, variables)
     for channel in channels_for(config.routing.urgencies[urgency]):
-        for language in sorted(templates.languages(channel, template)) or [templates.default_language]:
+        for language in sorted(templates.languages(channel, template)) or [
+            templates.default_language
+        ]:
             try:
                 rendered = templates.render(channel, template, language, context)
             except UserError as exc:

@@ -359,7 +359,9 @@ def _phone(
         phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
     )
     if mobile_only and phonenumbers.number_type(number) not in mobile_types:
-        problems.append(f"mobile {value!r} is not a mobile number; put landlines in the phone column")
+        problems.append(
+            f"mobile {value!r} is not a mobile number; put landlines in the phone column"
+        )
         return None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
 

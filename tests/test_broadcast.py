@@ -27,8 +27,19 @@ def _deliveries(app: App) -> list[Delivery]:
 def test_dry_run_counts_costs_samples_and_writes_nothing(app: App, cli, config_path: Path) -> None:
     _import(cli, config_path)
     result = cli(
-        "broadcast", "-c", str(config_path), "--audience", "all", "--urgency", "info",
-        "--template", "welcome", "--id", "w1", "--dry-run", "--json",
+        "broadcast",
+        "-c",
+        str(config_path),
+        "--audience",
+        "all",
+        "--urgency",
+        "info",
+        "--template",
+        "welcome",
+        "--id",
+        "w1",
+        "--dry-run",
+        "--json",
     )
     assert result.code == 0, result
     summary = json.loads(result.out)
@@ -40,22 +51,46 @@ def test_dry_run_counts_costs_samples_and_writes_nothing(app: App, cli, config_p
         assert session.scalar(select(func.count()).select_from(Delivery)) == 0
         assert session.scalar(select(func.count()).select_from(Message)) == 0
     table = cli(
-        "broadcast", "-c", str(config_path), "--audience", "all", "--urgency", "info",
-        "--template", "welcome", "--id", "w1", "--dry-run",
+        "broadcast",
+        "-c",
+        str(config_path),
+        "--audience",
+        "all",
+        "--urgency",
+        "info",
+        "--template",
+        "welcome",
+        "--id",
+        "w1",
+        "--dry-run",
     )
     assert "sample: email" in table.out and "sample: print" in table.out
     assert "Bienvenue dans le réseau" in table.out
 
 
-def test_broadcast_sends_each_contact_on_its_channel_once(app: App, cli, config_path: Path, tmp_path: Path) -> None:
+def test_broadcast_sends_each_contact_on_its_channel_once(
+    app: App, cli, config_path: Path, tmp_path: Path
+) -> None:
     _import(cli, config_path)
     args = (
-        "broadcast", "-c", str(config_path), "--audience", "all", "--urgency", "info",
-        "--template", "welcome", "--id", "w1", "--json",
+        "broadcast",
+        "-c",
+        str(config_path),
+        "--audience",
+        "all",
+        "--urgency",
+        "info",
+        "--template",
+        "welcome",
+        "--id",
+        "w1",
+        "--json",
     )
     first = json.loads(cli(*args).out)
     assert first["outcomes"] == {
-        "intranet": {"sent": 13}, "email": {"sent": 11}, "print": {"sent": 3},
+        "intranet": {"sent": 13},
+        "email": {"sent": 11},
+        "print": {"sent": 3},
     }
     emails = sorted((tmp_path / "var/outbox/email").glob("*.eml"))
     assert len(emails) == 11
@@ -72,14 +107,32 @@ def test_broadcast_sends_each_contact_on_its_channel_once(app: App, cli, config_
     assert len({d.idempotency_key for d in deliveries}) == 27
 
 
-def test_email_points_to_the_post_and_offers_one_click_unsubscribe(app: App, cli, config_path: Path, tmp_path: Path) -> None:
+def test_email_points_to_the_post_and_offers_one_click_unsubscribe(
+    app: App, cli, config_path: Path, tmp_path: Path
+) -> None:
     _import(cli, config_path)
-    cli("broadcast", "-c", str(config_path), "--audience", "all", "--urgency", "info", "--template", "welcome", "--id", "w1")
+    cli(
+        "broadcast",
+        "-c",
+        str(config_path),
+        "--audience",
+        "all",
+        "--urgency",
+        "info",
+        "--template",
+        "welcome",
+        "--id",
+        "w1",
+    )
     with Session(app.engine) as session:
         delivery = session.scalars(select(Delivery).where(Delivery.channel == "email")).first()
         assert delivery is not None
-        post = session.scalars(select(Post).where(Post.message_id == delivery.message_id, Post.language == "fr")).one()
-        assert post.title == "Bienvenue sur votre espace partenaire" and post.published_at is not None
+        post = session.scalars(
+            select(Post).where(Post.message_id == delivery.message_id, Post.language == "fr")
+        ).one()
+        assert (
+            post.title == "Bienvenue sur votre espace partenaire" and post.published_at is not None
+        )
     raw = Path(delivery.provider_id or "").read_bytes()
     mail = message_from_bytes(raw, policy=policy.default)
     assert mail["List-Unsubscribe-Post"] == "List-Unsubscribe=One-Click"
@@ -90,12 +143,29 @@ def test_email_points_to_the_post_and_offers_one_click_unsubscribe(app: App, cli
     assert post_links and post_links[0] in html
     token = post_links[0].rsplit("/", 1)[1]
     assert app.signer.verify("post", token) == [post.id, delivery.contact_id]
-    assert app.signer.verify("unsubscribe", unsubscribe.rsplit("/", 1)[1]) == [delivery.contact_id, "email"]
+    assert app.signer.verify("unsubscribe", unsubscribe.rsplit("/", 1)[1]) == [
+        delivery.contact_id,
+        "email",
+    ]
 
 
-def test_english_contact_gets_english_template(app: App, cli, config_path: Path, tmp_path: Path) -> None:
+def test_english_contact_gets_english_template(
+    app: App, cli, config_path: Path, tmp_path: Path
+) -> None:
     _import(cli, config_path)
-    cli("broadcast", "-c", str(config_path), "--audience", "all", "--urgency", "info", "--template", "welcome", "--id", "w1")
+    cli(
+        "broadcast",
+        "-c",
+        str(config_path),
+        "--audience",
+        "all",
+        "--urgency",
+        "info",
+        "--template",
+        "welcome",
+        "--id",
+        "w1",
+    )
     subjects = {}
     for path in (tmp_path / "var/outbox/email").glob("*.eml"):
         mail = message_from_bytes(path.read_bytes(), policy=policy.default)
@@ -104,13 +174,29 @@ def test_english_contact_gets_english_template(app: App, cli, config_path: Path,
     assert subjects["helene.dupre"] == "Bienvenue dans le réseau, Hélène"
 
 
-def test_promotional_sms_outside_legal_window_waits(app: App, cli, config_path: Path, clock, tmp_path: Path) -> None:
+def test_promotional_sms_outside_legal_window_waits(
+    app: App, cli, config_path: Path, clock, tmp_path: Path
+) -> None:
     _import(cli, config_path)
     from network_anim.cli import broadcast_cmd  # noqa: F401  (loaded for the clock patch below)
 
     sunday = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
-    result = _run_at(cli, config_path, sunday, "--urgency", "urgent", "--template", "stock-alert",
-                     "--var", "product=Routeur X200", "--var", "quantity=40", "--id", "s1", "--json")
+    result = _run_at(
+        cli,
+        config_path,
+        sunday,
+        "--urgency",
+        "urgent",
+        "--template",
+        "stock-alert",
+        "--var",
+        "product=Routeur X200",
+        "--var",
+        "quantity=40",
+        "--id",
+        "s1",
+        "--json",
+    )
     summary = json.loads(result.out)
     assert summary["outcomes"].get("sms", {}).get("sent", 0) == 0
     assert summary["deferred"]["sms"] == 12
@@ -150,28 +236,117 @@ def _run_at(cli, config_path: Path, moment: datetime, *args: str, command: str =
 def test_frequency_cap_drops_email_but_keeps_the_post(app: App, cli, config_path: Path) -> None:
     _import(cli, config_path)
     for n in range(3):
-        assert cli("broadcast", "-c", str(config_path), "--audience", "all", "--urgency", "reminder",
-                   "--template", "welcome", "--id", f"r{n}").code == 0
-    fourth = json.loads(cli("broadcast", "-c", str(config_path), "--audience", "all", "--urgency", "info",
-                            "--template", "welcome", "--id", "i4", "--json", "--explain").out)
+        assert (
+            cli(
+                "broadcast",
+                "-c",
+                str(config_path),
+                "--audience",
+                "all",
+                "--urgency",
+                "reminder",
+                "--template",
+                "welcome",
+                "--id",
+                f"r{n}",
+            ).code
+            == 0
+        )
+    fourth = json.loads(
+        cli(
+            "broadcast",
+            "-c",
+            str(config_path),
+            "--audience",
+            "all",
+            "--urgency",
+            "info",
+            "--template",
+            "welcome",
+            "--id",
+            "i4",
+            "--json",
+            "--explain",
+        ).out
+    )
     helene = next(e for e in fourth["explain"] if e["contact"] == "C0001")
     assert [c["channel"] for c in helene["choices"]] == ["intranet"]
-    assert any("frequency cap reached: 3 email in 7 days" in x["reason"] for x in helene["excluded"])
+    assert any(
+        "frequency cap reached: 3 email in 7 days" in x["reason"] for x in helene["excluded"]
+    )
     # Operational messages are neither counted nor blocked.
-    operational = json.loads(cli("broadcast", "-c", str(config_path), "--audience", "all", "--urgency", "info",
-                                 "--template", "welcome", "--id", "o5", "--kind", "operational", "--json").out)
+    operational = json.loads(
+        cli(
+            "broadcast",
+            "-c",
+            str(config_path),
+            "--audience",
+            "all",
+            "--urgency",
+            "info",
+            "--template",
+            "welcome",
+            "--id",
+            "o5",
+            "--kind",
+            "operational",
+            "--json",
+        ).out
+    )
     assert operational["planned"]["email"] == 11
 
 
 def test_unknown_audience_and_template_change_nothing(app: App, cli, config_path: Path) -> None:
     _import(cli, config_path)
-    bad_audience = cli("broadcast", "-c", str(config_path), "--audience", "nobody", "--urgency", "info", "--template", "welcome")
+    bad_audience = cli(
+        "broadcast",
+        "-c",
+        str(config_path),
+        "--audience",
+        "nobody",
+        "--urgency",
+        "info",
+        "--template",
+        "welcome",
+    )
     assert bad_audience.code == 1 and "unknown audience 'nobody'" in bad_audience.err
-    bad_template = cli("broadcast", "-c", str(config_path), "--audience", "all", "--urgency", "info", "--template", "nope")
+    bad_template = cli(
+        "broadcast",
+        "-c",
+        str(config_path),
+        "--audience",
+        "all",
+        "--urgency",
+        "info",
+        "--template",
+        "nope",
+    )
     assert bad_template.code == 1 and "unknown template 'nope'" in bad_template.err
-    missing_var = cli("broadcast", "-c", str(config_path), "--audience", "all", "--urgency", "urgent", "--template", "stock-alert")
+    missing_var = cli(
+        "broadcast",
+        "-c",
+        str(config_path),
+        "--audience",
+        "all",
+        "--urgency",
+        "urgent",
+        "--template",
+        "stock-alert",
+    )
     assert missing_var.code == 1 and "'product' is undefined" in missing_var.err
-    bad_var = cli("broadcast", "-c", str(config_path), "--audience", "all", "--urgency", "info", "--template", "welcome", "--var", "oops")
+    bad_var = cli(
+        "broadcast",
+        "-c",
+        str(config_path),
+        "--audience",
+        "all",
+        "--urgency",
+        "info",
+        "--template",
+        "welcome",
+        "--var",
+        "oops",
+    )
     assert bad_var.code == 1 and "NAME=VALUE" in bad_var.err
     assert _deliveries(app) == []
 
@@ -180,5 +355,15 @@ def test_uninitialised_database_is_a_clear_error(cli, tmp_path: Path) -> None:
     from tests.conftest import write_config
 
     config = write_config(tmp_path, f"sqlite:///{tmp_path / 'empty.db'}")
-    result = cli("broadcast", "-c", str(config), "--audience", "all", "--urgency", "info", "--template", "welcome")
+    result = cli(
+        "broadcast",
+        "-c",
+        str(config),
+        "--audience",
+        "all",
+        "--urgency",
+        "info",
+        "--template",
+        "welcome",
+    )
     assert result.code == 1 and "netanim init" in result.err

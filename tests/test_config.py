@@ -69,7 +69,7 @@ def _config_with_campaign(tmp_path: Path, template: str, urgency: str, vars_: st
     text = f"""
 [engine]
 templates_dir = "templates"
-channels_dir = "{REPO / 'channels'}"
+channels_dir = "{REPO / "channels"}"
 
 [[audiences]]
 name = "all"
@@ -101,20 +101,28 @@ def test_unknown_template(cli, tmp_path: Path, templates_copy: Path) -> None:
     assert "campaigns[0].steps[0].template: unknown template 'no-such'" in result.err
 
 
-def test_undefined_template_variable_names_file_and_line(cli, tmp_path: Path, templates_copy: Path) -> None:
+def test_undefined_template_variable_names_file_and_line(
+    cli, tmp_path: Path, templates_copy: Path
+) -> None:
     result = cli("validate", str(_config_with_campaign(tmp_path, "stock-alert", "urgent")))
     assert result.code == 1
     assert "stock-alert.fr.txt:2: 'product' is undefined" in result.err
     ok = cli(
         "validate",
-        str(_config_with_campaign(tmp_path, "stock-alert", "urgent", '{ product = "X", quantity = 3 }')),
+        str(
+            _config_with_campaign(
+                tmp_path, "stock-alert", "urgent", '{ product = "X", quantity = 3 }'
+            )
+        ),
     )
     assert ok.code == 0, ok
 
 
 def test_promotional_sms_needs_sender_and_stop(cli, tmp_path: Path, templates_copy: Path) -> None:
     sms = templates_copy / "sms" / "welcome.fr.txt"
-    sms.write_text("{% block body %}Bienvenue {{ contact.first_name }} : {{ post_url }}{% endblock %}\n")
+    sms.write_text(
+        "{% block body %}Bienvenue {{ contact.first_name }} : {{ post_url }}{% endblock %}\n"
+    )
     result = cli("validate", str(_config_with_campaign(tmp_path, "welcome", "info")))
     assert result.code == 1
     assert "a promotional SMS must show the sender's name" in result.err

@@ -30,7 +30,9 @@ HELENE, JULIEN, SOPHIE, THOMAS = (
 def _use_smtp(config_path: Path, peer: SmtpPeer) -> None:
     text = config_path.read_text(encoding="utf-8")
     text = text.replace('transport = "file"\ndirectory = "var/outbox/email"', 'transport = "smtp"')
-    text = text.replace("port = 25\n", f"port = {peer.port}\n").replace('host = "localhost"', 'host = "127.0.0.1"')
+    text = text.replace("port = 25\n", f"port = {peer.port}\n").replace(
+        'host = "localhost"', 'host = "127.0.0.1"'
+    )
     config_path.write_text(text, encoding="utf-8")
 
 
@@ -38,7 +40,9 @@ def _use_twilio(config_path: Path, standin: TwilioStandin, monkeypatch: pytest.M
     text = config_path.read_text(encoding="utf-8")
     text = text.replace('transport = "file"\ndirectory = "var/outbox/sms"', 'transport = "twilio"')
     text = text.replace('sender = "ANIMRESEAU"', 'sender = "+33700000001"')
-    text = text.replace('api_base_url = "https://api.twilio.com"', f'api_base_url = "{standin.base_url}"')
+    text = text.replace(
+        'api_base_url = "https://api.twilio.com"', f'api_base_url = "{standin.base_url}"'
+    )
     config_path.write_text(text, encoding="utf-8")
     monkeypatch.setenv("TWILIO_ACCOUNT_SID", standin.account_sid)
     monkeypatch.setenv("TWILIO_AUTH_TOKEN", standin.auth_token)
@@ -65,7 +69,18 @@ def test_smtp_failures_are_classified(
     smtp_server.fail(JULIEN, Fault.at_rcpt("421 4.3.2 closing", close=True))
     smtp_server.fail(SOPHIE, Fault.at_rcpt("451 4.3.0 try again later"))
     smtp_server.fail(THOMAS, Fault.drop_after_data())
-    result = _at(cli, config_path, clock.now(), "--urgency", "info", "--template", "welcome", "--id", "w1", "--json")
+    result = _at(
+        cli,
+        config_path,
+        clock.now(),
+        "--urgency",
+        "info",
+        "--template",
+        "welcome",
+        "--id",
+        "w1",
+        "--json",
+    )
     assert result.code == 0, result
     rows = _rows(app)
     # 550: permanent → failed, and the message moved to the info fallback (print).
@@ -110,7 +125,17 @@ def test_transient_failures_end_dead_after_max_attempts(
     smtp_server.fail(HELENE, Fault.at_rcpt("451 4.3.0 try again later"))
     from tests.test_broadcast import _run_at
 
-    _at(cli, config_path, clock.now(), "--urgency", "reminder", "--template", "welcome", "--id", "r1")
+    _at(
+        cli,
+        config_path,
+        clock.now(),
+        "--urgency",
+        "reminder",
+        "--template",
+        "welcome",
+        "--id",
+        "r1",
+    )
     moment = clock.now()
     for _ in range(8):
         moment += timedelta(hours=7)  # past the largest backoff step
@@ -121,7 +146,13 @@ def test_transient_failures_end_dead_after_max_attempts(
 
 
 def test_twilio_outcomes(
-    app: App, cli, config_path: Path, twilio_standin: TwilioStandin, clock, monkeypatch, tmp_path: Path
+    app: App,
+    cli,
+    config_path: Path,
+    twilio_standin: TwilioStandin,
+    clock,
+    monkeypatch,
+    tmp_path: Path,
 ) -> None:
     _use_twilio(config_path, twilio_standin, monkeypatch)
     assert cli("import", "network", str(SAMPLE_NETWORK), "-c", str(config_path)).code == 0
@@ -131,17 +162,35 @@ def test_twilio_outcomes(
         "+33678901234": 500,  # C0007: Twilio error: may or may not have been queued
         "+33689012345": (400, 21211),  # C0009: invalid number
     }
-    result = _at(cli, config_path, clock.now(), "--urgency", "urgent", "--template", "stock-alert",
-                 "--var", "product=Routeur X200", "--var", "quantity=40", "--id", "s1", "--json")
+    result = _at(
+        cli,
+        config_path,
+        clock.now(),
+        "--urgency",
+        "urgent",
+        "--template",
+        "stock-alert",
+        "--var",
+        "product=Routeur X200",
+        "--var",
+        "quantity=40",
+        "--id",
+        "s1",
+        "--json",
+    )
     assert result.code == 0, result
     rows = _rows(app)
-    assert rows[("C0001", "sms")].status == "sent" and rows[("C0001", "sms")].provider_id.startswith("SM")
+    assert rows[("C0001", "sms")].status == "sent" and rows[
+        ("C0001", "sms")
+    ].provider_id.startswith("SM")
     # STOP → opted_out, consent recorded, and the message falls back to email.
     assert rows[("C0002", "sms")].status == "opted_out"
     assert rows[("C0002", "email")].status == "sent"
     with Session(app.engine) as session:
         consent = session.scalars(
-            select(Consent).join(Contact).where(Contact.external_id == "C0002", Consent.channel == "sms")
+            select(Consent)
+            .join(Contact)
+            .where(Contact.external_id == "C0002", Consent.channel == "sms")
         ).one()
         assert consent.basis == "opted_out" and consent.source == "provider"
     assert rows[("C0006", "sms")].status == "pending" and "429" in rows[("C0006", "sms")].last_error
@@ -153,11 +202,28 @@ def test_twilio_outcomes(
     assert body.startswith("Animation Réseau : Routeur X200 de nouveau disponible, 40 unités")
     assert "STOP au 36180" in body and "/p/" in body
     assert sent["+33612345678"].form["From"] == "+33700000001"
-    assert sent["+33612345678"].form["StatusCallback"] == "http://localhost:8000/hooks/twilio/status"
+    assert (
+        sent["+33612345678"].form["StatusCallback"] == "http://localhost:8000/hooks/twilio/status"
+    )
     # A later broadcast never uses SMS for the contact who opted out.
     again = json.loads(
-        _at(cli, config_path, clock.now(), "--urgency", "urgent", "--template", "stock-alert",
-            "--var", "product=Routeur X200", "--var", "quantity=40", "--id", "s2", "--json", "--explain").out
+        _at(
+            cli,
+            config_path,
+            clock.now(),
+            "--urgency",
+            "urgent",
+            "--template",
+            "stock-alert",
+            "--var",
+            "product=Routeur X200",
+            "--var",
+            "quantity=40",
+            "--id",
+            "s2",
+            "--json",
+            "--explain",
+        ).out
     )
     julien = next(e for e in again["explain"] if e["contact"] == "C0002")
     assert "sms" not in julien["channels"]
@@ -172,7 +238,20 @@ def test_missing_twilio_credentials_is_reported_before_claiming(
     _use_twilio(config_path, twilio_standin, monkeypatch)
     monkeypatch.delenv("TWILIO_AUTH_TOKEN")
     assert cli("import", "network", str(SAMPLE_NETWORK), "-c", str(config_path)).code == 0
-    result = _at(cli, config_path, clock.now(), "--urgency", "urgent", "--template", "stock-alert",
-                 "--var", "product=X", "--var", "quantity=1", "--id", "s1")
+    result = _at(
+        cli,
+        config_path,
+        clock.now(),
+        "--urgency",
+        "urgent",
+        "--template",
+        "stock-alert",
+        "--var",
+        "product=X",
+        "--var",
+        "quantity=1",
+        "--id",
+        "s1",
+    )
     assert result.code == 1 and "TWILIO_AUTH_TOKEN is not set" in result.err
     assert {d.status for d in _rows(app).values()} == {"pending"}

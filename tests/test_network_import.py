@@ -50,18 +50,24 @@ def test_sample_network_imports_and_normalises(app: App, cli, config_path: Path)
         no_email = session.scalars(select(Contact).where(Contact.external_id == "C0005")).one()
         assert no_email.email is None and no_email.email_kind == "none"
         opted = session.scalars(
-            select(Consent).join(Contact).where(Contact.external_id == "C0003", Consent.channel == "sms")
+            select(Consent)
+            .join(Contact)
+            .where(Contact.external_id == "C0003", Consent.channel == "sms")
         ).one()
         assert opted.basis == "opted_out"
 
 
-def test_reimport_upserts_without_duplicates(app: App, cli, config_path: Path, tmp_path: Path) -> None:
+def test_reimport_upserts_without_duplicates(
+    app: App, cli, config_path: Path, tmp_path: Path
+) -> None:
     assert cli("import", "network", str(SAMPLE_NETWORK), "-c", str(config_path)).code == 0
     before = counts(app)
     again = cli("import", "network", str(SAMPLE_NETWORK), "-c", str(config_path))
     assert again.code == 0 and "0 created, 0 updated" in again.out
     assert counts(app) == before
-    changed = SAMPLE_NETWORK.read_text(encoding="utf-8").replace("Julien;Garnier", "Julien;Garnier-Petit")
+    changed = SAMPLE_NETWORK.read_text(encoding="utf-8").replace(
+        "Julien;Garnier", "Julien;Garnier-Petit"
+    )
     path = tmp_path / "changed.csv"
     path.write_text(changed, encoding="utf-8")
     third = cli("import", "network", str(path), "-c", str(config_path), "--json")
@@ -69,7 +75,10 @@ def test_reimport_upserts_without_duplicates(app: App, cli, config_path: Path, t
     assert '"contacts_updated": 1' in third.out and '"contacts_created": 0' in third.out
     assert counts(app) == before
     with Session(app.engine) as session:
-        assert session.scalars(select(Contact.last_name).where(Contact.external_id == "C0002")).one() == "Garnier-Petit"
+        assert (
+            session.scalars(select(Contact.last_name).where(Contact.external_id == "C0002")).one()
+            == "Garnier-Petit"
+        )
 
 
 @pytest.mark.parametrize(
@@ -78,12 +87,18 @@ def test_reimport_upserts_without_duplicates(app: App, cli, config_path: Path, t
         (GOOD.replace("06 12 34 56 78", "06 12"), "mobile '06 12' is not a valid number"),
         (GOOD.replace("06 12 34 56 78", "01 42 00 00 00"), "is not a mobile number"),
         (GOOD.replace("anne@kappa.example", "anne@@kappa"), "email 'anne@@kappa' is not valid"),
-        (GOOD.replace("seller", "boss"), "level 'boss' is not one of seller, correspondent, director"),
-        (GOOD.replace("Roy", "=HYPERLINK(\"http://x\")"), "formula-like cells are refused"),
+        (
+            GOOD.replace("seller", "boss"),
+            "level 'boss' is not one of seller, correspondent, director",
+        ),
+        (GOOD.replace("Roy", '=HYPERLINK("http://x")'), "formula-like cells are refused"),
         (GOOD.replace("Anne", "@SUM(A1)"), "first_name '@SUM(A1)' starts with '@'"),
         (GOOD.replace(";yes;", ";maybe;"), "web_access 'maybe' is not yes or no"),
         (GOOD.replace("consent;consent", "consent;sure"), "consent_sms 'sure' is not one of"),
-        (GOOD.replace("4 rue Neuve", "4 rue de la Grande Avenue des Champs Fleuris"), "postal address"),
+        (
+            GOOD.replace("4 rue Neuve", "4 rue de la Grande Avenue des Champs Fleuris"),
+            "postal address",
+        ),
     ],
 )
 def test_bad_line_is_named_and_nothing_changes(
@@ -92,7 +107,9 @@ def test_bad_line_is_named_and_nothing_changes(
     assert cli("import", "network", str(SAMPLE_NETWORK), "-c", str(config_path)).code == 0
     before = counts(app)
     good_second = GOOD.replace("K1;", "K2;").replace("P1;", "P2;")
-    result = cli("import", "network", str(write(tmp_path, good_second, line)), "-c", str(config_path))
+    result = cli(
+        "import", "network", str(write(tmp_path, good_second, line)), "-c", str(config_path)
+    )
     assert result.code == 1, result
     assert "nothing was imported" in result.err
     assert "line 3:" in result.err and expected in result.err
@@ -104,17 +121,29 @@ def test_every_bad_line_is_listed(app: App, cli, config_path: Path, tmp_path: Pa
     bad_email = GOOD.replace("P1;", "P2;").replace("anne@kappa.example", "nope")
     bad_phone = GOOD.replace("P1;", "P3;").replace("06 12 34 56 78", "12")
     duplicate = GOOD
-    result = cli("import", "network", str(write(tmp_path, GOOD, bad_email, bad_phone, duplicate)), "-c", str(config_path))
+    result = cli(
+        "import",
+        "network",
+        str(write(tmp_path, GOOD, bad_email, bad_phone, duplicate)),
+        "-c",
+        str(config_path),
+    )
     assert result.code == 1
     problem_lines = [line for line in result.err.splitlines() if line.strip().startswith("- line")]
-    assert [line.split(":")[0].strip() for line in problem_lines] == ["- line 3", "- line 4", "- line 5"]
+    assert [line.split(":")[0].strip() for line in problem_lines] == [
+        "- line 3",
+        "- line 4",
+        "- line 5",
+    ]
     assert "contact_id P1 already on line 2" in result.err
     assert counts(app) == (0, 0, 0)
 
 
 def test_header_problems(app: App, cli, config_path: Path, tmp_path: Path) -> None:
     path = tmp_path / "bad.csv"
-    path.write_text("company_id;company_name;contact_id;surname;level\nK;Kappa;P;Roy;seller\n", encoding="utf-8")
+    path.write_text(
+        "company_id;company_name;contact_id;surname;level\nK;Kappa;P;Roy;seller\n", encoding="utf-8"
+    )
     result = cli("import", "network", str(path), "-c", str(config_path))
     assert result.code == 1
     assert "unknown column(s): surname" in result.err

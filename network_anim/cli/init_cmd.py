@@ -19,9 +19,8 @@ def init(config_path: Path | None, db_url: str | None) -> None:
       netanim init -c config.example.toml
       netanim init --db postgresql://postgres@127.0.0.1:5432/netanim
     """
-    from network_anim.db.migrate import current_revision, head_revision, upgrade
-
     from network_anim.db.engine import ensure_sqlite_folder
+    from network_anim.db.migrate import current_revision, head_revision, upgrade
 
     app = open_app(config_path, db_url, need_schema=False)
     ensure_sqlite_folder(app.engine)

@@ -65,7 +65,15 @@ def outbox(
         click.echo(json.dumps(records))
         return
     table = Table(title=f"Outbox ({status or 'all statuses'}, newest {limit})")
-    for column in ("id", "contact", "channel", "status", "due (UTC)", "tries", "last error / reason"):
+    for column in (
+        "id",
+        "contact",
+        "channel",
+        "status",
+        "due (UTC)",
+        "tries",
+        "last error / reason",
+    ):
         table.add_column(column)
     for r in records:
         table.add_row(
@@ -78,4 +86,3 @@ def outbox(
             (r["last_error"] or r["reason"])[:80],
         )
     console.print(table)
-

@@ -1,0 +1,162 @@
+"""Storage on both backends: migrations, UTC times, and claims that never overlap."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import select
+from sqlmodel import Session, SQLModel
+
+from network_anim.app import App
+from network_anim.channels.base import Outbound, SendResult
+from network_anim.config import Audience
+from network_anim.db.migrate import current_revision, head_revision
+from network_anim.db.models import Delivery
+from network_anim.dispatcher import Dispatcher
+from network_anim.domain import Level, Urgency
+from network_anim.planner import MessageRequest, plan_message
+
+
+def test_migrations_create_exactly_the_models(engine) -> None:
+    assert current_revision(engine) == head_revision()
+    with engine.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
+    assert diff == []
+
+
+def test_datetimes_come_back_aware_utc(network: App) -> None:
+    request = _request("t1")
+    plan_message(network, request)
+    with Session(network.engine) as session:
+        row = session.scalars(select(Delivery)).first()
+    assert row is not None and row.due_at.tzinfo is UTC
+    assert row.due_at == network.clock.now()
+
+
+def _request(occurrence: str, urgency: Urgency = Urgency.INFO) -> MessageRequest:
+    return MessageRequest(
+        campaign_key="test",
+        campaign_name="Test",
+        campaign_kind="broadcast",
+        step="welcome",
+        occurrence=occurrence,
+        audience=Audience(name="all"),
+        urgency=urgency,
+        template="welcome",
+        level=Level.SELLER,
+    )
+
+
+def test_replanning_is_a_no_op(network: App) -> None:
+    first = plan_message(network, _request("once"))
+    second = plan_message(network, _request("once"))
+    assert sum(first.new_rows.values()) == 27
+    assert sum(second.new_rows.values()) == 0 and second.already_planned == 27
+
+
+class RecordingTransport:
+    """A transport that records what it was asked to send (the peer is the list)."""
+
+    def __init__(self, delay: float = 0.0) -> None:
+        self.sent: list[str] = []
+        self.delay = delay
+
+    async def __aenter__(self) -> RecordingTransport:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        return None
+
+    async def send_batch(self, items: Sequence[Outbound]) -> list[SendResult]:
+        await asyncio.sleep(self.delay)
+        self.sent.extend(item.idempotency_key for item in items)
+        return [SendResult.sent(provider_id=item.idempotency_key) for item in items]
+
+
+async def test_concurrent_dispatchers_never_send_a_row_twice(network: App) -> None:
+    plan_message(network, _request("c1"))
+    transports = [
+        {ch: RecordingTransport(delay=0.01) for ch in ("email", "intranet", "print")}
+        for _ in range(3)
+    ]
+    dispatchers = [
+        Dispatcher(network, t, worker_id=f"w{i}", batch_size=4) for i, t in enumerate(transports)
+    ]
+    async with dispatchers[0], dispatchers[1], dispatchers[2]:
+        if network.engine.dialect.name == "sqlite":
+            # One writer at a time on SQLite: run them one after another.
+            for d in dispatchers:
+                await d.drain()
+        else:
+            await asyncio.gather(*(asyncio.to_thread(_drain_sync, d) for d in dispatchers))
+    keys = [key for t in transports for tr in t.values() for key in tr.sent]
+    assert len(keys) == 27 and len(set(keys)) == 27
+    if network.engine.dialect.name == "postgresql":
+        # SKIP LOCKED spread the work: more than one worker got rows.
+        assert sum(1 for t in transports if any(tr.sent for tr in t.values())) > 1
+    with Session(network.engine) as session:
+        statuses = set(session.scalars(select(Delivery.status)))
+    assert statuses == {"sent"}
+
+
+def _drain_sync(dispatcher: Dispatcher) -> None:
+    asyncio.run(dispatcher.drain())
+
+
+async def test_expired_lease_is_reclaimed_without_resending_unsafe_channels(
+    network: App, clock
+) -> None:
+    plan_message(network, _request("l1"))
+    crashed = Dispatcher(network, {}, worker_id="dead-worker", batch_size=100)
+    claimed = crashed._claim(None)  # a worker claims, then dies before sending anything
+    assert len(claimed) == 27
+    clock.advance(timedelta(minutes=10))
+    recorder = {ch: RecordingTransport() for ch in ("email", "intranet", "print")}
+    survivor = Dispatcher(
+        network, recorder, worker_id="w2", resend_safe=lambda ch: ch in ("intranet", "email")
+    )
+    async with survivor:
+        stats = await survivor.drain()
+    assert stats.reclaimed == 27
+    with Session(network.engine) as session:
+        rows = session.scalars(select(Delivery)).all()
+    by_channel = {(d.channel, d.status) for d in rows}
+    # Resend-safe channels go out again; the print letters (not safe) wait as unknown.
+    assert by_channel == {("intranet", "sent"), ("email", "sent"), ("print", "unknown")}
+    assert all("outcome unknown" in d.last_error for d in rows if d.channel == "print")
+    assert not recorder["print"].sent
+
+
+async def test_result_of_a_lost_lease_is_not_recorded_twice(network: App, clock) -> None:
+    plan_message(network, _request("l2"))
+    slow = Dispatcher(network, {}, worker_id="slow", batch_size=100)
+    claimed = slow._claim(None)
+    clock.advance(timedelta(minutes=10))
+    fast = Dispatcher(
+        network,
+        {ch: RecordingTransport() for ch in ("email", "intranet", "print")},
+        worker_id="fast",
+        resend_safe=lambda ch: True,
+    )
+    async with fast:
+        await fast.drain()
+    from network_anim.dispatcher import DispatchStats
+
+    stats = DispatchStats()
+    slow._record([(item, SendResult.sent("late")) for item in claimed], stats)
+    assert stats.total == 0  # the slow worker's lease was gone: it records nothing
+    with Session(network.engine) as session:
+        assert "late" not in set(session.scalars(select(Delivery.provider_id)))
+
+
+@pytest.mark.parametrize("bad", [datetime(2026, 1, 1)])
+def test_naive_datetimes_are_refused(network: App, bad: datetime) -> None:
+    from sqlalchemy.exc import StatementError
+
+    with Session(network.engine) as session, pytest.raises(StatementError, match="naive datetime"):
+        session.execute(select(Delivery).where(Delivery.due_at < bad)).all()
