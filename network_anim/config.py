@@ -117,8 +117,18 @@ class ChannelsSettings(Section):
 class UrgencyPolicy(Section):
     """Channels that each get a delivery, then the channels tried in order if one fails."""
 
-    send: tuple[ChannelName, ...]
+    send: tuple[ChannelName, ...] = Field(min_length=1)
     fallback: tuple[ChannelName, ...] = ()
+
+    @model_validator(mode="after")
+    def _each_channel_once(self) -> UrgencyPolicy:
+        listed = [*self.send, *self.fallback]
+        repeated = sorted({ch for ch in listed if listed.count(ch) > 1})
+        if repeated:
+            raise ValueError(
+                f"channel(s) listed more than once in send + fallback: {', '.join(repeated)}"
+            )
+        return self
 
 
 def _default_policies() -> dict[Urgency, UrgencyPolicy]:

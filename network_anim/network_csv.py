@@ -379,26 +379,12 @@ def _flag(value: str, column: str, problems: list[str], *, default: bool) -> boo
 
 
 def _address_problems(company: CompanyRecord, cells: dict[str, str]) -> list[str]:
-    from network_anim.postal import AddressError, PostalAddress, address_block, person_line
+    from network_anim.postal import address_block_problems, company_address
 
-    try:
-        address_block(
-            PostalAddress(
-                recipient=person_line(
-                    cells.get("civility", ""),
-                    cells.get("first_name", ""),
-                    cells.get("last_name", ""),
-                ),
-                company=company.name or None,
-                delivery_point=company.delivery_point or None,
-                building=company.building or None,
-                street=company.street,
-                locality=company.locality or None,
-                postcode=company.postcode,
-                city=company.city,
-                country=company.country,
-            )
-        )
-    except AddressError as exc:
-        return [f"postal address: {exc}"]
-    return []
+    address = company_address(
+        company,
+        civility=cells.get("civility", ""),
+        first_name=cells.get("first_name", ""),
+        last_name=cells.get("last_name", ""),
+    )
+    return [f"postal address: {problem}" for problem in address_block_problems(address)]

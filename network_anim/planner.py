@@ -87,20 +87,15 @@ def idempotency_key(
 
 
 def make_composer(app: App) -> Composer:
-    from network_anim.postal import PostalAddress, address_block, person_line
+    from network_anim.postal import address_block, company_address
 
     def postal_lines(contact: Contact, company: Company) -> tuple[str, ...]:
         return address_block(
-            PostalAddress(
-                recipient=person_line(contact.civility, contact.first_name, contact.last_name),
-                company=company.name or None,
-                delivery_point=company.delivery_point or None,
-                building=company.building or None,
-                street=company.street,
-                locality=company.locality or None,
-                postcode=company.postcode,
-                city=company.city,
-                country=company.country,
+            company_address(
+                company,
+                civility=contact.civility,
+                first_name=contact.first_name,
+                last_name=contact.last_name,
             )
         )
 

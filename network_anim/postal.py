@@ -27,6 +27,7 @@ import re
 import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 MAX_LINES = 6
 MAX_LENGTH = 38
@@ -145,6 +146,36 @@ def person_line(civility: str | None, first_name: str | None, last_name: str | N
     """``"M. Jean DUPONT"``: the usual French form, last name in capitals so it stands out."""
     parts = [_clean(civility), _clean(first_name), _clean(last_name).upper()]
     return " ".join(p for p in parts if p)
+
+
+class CompanyAddress(Protocol):
+    """The address columns a company carries (database row or CSV record alike)."""
+
+    name: str
+    delivery_point: str
+    building: str
+    street: str
+    locality: str
+    postcode: str
+    city: str
+    country: str
+
+
+def company_address(
+    company: CompanyAddress, *, civility: str, first_name: str, last_name: str
+) -> PostalAddress:
+    """The letter address of a contact: their company's address, with their name."""
+    return PostalAddress(
+        recipient=person_line(civility, first_name, last_name),
+        company=company.name or None,
+        delivery_point=company.delivery_point or None,
+        building=company.building or None,
+        street=company.street,
+        locality=company.locality or None,
+        postcode=company.postcode,
+        city=company.city,
+        country=company.country,
+    )
 
 
 def strip_accents(text: str) -> str:

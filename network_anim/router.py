@@ -54,6 +54,8 @@ class ContactProfile:
     has_postal_address: bool
     web_access: bool
     timezone: str
+    # Public holidays follow the company's country (ISO alpha-2).
+    country: str = "FR"
     # Recorded basis per channel; a channel absent here has none recorded.
     bases: Mapping[str, LawfulBasis] = field(default_factory=dict)
     # Marketing deliveries per channel already in each channel's cap window.
@@ -132,24 +134,26 @@ def route(
         substitute, how = _email_stand_in(channel, why, urgent, refusal)
         if substitute is not None:
             choose(substitute, f"{channel} impossible ({why}): {how}")
-    if not chosen:
+    capped = any(refusals[ch].startswith("frequency cap") for ch in urgency_policy.send)
+    if not chosen and not capped:
         # Nothing of the urgency's own channels reaches this contact: the first fallback
-        # that does stands in (no web access never leaves a message portal-only).
+        # that does stands in (no web access never leaves a message portal-only). Not
+        # when a cap refused it: moving a capped message to a more intrusive channel
+        # would defeat the cap.
         for candidate in urgency_policy.fallback:
             if refusal(candidate) is None:
                 refused = "; ".join(f"{ch}: {refusals[ch]}" for ch in urgency_policy.send)
                 choose(candidate, f"fallback to {candidate} ({refused})")
                 break
 
-    excluded = tuple((ch, why) for ch, why in refusals.items() if why)
-    if not chosen:
-        details = "; ".join(f"{ch}: {why}" for ch, why in excluded) or "no channel configured"
-        return Routing(choices=(), excluded=excluded, unreachable=details)
-
     taken = {c for c, _ in chosen}
     usable_fallbacks = [
         ch for ch in urgency_policy.fallback if ch not in taken and refusal(ch) is None
     ]
+    excluded = tuple((ch, why) for ch, why in refusals.items() if why)
+    if not chosen:
+        details = "; ".join(f"{ch}: {why}" for ch, why in excluded) or "no channel configured"
+        return Routing(choices=(), excluded=excluded, unreachable=details)
     choices = []
     for channel, reason in chosen:
         fallback = () if channel in PORTAL_CHANNELS else tuple(usable_fallbacks)
@@ -224,18 +228,32 @@ def _timing(
     now: datetime,
     urgent: bool,
 ) -> tuple[datetime | None, str]:
-    definition = policy.definitions[channel]
-    window = definition.send_window
-    if window is not None and message.kind in window.applies_to:
-        opens = next_opening(window, now, contact.timezone)
-        if opens is not None:
-            return opens, (
-                f"outside the legal {channel} window ({describe_local(now, contact.timezone)}): "
-                f"deferred to {describe_local(opens, contact.timezone)}"
-            )
-    quiet = policy.quiet_hours
-    if channel == "sms" and quiet is not None and not urgent:
-        ends = in_quiet_hours(quiet.start, quiet.end, now, contact.timezone)
-        if ends is not None:
-            return ends, f"quiet hours: deferred to {describe_local(ends, contact.timezone)}"
-    return None, ""
+    """The earliest moment both the legal window and quiet hours allow, and why."""
+    window = policy.definitions[channel].send_window
+    if window is not None and message.kind not in window.applies_to:
+        window = None
+    quiet = policy.quiet_hours if channel == "sms" and not urgent else None
+    zone = contact.timezone
+    moment, reasons = now, []
+    # Each constraint can push the time into the other's closed hours: settle both.
+    for _ in range(4):
+        moved = False
+        if window is not None:
+            opens = next_opening(window, moment, zone, contact.country)
+            if opens is not None:
+                if not reasons or "legal" not in reasons[0]:
+                    reasons.append(
+                        f"outside the legal {channel} window ({describe_local(moment, zone)})"
+                    )
+                moment, moved = opens, True
+        if quiet is not None:
+            ends = in_quiet_hours(quiet.start, quiet.end, moment, zone)
+            if ends is not None:
+                if not any("quiet" in r for r in reasons):
+                    reasons.append("quiet hours")
+                moment, moved = ends, True
+        if not moved:
+            break
+    if moment == now:
+        return None, ""
+    return moment, f"{', then '.join(reasons)}: deferred to {describe_local(moment, zone)}"

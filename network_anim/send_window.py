@@ -31,26 +31,40 @@ _SUBDIVISION_BY_ZONE = {
 _LOOKAHEAD_DAYS = 21
 
 
-@lru_cache(maxsize=64)
-def _holidays(subdivision: str | None, year: int) -> holidays.HolidayBase:
-    return holidays.country_holidays("FR", subdiv=subdivision, years=year)
+@lru_cache(maxsize=128)
+def _holidays(country: str, subdivision: str | None, year: int) -> holidays.HolidayBase | None:
+    try:
+        return holidays.country_holidays(country, subdiv=subdivision, years=year)
+    except NotImplementedError:  # a country the library does not know: weekdays only
+        return None
 
 
-def is_public_holiday(day: date, timezone: str) -> bool:
-    return day in _holidays(_SUBDIVISION_BY_ZONE.get(timezone), day.year)
+def _calendar(day: date, timezone: str, country: str) -> holidays.HolidayBase | None:
+    subdivision = _SUBDIVISION_BY_ZONE.get(timezone) if country == "FR" else None
+    return _holidays(country, subdivision, day.year)
 
 
-def holiday_name(day: date, timezone: str) -> str | None:
-    return _holidays(_SUBDIVISION_BY_ZONE.get(timezone), day.year).get(day)
+def is_public_holiday(day: date, timezone: str, country: str = "FR") -> bool:
+    """A public holiday where the contact is: their company's country, and for France
+    the overseas department their time zone points to."""
+    calendar = _calendar(day, timezone, country)
+    return calendar is not None and day in calendar
 
 
-def _day_open(window: SendWindow, day: date, timezone: str) -> bool:
+def holiday_name(day: date, timezone: str, country: str = "FR") -> str | None:
+    calendar = _calendar(day, timezone, country)
+    return None if calendar is None else calendar.get(day)
+
+
+def _day_open(window: SendWindow, day: date, timezone: str, country: str) -> bool:
     if WEEKDAYS[day.weekday()] not in window.days:
         return False
-    return not (window.skip_public_holidays and is_public_holiday(day, timezone))
+    return not (window.skip_public_holidays and is_public_holiday(day, timezone, country))
 
 
-def next_opening(window: SendWindow, moment: datetime, timezone: str) -> datetime | None:
+def next_opening(
+    window: SendWindow, moment: datetime, timezone: str, country: str = "FR"
+) -> datetime | None:
     """``None`` if ``moment`` is inside the window, else the next time it opens (UTC).
 
     Raises ``ValueError`` if the window never opens in the next three weeks (a window
@@ -60,7 +74,7 @@ def next_opening(window: SendWindow, moment: datetime, timezone: str) -> datetim
     local = moment.astimezone(zone)
     for offset in range(_LOOKAHEAD_DAYS):
         day = local.date() + timedelta(days=offset)
-        if not _day_open(window, day, timezone):
+        if not _day_open(window, day, timezone, country):
             continue
         opens = datetime.combine(day, window.start, tzinfo=zone)
         closes = datetime.combine(day, window.end, tzinfo=zone)

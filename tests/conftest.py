@@ -170,3 +170,41 @@ def cli(capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch):  #
         return CliResult(code, captured.out, captured.err)
 
     return run
+
+
+WELCOME = ("--urgency", "info", "--template", "welcome")
+STOCK_ALERT = (
+    "--urgency",
+    "urgent",
+    "--template",
+    "stock-alert",
+    "--var",
+    "product=Routeur X200",
+    "--var",
+    "quantity=40",
+)
+
+
+def broadcast(cli, config_path: Path, *args: str) -> CliResult:  # type: ignore[no-untyped-def]
+    """``netanim broadcast -c CONFIG --audience all ARGS``."""
+    return cli("broadcast", "-c", str(config_path), "--audience", "all", *args)
+
+
+def run_at(cli, config_path: Path, moment: datetime, *args: str, command: str = "broadcast"):  # type: ignore[no-untyped-def]
+    """Run a command with the app's clock set to ``moment`` (every command reads one clock)."""
+    import network_anim.app as app_module
+    from network_anim.clock import SimulatedClock
+
+    original = app_module.open_app
+
+    def at_moment(*a, **kw):  # type: ignore[no-untyped-def]
+        kw["clock"] = SimulatedClock(moment)
+        return original(*a, **kw)
+
+    app_module.open_app = at_moment
+    try:
+        if command == "dispatch":
+            return cli("dispatch", "-c", str(config_path), "--json")
+        return broadcast(cli, config_path, *args)
+    finally:
+        app_module.open_app = original

@@ -12,7 +12,7 @@ from sqlmodel import Session
 
 from network_anim.app import App
 from network_anim.db.models import Delivery, Message, Post
-from tests.conftest import SAMPLE_NETWORK
+from tests.conftest import SAMPLE_NETWORK, STOCK_ALERT, WELCOME, broadcast, run_at
 
 
 def _import(cli, config_path: Path) -> None:
@@ -26,16 +26,10 @@ def _deliveries(app: App) -> list[Delivery]:
 
 def test_dry_run_counts_costs_samples_and_writes_nothing(app: App, cli, config_path: Path) -> None:
     _import(cli, config_path)
-    result = cli(
-        "broadcast",
-        "-c",
-        str(config_path),
-        "--audience",
-        "all",
-        "--urgency",
-        "info",
-        "--template",
-        "welcome",
+    result = broadcast(
+        cli,
+        config_path,
+        *WELCOME,
         "--id",
         "w1",
         "--dry-run",
@@ -50,16 +44,10 @@ def test_dry_run_counts_costs_samples_and_writes_nothing(app: App, cli, config_p
     with Session(app.engine) as session:
         assert session.scalar(select(func.count()).select_from(Delivery)) == 0
         assert session.scalar(select(func.count()).select_from(Message)) == 0
-    table = cli(
-        "broadcast",
-        "-c",
-        str(config_path),
-        "--audience",
-        "all",
-        "--urgency",
-        "info",
-        "--template",
-        "welcome",
+    table = broadcast(
+        cli,
+        config_path,
+        *WELCOME,
         "--id",
         "w1",
         "--dry-run",
@@ -78,10 +66,7 @@ def test_broadcast_sends_each_contact_on_its_channel_once(
         str(config_path),
         "--audience",
         "all",
-        "--urgency",
-        "info",
-        "--template",
-        "welcome",
+        *WELCOME,
         "--id",
         "w1",
         "--json",
@@ -111,16 +96,10 @@ def test_email_points_to_the_post_and_offers_one_click_unsubscribe(
     app: App, cli, config_path: Path, tmp_path: Path
 ) -> None:
     _import(cli, config_path)
-    cli(
-        "broadcast",
-        "-c",
-        str(config_path),
-        "--audience",
-        "all",
-        "--urgency",
-        "info",
-        "--template",
-        "welcome",
+    broadcast(
+        cli,
+        config_path,
+        *WELCOME,
         "--id",
         "w1",
     )
@@ -153,16 +132,10 @@ def test_english_contact_gets_english_template(
     app: App, cli, config_path: Path, tmp_path: Path
 ) -> None:
     _import(cli, config_path)
-    cli(
-        "broadcast",
-        "-c",
-        str(config_path),
-        "--audience",
-        "all",
-        "--urgency",
-        "info",
-        "--template",
-        "welcome",
+    broadcast(
+        cli,
+        config_path,
+        *WELCOME,
         "--id",
         "w1",
     )
@@ -178,21 +151,12 @@ def test_promotional_sms_outside_legal_window_waits(
     app: App, cli, config_path: Path, clock, tmp_path: Path
 ) -> None:
     _import(cli, config_path)
-    from network_anim.cli import broadcast_cmd  # noqa: F401  (loaded for the clock patch below)
-
     sunday = datetime(2026, 11, 29, 12, 0, tzinfo=UTC)
-    result = _run_at(
+    result = run_at(
         cli,
         config_path,
         sunday,
-        "--urgency",
-        "urgent",
-        "--template",
-        "stock-alert",
-        "--var",
-        "product=Routeur X200",
-        "--var",
-        "quantity=40",
+        *STOCK_ALERT,
         "--id",
         "s1",
         "--json",
@@ -207,42 +171,19 @@ def test_promotional_sms_outside_legal_window_waits(
     assert not (tmp_path / "var/outbox/sms/sms.jsonl").exists()
     # Monday morning the dispatcher sends them; nothing twice.
     monday = datetime(2026, 11, 30, 9, 0, tzinfo=UTC)
-    dispatched = _run_at(cli, config_path, monday, command="dispatch")
+    dispatched = run_at(cli, config_path, monday, command="dispatch")
     assert json.loads(dispatched.out)["outcomes"]["sms"]["sent"] >= 11
     lines = (tmp_path / "var/outbox/sms/sms.jsonl").read_text().splitlines()
     assert len(lines) == len({json.loads(line)["idempotency_key"] for line in lines})
-
-
-def _run_at(cli, config_path: Path, moment: datetime, *args: str, command: str = "broadcast"):
-    """Run a command with the app's clock set to ``moment`` (the CLI reads one clock)."""
-    import network_anim.app as app_module
-    from network_anim.clock import SimulatedClock
-
-    original = app_module.open_app
-
-    def at_moment(*a, **kw):  # type: ignore[no-untyped-def]
-        kw["clock"] = SimulatedClock(moment)
-        return original(*a, **kw)
-
-    app_module.open_app = at_moment
-    try:
-        if command == "dispatch":
-            return cli("dispatch", "-c", str(config_path), "--json")
-        return cli(command, "-c", str(config_path), "--audience", "all", *args)
-    finally:
-        app_module.open_app = original
 
 
 def test_frequency_cap_drops_email_but_keeps_the_post(app: App, cli, config_path: Path) -> None:
     _import(cli, config_path)
     for n in range(3):
         assert (
-            cli(
-                "broadcast",
-                "-c",
-                str(config_path),
-                "--audience",
-                "all",
+            broadcast(
+                cli,
+                config_path,
                 "--urgency",
                 "reminder",
                 "--template",
@@ -253,16 +194,10 @@ def test_frequency_cap_drops_email_but_keeps_the_post(app: App, cli, config_path
             == 0
         )
     fourth = json.loads(
-        cli(
-            "broadcast",
-            "-c",
-            str(config_path),
-            "--audience",
-            "all",
-            "--urgency",
-            "info",
-            "--template",
-            "welcome",
+        broadcast(
+            cli,
+            config_path,
+            *WELCOME,
             "--id",
             "i4",
             "--json",
@@ -276,16 +211,10 @@ def test_frequency_cap_drops_email_but_keeps_the_post(app: App, cli, config_path
     )
     # Operational messages are neither counted nor blocked.
     operational = json.loads(
-        cli(
-            "broadcast",
-            "-c",
-            str(config_path),
-            "--audience",
-            "all",
-            "--urgency",
-            "info",
-            "--template",
-            "welcome",
+        broadcast(
+            cli,
+            config_path,
+            *WELCOME,
             "--id",
             "o5",
             "--kind",
@@ -304,46 +233,31 @@ def test_unknown_audience_and_template_change_nothing(app: App, cli, config_path
         str(config_path),
         "--audience",
         "nobody",
-        "--urgency",
-        "info",
-        "--template",
-        "welcome",
+        *WELCOME,
     )
     assert bad_audience.code == 1 and "unknown audience 'nobody'" in bad_audience.err
-    bad_template = cli(
-        "broadcast",
-        "-c",
-        str(config_path),
-        "--audience",
-        "all",
+    bad_template = broadcast(
+        cli,
+        config_path,
         "--urgency",
         "info",
         "--template",
         "nope",
     )
     assert bad_template.code == 1 and "unknown template 'nope'" in bad_template.err
-    missing_var = cli(
-        "broadcast",
-        "-c",
-        str(config_path),
-        "--audience",
-        "all",
+    missing_var = broadcast(
+        cli,
+        config_path,
         "--urgency",
         "urgent",
         "--template",
         "stock-alert",
     )
     assert missing_var.code == 1 and "'product' is undefined" in missing_var.err
-    bad_var = cli(
-        "broadcast",
-        "-c",
-        str(config_path),
-        "--audience",
-        "all",
-        "--urgency",
-        "info",
-        "--template",
-        "welcome",
+    bad_var = broadcast(
+        cli,
+        config_path,
+        *WELCOME,
         "--var",
         "oops",
     )
@@ -361,9 +275,6 @@ def test_uninitialised_database_is_a_clear_error(cli, tmp_path: Path) -> None:
         str(config),
         "--audience",
         "all",
-        "--urgency",
-        "info",
-        "--template",
-        "welcome",
+        *WELCOME,
     )
     assert result.code == 1 and "netanim init" in result.err

@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from network_anim.app import App
 from network_anim.db.models import Consent, Contact, Delivery, Event
-from tests.conftest import SAMPLE_NETWORK
+from tests.conftest import SAMPLE_NETWORK, STOCK_ALERT, WELCOME, run_at
 from tests.peers.smtp_server import Fault, SmtpPeer
 from tests.peers.twilio_standin import TwilioStandin
 
@@ -54,12 +54,6 @@ def _rows(app: App) -> dict[tuple[str, str], Delivery]:
         return {(ext, d.channel): d for d, ext in rows}
 
 
-def _at(cli, config_path: Path, moment, *args: str):  # type: ignore[no-untyped-def]
-    from tests.test_broadcast import _run_at
-
-    return _run_at(cli, config_path, moment, *args)
-
-
 def test_smtp_failures_are_classified(
     app: App, cli, config_path: Path, smtp_server: SmtpPeer, clock
 ) -> None:
@@ -69,14 +63,11 @@ def test_smtp_failures_are_classified(
     smtp_server.fail(JULIEN, Fault.at_rcpt("421 4.3.2 closing", close=True))
     smtp_server.fail(SOPHIE, Fault.at_rcpt("451 4.3.0 try again later"))
     smtp_server.fail(THOMAS, Fault.drop_after_data())
-    result = _at(
+    result = run_at(
         cli,
         config_path,
         clock.now(),
-        "--urgency",
-        "info",
-        "--template",
-        "welcome",
+        *WELCOME,
         "--id",
         "w1",
         "--json",
@@ -106,9 +97,7 @@ def test_smtp_failures_are_classified(
     # Hours later the faults are gone: the retries go through, the unknown one does not.
     smtp_server.faults.clear()
     later = clock.now() + timedelta(hours=2)
-    from tests.test_broadcast import _run_at
-
-    dispatched = _run_at(cli, config_path, later, command="dispatch")
+    dispatched = run_at(cli, config_path, later, command="dispatch")
     assert json.loads(dispatched.out)["outcomes"] == {"email": {"sent": 2}}
     rows = _rows(app)
     assert rows[("C0002", "email")].status == "sent" and rows[("C0003", "email")].status == "sent"
@@ -123,9 +112,7 @@ def test_transient_failures_end_dead_after_max_attempts(
     _use_smtp(config_path, smtp_server)
     assert cli("import", "network", str(SAMPLE_NETWORK), "-c", str(config_path)).code == 0
     smtp_server.fail(HELENE, Fault.at_rcpt("451 4.3.0 try again later"))
-    from tests.test_broadcast import _run_at
-
-    _at(
+    run_at(
         cli,
         config_path,
         clock.now(),
@@ -139,7 +126,7 @@ def test_transient_failures_end_dead_after_max_attempts(
     moment = clock.now()
     for _ in range(8):
         moment += timedelta(hours=7)  # past the largest backoff step
-        _run_at(cli, config_path, moment, command="dispatch")
+        run_at(cli, config_path, moment, command="dispatch")
     row = _rows(app)[("C0001", "email")]
     assert row.status == "dead" and row.attempts == 6
     assert "gave up after 6 attempts" in row.last_error
@@ -162,18 +149,11 @@ def test_twilio_outcomes(
         "+33678901234": 500,  # C0007: Twilio error: may or may not have been queued
         "+33689012345": (400, 21211),  # C0009: invalid number
     }
-    result = _at(
+    result = run_at(
         cli,
         config_path,
         clock.now(),
-        "--urgency",
-        "urgent",
-        "--template",
-        "stock-alert",
-        "--var",
-        "product=Routeur X200",
-        "--var",
-        "quantity=40",
+        *STOCK_ALERT,
         "--id",
         "s1",
         "--json",
@@ -207,18 +187,11 @@ def test_twilio_outcomes(
     )
     # A later broadcast never uses SMS for the contact who opted out.
     again = json.loads(
-        _at(
+        run_at(
             cli,
             config_path,
             clock.now(),
-            "--urgency",
-            "urgent",
-            "--template",
-            "stock-alert",
-            "--var",
-            "product=Routeur X200",
-            "--var",
-            "quantity=40",
+            *STOCK_ALERT,
             "--id",
             "s2",
             "--json",
@@ -238,7 +211,7 @@ def test_missing_twilio_credentials_is_reported_before_claiming(
     _use_twilio(config_path, twilio_standin, monkeypatch)
     monkeypatch.delenv("TWILIO_AUTH_TOKEN")
     assert cli("import", "network", str(SAMPLE_NETWORK), "-c", str(config_path)).code == 0
-    result = _at(
+    result = run_at(
         cli,
         config_path,
         clock.now(),

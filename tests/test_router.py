@@ -662,23 +662,58 @@ def test_operational_messages_are_never_capped() -> None:
         assert all("frequency cap" not in why for _, why in routing.excluded)
 
 
-def test_capped_marketing_sms_falls_back_to_email() -> None:
+def test_capped_marketing_message_does_not_move_to_another_channel() -> None:
+    # A cap protects the contact from marketing pressure: moving the message to a more
+    # intrusive channel would defeat it, so the message does not go this time.
     routing = run(Urgency.URGENT, contact(recent_counts={"sms": 2}))
 
-    assert chosen(routing) == ("email",)
-    reason = choice(routing, "email").reason
-    assert "fallback to email" in reason
-    assert "frequency cap reached: 2 sms in 7 days (max 2)" in reason
+    assert chosen(routing) == ()
+    assert routing.unreachable is not None
+    assert "frequency cap reached: 2 sms in 7 days (max 2)" in routing.unreachable
 
 
 def test_capped_print_is_neither_sent_nor_a_stand_in() -> None:
     capped = {"print": 2}
     important = run(Urgency.IMPORTANT, contact(recent_counts=capped))
-    assert chosen(important) == ("email",)
-    assert "frequency cap reached: 2 print in 30 days (max 2)" in choice(important, "email").reason
+    assert chosen(important) == ()
+    assert "frequency cap reached: 2 print in 30 days (max 2)" in (important.unreachable or "")
 
     info = run(Urgency.INFO, contact(email_kind=EmailKind.SHARED, recent_counts=capped))
     assert chosen(info) == ("intranet",)
+
+
+def test_excluded_lists_refused_fallbacks_too() -> None:
+    routing = run(Urgency.URGENT, contact(email_kind=EmailKind.SHARED))
+
+    assert chosen(routing) == ("sms",)
+    assert "shared mailbox" in excluded(routing)["email"]
+
+
+def test_quiet_hours_still_hold_after_a_legal_window_deferral() -> None:
+    late_quiet = RoutingPolicy(
+        urgencies={**ROUTING.urgencies, Urgency.REMINDER: UrgencyPolicy(send=("sms",))},
+        definitions=DEFINITIONS,
+        frequency_caps=ROUTING.frequency_caps,
+        quiet_hours=QuietHours(start=time(21, 0), end=time(9, 0)),
+    )
+    sunday_11_paris = datetime(2026, 11, 29, 10, 0, tzinfo=UTC)
+    routing = route(MessageSpec(Urgency.REMINDER), contact(), late_quiet, sunday_11_paris)
+    monday_9_paris = datetime(2026, 11, 30, 8, 0, tzinfo=UTC)
+    assert choice(routing, "sms").not_before == monday_9_paris
+    assert "outside the legal sms window" in choice(routing, "sms").reason
+    assert "quiet hours" in choice(routing, "sms").reason
+
+
+def test_holidays_follow_the_company_country() -> None:
+    belgian_national_day = datetime(2026, 7, 21, 10, 0, tzinfo=UTC)  # a Tuesday
+    belgian = contact(timezone="Europe/Brussels", country="BE")
+    routing = route(MessageSpec(Urgency.URGENT), belgian, POLICY, belgian_national_day)
+    assert choice(routing, "sms").not_before is not None
+    bastille_day = datetime(2026, 7, 14, 10, 0, tzinfo=UTC)
+    assert (
+        choice(route(MessageSpec(Urgency.URGENT), belgian, POLICY, bastille_day), "sms").not_before
+        is None
+    )
 
 
 def test_capped_channel_is_not_offered_as_fallback() -> None:
@@ -748,12 +783,13 @@ def test_contact_opted_out_everywhere_is_unreachable() -> None:
             assert f"{channel}: opted out of {channel}" in routing.unreachable
 
 
-def test_empty_policy_is_unreachable_with_a_reason() -> None:
-    policy = make_policy({Urgency.INFO: UrgencyPolicy(send=())})
-    routing = run(Urgency.INFO, policy=policy)
+def test_policy_tables_must_send_somewhere_and_name_each_channel_once() -> None:
+    from pydantic import ValidationError
 
-    assert routing.choices == ()
-    assert routing.unreachable == "no channel configured"
+    with pytest.raises(ValidationError, match="at least 1 item"):
+        UrgencyPolicy(send=())
+    with pytest.raises(ValidationError, match="listed more than once in send \\+ fallback: email"):
+        UrgencyPolicy(send=("sms", "email"), fallback=("email",))
 
 
 # --- 10. policy overrides --------------------------------------------------------------------
@@ -863,19 +899,24 @@ messages = st.builds(
 moments = st.datetimes(
     min_value=datetime(2026, 1, 1), max_value=datetime(2026, 12, 31, 23, 59), timezones=st.just(UTC)
 )
-# Unique: a table repeating a channel makes the router repeat it in fallbacks (reported).
-channel_lists = st.lists(st.sampled_from(CHANNEL_NAMES), max_size=4, unique=True).map(tuple)
+
+
+@st.composite
+def urgency_policies(draw: st.DrawFn) -> UrgencyPolicy:
+    """Any valid table: at least one channel to send on, each channel listed once."""
+    channels = draw(st.permutations(CHANNEL_NAMES))
+    n_send = draw(st.integers(1, 4))
+    n_fallback = draw(st.integers(0, len(channels) - n_send))
+    return UrgencyPolicy(
+        send=tuple(channels[:n_send]), fallback=tuple(channels[n_send : n_send + n_fallback])
+    )
 
 
 @st.composite
 def policies(draw: st.DrawFn) -> RoutingPolicy:
     """The default policy, or one with an arbitrary table for some urgencies."""
     overrides = draw(
-        st.dictionaries(
-            st.sampled_from(list(Urgency)),
-            st.builds(UrgencyPolicy, send=channel_lists, fallback=channel_lists),
-            max_size=3,
-        )
+        st.dictionaries(st.sampled_from(list(Urgency)), urgency_policies(), max_size=3)
     )
     return make_policy(overrides)
 

@@ -84,3 +84,29 @@ class Transport(Protocol):
     ) -> None: ...
 
     async def send_batch(self, items: Sequence[Outbound]) -> list[SendResult]: ...
+
+
+class TransportBase:
+    """The async context-manager plumbing every transport shares.
+
+    ``open`` acquires what the transport keeps for its life (connections, files,
+    folders); ``aclose`` releases it. Subclasses override either or both.
+    """
+
+    async def __aenter__(self) -> Self:
+        await self.open()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def open(self) -> None:
+        return None
+
+    async def aclose(self) -> None:
+        return None

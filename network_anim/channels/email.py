@@ -34,8 +34,6 @@ from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from aiosmtplib import (
     SMTP,
@@ -52,7 +50,7 @@ from aiosmtplib import (
     SMTPTimeoutError,
 )
 
-from network_anim.channels.base import Outbound, SendResult
+from network_anim.channels.base import Outbound, SendResult, TransportBase
 from network_anim.config import EmailSettings
 from network_anim.domain import Outcome
 
@@ -403,7 +401,7 @@ class _BatchState:
     connect_failure: SendResult | None = None
 
 
-class SmtpTransport:
+class SmtpTransport(TransportBase):
     """Sends email through an SMTP relay with up to ``concurrency`` long-lived sessions.
 
     Use it as an async context manager: sessions open lazily on first use, stay open
@@ -442,20 +440,11 @@ class SmtpTransport:
         self.connections_opened = 0
         """How many SMTP sessions this transport opened (reuse shows as a small number)."""
 
-    async def __aenter__(self) -> Self:
+    async def open(self) -> None:
         # aiosmtplib resolves the EHLO name with socket.getfqdn on every connect, which
         # may wait on DNS; resolve it once in a thread.
         if self._local_hostname is None:
             self._local_hostname = await asyncio.to_thread(socket.getfqdn)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
     async def aclose(self) -> None:
         """QUIT and close every open session (the transport can be used again after)."""
@@ -627,7 +616,7 @@ async def _end_transaction(client: SMTP, exc: Exception) -> None:
         client.close()
 
 
-class FileEmailTransport:
+class FileEmailTransport(TransportBase):
     """Writes each message as ``<hash of the idempotency key>.eml`` in ``directory``.
 
     The embedded default: runs with no credentials and lets a person open the result.
@@ -647,17 +636,8 @@ class FileEmailTransport:
     def path_for(self, idempotency_key: str) -> Path:
         return self._directory / f"{_hash_key(idempotency_key)[:32]}.eml"
 
-    async def __aenter__(self) -> Self:
+    async def open(self) -> None:
         await asyncio.to_thread(self._directory.mkdir, parents=True, exist_ok=True)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
 
     async def send_batch(self, items: Sequence[Outbound]) -> list[SendResult]:
         # One thread hop per batch: file writes block, the daemon's loop must not.

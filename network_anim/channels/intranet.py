@@ -10,32 +10,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from types import TracebackType
-from typing import Self
 
 from sqlalchemy import Engine, or_, update
 
-from network_anim.channels.base import Outbound, SendResult
+from network_anim.channels.base import Outbound, SendResult, TransportBase
 from network_anim.clock import Clock
 from network_anim.db.models import Post
 from network_anim.domain import Outcome
 
 
-class IntranetTransport:
+class IntranetTransport(TransportBase):
     def __init__(self, engine: Engine, clock: Clock) -> None:
         self._engine = engine
         self._clock = clock
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
 
     async def send_batch(self, items: Sequence[Outbound]) -> list[SendResult]:
         post_ids = {int(item.extra["post_id"]) for item in items if item.extra.get("post_id")}

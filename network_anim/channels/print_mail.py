@@ -29,14 +29,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
 from network_anim.channel_defs import ChannelDefinition
-from network_anim.channels.base import Outbound, SendResult
+from network_anim.channels.base import Outbound, SendResult, TransportBase
 from network_anim.config import PrintSettings
 from network_anim.domain import Outcome
 from network_anim.postal import MAX_LENGTH, MAX_LINES, AddressError, split_destination
@@ -367,7 +365,7 @@ def _fsync_directory(directory: Path) -> None:
 # --- transport ----------------------------------------------------------------------------
 
 
-class PrintTransport:
+class PrintTransport(TransportBase):
     """Turns each batch into one letters PDF and one address CSV in ``directory``.
 
     Implements :class:`network_anim.channels.base.Transport`. ``today`` pins the letter
@@ -392,17 +390,8 @@ class PrintTransport:
         self.max_lines = min(capabilities.address_lines or MAX_LINES, MAX_LINES)
         self.max_length = capabilities.address_line_length or MAX_LENGTH
 
-    async def __aenter__(self) -> Self:
+    async def open(self) -> None:
         await asyncio.to_thread(self.directory.mkdir, parents=True, exist_ok=True)
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        return None
 
     async def send_batch(self, items: Sequence[Outbound]) -> list[SendResult]:
         if not items:

@@ -28,8 +28,8 @@ from collections.abc import Sequence
 from contextvars import ContextVar
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace, TracebackType
-from typing import Self, TextIO
+from types import SimpleNamespace
+from typing import TextIO
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -39,7 +39,7 @@ from twilio.http.response import Response
 from twilio.rest import Client
 
 from network_anim.channel_defs import ChannelDefinition
-from network_anim.channels.base import Outbound, SendResult
+from network_anim.channels.base import Outbound, SendResult, TransportBase
 from network_anim.clock import Clock, SystemClock
 from network_anim.config import SmsSettings
 from network_anim.domain import Outcome
@@ -248,7 +248,7 @@ class RebasedAsyncHttpClient(AsyncTwilioHttpClient):
         )
 
 
-class TwilioTransport:
+class TwilioTransport(TransportBase):
     """Sends SMS with ``client.messages.create_async``, ``concurrency`` requests at a time.
 
     One aiohttp session (keep-alive pool) lives as long as the ``async with`` block when
@@ -283,19 +283,13 @@ class TwilioTransport:
         self._client: Client | None = None
         self._semaphore = asyncio.Semaphore(concurrency)
 
-    async def __aenter__(self) -> Self:
+    async def open(self) -> None:
         self._http = self._given_http or RebasedAsyncHttpClient(
             self.settings.api_base_url, timeout=self.settings.timeout
         )
         self._client = Client(self._account_sid, self._auth_token, http_client=self._http)
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def aclose(self) -> None:
         http, self._http, self._client = self._http, None, None
         if http is not None and http is not self._given_http:
             await http.close()
@@ -385,7 +379,7 @@ def _clean(message: str) -> str:
 # --------------------------------------------------------------------------- file transport
 
 
-class FileSmsTransport:
+class FileSmsTransport(TransportBase):
     """Appends one JSON line per message to ``sms.jsonl``; nothing leaves the machine.
 
     ``path_or_dir`` is the folder (the file is ``sms.jsonl`` in it) or a ``*.jsonl`` file.
@@ -407,17 +401,11 @@ class FileSmsTransport:
         self._file: TextIO | None = None
         self._entered = False
 
-    async def __aenter__(self) -> Self:
+    async def open(self) -> None:
         await asyncio.to_thread(self._open)
         self._entered = True
-        return self
 
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    async def aclose(self) -> None:
         self._entered = False
         file, self._file = self._file, None
         if file is not None:
