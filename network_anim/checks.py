@@ -12,8 +12,9 @@ from collections.abc import Mapping
 from datetime import date
 from typing import Any
 
-from network_anim.composer import sms_mention_problem
+from network_anim.composer import contact_context, message_context, sms_mention_problem
 from network_anim.config import Config, UrgencyPolicy
+from network_anim.db.models import Campaign, Company, Contact, Message
 from network_anim.domain import MessageKind, Urgency
 from network_anim.errors import UserError
 from network_anim.rendering import TemplateStore
@@ -27,32 +28,36 @@ def channels_for(policy: UrgencyPolicy) -> list[str]:
 
 
 def sample_context(config: Config, variables: Mapping[str, Any]) -> dict[str, Any]:
-    sms = config.channels.sms
+    """What a template sees, for a made-up contact: the same keys as a real send."""
     base = config.engine.base_url.rstrip("/")
+    campaign = Campaign(key="sample", name="Sample campaign", kind="broadcast")
+    message = Message(
+        campaign_id=0,
+        step="sample",
+        occurrence="sample",
+        urgency="info",
+        kind="marketing",
+        template="sample",
+        variables=dict(variables),
+    )
+    contact = Contact(
+        external_id="C-SAMPLE",
+        company_id=0,
+        civility="Mme",
+        first_name="Camille",
+        last_name="Martin",
+        role="sales",
+        level="seller",
+    )
+    company = Company(
+        external_id="CO-SAMPLE",
+        name="Exemple Distribution",
+        city="Lyon",
+        region="Auvergne-Rhône-Alpes",
+    )
     return {
-        **variables,
-        "campaign": {"id": "sample", "name": "Sample campaign", "kind": "broadcast"},
-        "sender_name": sms.sender_name,
-        "stop_mention": sms.stop_mention,
-        "today": date.today().isoformat(),
-        "contact": {
-            "id": "C-SAMPLE",
-            "civility": "Mme",
-            "first_name": "Camille",
-            "last_name": "Martin",
-            "full_name": "Camille Martin",
-            "role": "sales",
-            "level": "seller",
-            "company": {
-                "id": "CO-SAMPLE",
-                "name": "Exemple Distribution",
-                "city": "Lyon",
-                "region": "Auvergne-Rhône-Alpes",
-                "sector": "",
-                "size": "",
-                "tier": "",
-            },
-        },
+        **message_context(config, campaign, message, date.today()),
+        **contact_context(contact, company),
         "post_url": f"{base}/p/sample",
         "unsubscribe_url": f"{base}/u/sample",
     }

@@ -30,12 +30,21 @@ class Composed:
     cost_estimate: float = 0.0
 
 
+_SALUTATIONS = {"m": "Monsieur", "mr": "Monsieur", "mme": "Madame", "mrs": "Madame", "ms": "Madame"}
+
+
+def salutation(civility: str) -> str:
+    """The French letter opening for a civility: "Monsieur", "Madame", else both."""
+    return _SALUTATIONS.get(civility.strip().rstrip(".").lower(), "Madame, Monsieur")
+
+
 def contact_context(contact: Contact, company: Company) -> dict[str, Any]:
     full_name = " ".join(p for p in (contact.first_name, contact.last_name) if p)
     return {
         "contact": {
             "id": contact.external_id,
             "civility": contact.civility,
+            "salutation": salutation(contact.civility),
             "first_name": contact.first_name,
             "last_name": contact.last_name,
             "full_name": full_name,
