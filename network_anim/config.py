@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import os
 import tomllib
-from datetime import time
+from datetime import datetime, time
 from pathlib import Path
 from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from network_anim.channel_defs import Weekday
 from network_anim.domain import CHANNEL_NAMES, EmailKind, Level, MessageKind, Urgency
 from network_anim.errors import UserError
 from network_anim.validation import parse_model
@@ -190,16 +191,48 @@ class Audience(Section):
 
 
 class Schedule(Section):
-    cron: str | None = None
-    date: str | None = None
+    """When a scheduled campaign fires (APScheduler triggers), in [engine] timezone."""
+
+    cron: str | None = None  # crontab: "minute hour day month day_of_week"
+    date: datetime | None = None  # once
     interval_days: int | None = Field(default=None, gt=0)
+    start: datetime | None = None  # first firing of an interval schedule
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Schedule:
         given = [k for k in ("cron", "date", "interval_days") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError("give exactly one of cron, date, interval_days")
+        if self.cron is not None:
+            from apscheduler.triggers.cron import CronTrigger
+
+            try:
+                CronTrigger.from_crontab(self.cron)
+            except ValueError as exc:
+                raise ValueError(f"cron {self.cron!r}: {exc}") from None
         return self
+
+
+class StepWindow(Section):
+    """Hours a step may go out, in the contact's own time zone (e.g. office hours)."""
+
+    days: tuple[Weekday, ...] = ("mon", "tue", "wed", "thu", "fri")
+    start: time = time(9, 0)
+    end: time = time(18, 0)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> StepWindow:
+        if self.end <= self.start:
+            raise ValueError("end must be later than start")
+        return self
+
+
+class UnopenedBranch(Section):
+    """If the previous step's email was not opened after N days, take another urgency
+    for this step (the router then picks SMS or print instead of another email)."""
+
+    after_days: float = Field(gt=0)
+    urgency: Urgency
 
 
 class Step(Section):
@@ -207,7 +240,36 @@ class Step(Section):
     template: str
     urgency: Urgency
     kind: MessageKind = MessageKind.MARKETING
-    delay_days: float = Field(default=0, ge=0)
+    # From the previous step (sequences) or from the firing (scheduled campaigns).
+    delay: str = "0d"
+    window: StepWindow | None = None
+    unopened: UnopenedBranch | None = None
+
+    @field_validator("delay")
+    @classmethod
+    def _delay(cls, value: str) -> str:
+        from network_anim.durations import parse_delay
+
+        parse_delay(value)
+        return value
+
+    @property
+    def parsed_delay(self):  # type: ignore[no-untyped-def]
+        from network_anim.durations import parse_delay
+
+        return parse_delay(self.delay)
+
+
+Trigger = Literal["imported", "first_sale", "no_sale", "manual"]
+ExitCondition = Literal["converted", "replied", "unsubscribed", "left_audience"]
+
+
+class Enrol(Section):
+    """What puts a contact in a nurturing sequence (re-enrolling an active one is a no-op)."""
+
+    on: tuple[Trigger, ...] = Field(min_length=1)
+    # For "no_sale": days without any approved sale (RFM recency).
+    no_sale_days: int = Field(default=90, gt=0)
 
 
 class Campaign(Section):
@@ -216,10 +278,27 @@ class Campaign(Section):
     kind: Literal["challenge", "nurture", "newsletter", "broadcast"]
     audience: str
     schedule: Schedule | None = None
+    enrol: Enrol | None = None
+    exit_on: tuple[ExitCondition, ...] = ("unsubscribed", "left_audience")
     steps: tuple[Step, ...] = Field(min_length=1)
     level: Level = Level.SELLER
     # Values the templates of every step can use ({{ name }}).
     vars: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+    @model_validator(mode="after")
+    def _timing(self) -> Campaign:
+        if self.kind == "nurture":
+            if self.enrol is None:
+                raise ValueError("a nurture campaign needs [campaigns.enrol] (what enrols a contact)")
+            if self.schedule is not None:
+                raise ValueError("a nurture campaign follows each contact: no schedule")
+        elif self.enrol is not None:
+            raise ValueError(f"enrol applies to nurture campaigns, not to {self.kind}")
+        names = [s.name for s in self.steps]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"step name(s) used twice: {', '.join(repeated)}")
+        return self
 
 
 class Config(Section):
@@ -240,6 +319,9 @@ class Config(Section):
         if dupes:
             raise ValueError(f"campaigns: duplicate id(s) {', '.join(dupes)}")
         return self
+
+    def campaign(self, key: str) -> Campaign | None:
+        return next((c for c in self.campaigns if c.id == key), None)
 
     def audience(self, name: str) -> Audience:
         for audience in self.audiences:

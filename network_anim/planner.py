@@ -110,41 +110,14 @@ def plan_message(
     explain: bool = False,
     progress: Callable[[int], None] | None = None,
 ) -> PlanResult:
-    """Plan one occurrence; with ``dry_run`` compute everything and write nothing."""
-    now = app.clock.now()
-    due_at = request.due_at or now
-    app.templates.require("intranet", request.template)  # every message has its portal page
-    composer = make_composer(app)
-    result = PlanResult()
+    """Plan one occurrence for its audience; with ``dry_run`` compute everything and
+    write nothing."""
     with Session(app.engine) as session:
         session.begin()
         try:
-            message, campaign = _message_row(session, request, now)
-            base_context = message_context(app.config, campaign, message, due_at.date())
-            posts = _PostCache(session, composer, message, base_context, app, due_at)
-            run = _PlanRun(
-                app=app,
-                session=session,
-                composer=composer,
-                posts=posts,
-                message=message,
-                base_context=base_context,
-                spec=MessageSpec(request.urgency, request.kind),
-                request=request,
-                due_at=due_at,
-                existing_keys=_existing_keys(session, message.id),
-                result=result,
-                explain=explain,
+            result = plan_in_session(
+                app, session, request, write=not dry_run, explain=explain, progress=progress
             )
-            _record_audience(session, request.audience, now)
-            for batch in iter_audience(session, request.audience, min_level=request.level):
-                rows = run.plan_batch(batch)
-                if rows and not dry_run:
-                    _insert(session, rows)
-                result.audience_size += len(batch)
-                if progress is not None:
-                    progress(len(batch))
-            result.message_id = message.id
             if dry_run:
                 session.rollback()
             else:
@@ -152,6 +125,57 @@ def plan_message(
         except BaseException:
             session.rollback()
             raise
+    return result
+
+
+def plan_in_session(
+    app: App,
+    session: Session,
+    request: MessageRequest,
+    *,
+    contacts: list[tuple[Contact, Company]] | None = None,
+    write: bool = True,
+    explain: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> PlanResult:
+    """Plan inside the caller's transaction, for the request's audience or for the given
+    contacts only (a sequence step), so the caller commits it with its own changes."""
+    now = app.clock.now()
+    due_at = request.due_at or now
+    app.templates.require("intranet", request.template)  # every message has its portal page
+    composer = make_composer(app)
+    result = PlanResult()
+    message, campaign = _message_row(session, request, now)
+    base_context = message_context(app.config, campaign, message, due_at.date())
+    run = _PlanRun(
+        app=app,
+        session=session,
+        composer=composer,
+        posts=_PostCache(session, composer, message, base_context, app, due_at),
+        message=message,
+        base_context=base_context,
+        spec=MessageSpec(request.urgency, request.kind),
+        request=request,
+        due_at=due_at,
+        existing_keys=_existing_keys(session, message.id),
+        result=result,
+        explain=explain,
+    )
+    if contacts is None:
+        _record_audience(session, request.audience, now)
+        batches: Iterable[list[tuple[Contact, Company]]] = iter_audience(
+            session, request.audience, min_level=request.level
+        )
+    else:
+        batches = [contacts]
+    for batch in batches:
+        rows = run.plan_batch(batch)
+        if rows and write:
+            _insert(session, rows)
+        result.audience_size += len(batch)
+        if progress is not None:
+            progress(len(batch))
+    result.message_id = message.id
     return result
 
 

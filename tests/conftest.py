@@ -51,6 +51,9 @@ def postgres_url() -> Iterator[str]:
 
 
 _TABLES = (
+    "enrolment",
+    "occurrence",
+    "sale",
     "event",
     "postread",
     "delivery",
@@ -78,6 +81,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     engine = make_engine(url)
     with engine.begin() as conn:
         conn.execute(text(f"TRUNCATE {', '.join(_TABLES)} RESTART IDENTITY CASCADE"))
+        conn.execute(text("DROP TABLE IF EXISTS apscheduler_jobs"))
     engine.dispose()
     yield url
 

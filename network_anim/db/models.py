@@ -198,3 +198,58 @@ class Event(SQLModel, table=True):
     data: dict[str, Any] = _json(default_factory=dict)
     # Provider callbacks arrive twice: a unique key makes recording idempotent.
     dedupe_key: str | None = Field(default=None, unique=True, max_length=200)
+
+
+class Sale(SQLModel, table=True):
+    """A declared sale: what conversion, RFM recency and enrolment triggers read."""
+
+    __table_args__ = (
+        UniqueConstraint("company_id", "invoice_ref"),
+        Index("ix_sale_contact_time", "contact_id", "sold_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    company_id: int = Field(foreign_key="company.id", index=True)
+    contact_id: int | None = Field(default=None, foreign_key="contact.id")
+    invoice_ref: str = Field(max_length=80)
+    product: str = Field(default="", max_length=120)
+    quantity: float = 1.0
+    amount: float = 0.0  # EUR, excluding VAT
+    status: str = Field(default="approved", max_length=20)
+    sold_at: datetime = _utc()
+    created_at: datetime = _utc()
+
+
+class Occurrence(SQLModel, table=True):
+    """One firing of a scheduled campaign: planned once, or missed and left to an operator."""
+
+    __table_args__ = (UniqueConstraint("campaign_key", "scheduled_for"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_key: str = Field(max_length=80, index=True)
+    scheduled_for: datetime = _utc()
+    status: str = Field(max_length=20)  # planned | missed | cancelled
+    detail: str = Field(default="", max_length=500)
+    planned_at: datetime | None = _utc(default=None, nullable=True)
+    created_at: datetime = _utc()
+
+
+class Enrolment(SQLModel, table=True):
+    """A contact's place in a nurturing sequence; per-contact timing lives in next_due_at."""
+
+    __table_args__ = (
+        UniqueConstraint("campaign_key", "contact_id"),
+        Index("ix_enrolment_status_due", "status", "next_due_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    campaign_key: str = Field(max_length=80)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    status: str = Field(max_length=20)  # active | completed | exited
+    cycle: int = 0
+    step_index: int = 0
+    next_due_at: datetime = _utc()
+    trigger: str = Field(default="", max_length=40)
+    exit_reason: str = Field(default="", max_length=200)
+    enrolled_at: datetime = _utc()
+    updated_at: datetime = _utc()
