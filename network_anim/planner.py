@@ -427,7 +427,10 @@ def _recent_counts(
             .where(Delivery.marketing.is_(True))  # type: ignore[attr-defined]
             .where(Delivery.message_id != message_id)
             .where(Delivery.status.in_([s.value for s in _COUNTED_STATUSES]))  # type: ignore[attr-defined]
+            # Any window of per_days around this send: rows already sent and rows planned
+            # for the coming days both count, so no sliding week ever exceeds the cap.
             .where(Delivery.due_at >= now - timedelta(days=cap.per_days))
+            .where(Delivery.due_at <= now + timedelta(days=cap.per_days))
             .group_by(Delivery.contact_id)
         )
         for contact_id, count in rows:
