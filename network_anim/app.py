@@ -57,6 +57,14 @@ class App:
     def data_dir(self) -> Path:
         return self.loaded.resolve(self.config.engine.data_dir)
 
+    def replace_config(
+        self, loaded: LoadedConfig, definitions: dict[str, ChannelDefinition]
+    ) -> None:
+        """Take a reloaded config; what was derived from the old one is derived again."""
+        self.loaded, self.definitions = loaded, definitions
+        for derived in ("templates", "policy"):
+            self.__dict__.pop(derived, None)
+
     def close(self) -> None:
         if "engine" in self.__dict__:
             self.engine.dispose()

@@ -289,7 +289,9 @@ class Campaign(Section):
     def _timing(self) -> Campaign:
         if self.kind == "nurture":
             if self.enrol is None:
-                raise ValueError("a nurture campaign needs [campaigns.enrol] (what enrols a contact)")
+                raise ValueError(
+                    "a nurture campaign needs [campaigns.enrol] (what enrols a contact)"
+                )
             if self.schedule is not None:
                 raise ValueError("a nurture campaign follows each contact: no schedule")
         elif self.enrol is not None:
@@ -301,8 +303,23 @@ class Campaign(Section):
         return self
 
 
+class DaemonSettings(Section):
+    """How often the daemon looks for work, and how it treats lateness and failures."""
+
+    dispatch_seconds: float = Field(default=5.0, gt=0)  # outbox scan
+    sequence_seconds: float = Field(default=30.0, gt=0)  # due sequence steps
+    trigger_minutes: float = Field(default=15.0, gt=0)  # enrolment triggers (no sale for N days...)
+    leader_check_seconds: float = Field(default=5.0, gt=0)  # scheduler role (PostgreSQL lock)
+    # A firing found later than this (daemon down) is recorded as missed, not sent late.
+    misfire_grace_minutes: float = Field(default=60.0, gt=0)
+    lease_minutes: float = Field(default=5.0, gt=0)  # a claimed row returns after this
+    max_attempts: int = Field(default=6, gt=0)  # transient failures, then dead
+    batch_size: int = Field(default=200, gt=0)
+
+
 class Config(Section):
     engine: EngineSettings = EngineSettings()
+    daemon: DaemonSettings = DaemonSettings()
     channels: ChannelsSettings = ChannelsSettings()
     routing: RoutingSettings = RoutingSettings()
     audiences: tuple[Audience, ...] = ()

@@ -187,6 +187,10 @@ _NAME_TEMPLATES = {
         "{surname} Domotique", "{surname} Antennes et Réseaux",
     ],
 }  # fmt: skip
+_SHORT_TRADES = {
+    "electricite": "elec", "electro": "elec", "installations": "install", "courants": "cf",
+    "antennes": "antennes", "etablissements": "ets", "informatique": "info",
+}  # fmt: skip
 _DOMAIN_STOPWORDS = frozenset({"sarl", "sas", "ets", "et", "de", "la", "le", "les", "du", "des"})
 
 # ---------------------------------------------------------------------------------------------
@@ -209,7 +213,7 @@ _STREETS = {
     "allée": ["des Tilleuls", "des Peupliers", "des Érables", "Alan Turing", "Nikola Tesla"],
     "impasse": ["des Artisans", "du Four", "des Lilas", "de l'Atelier"],
 }  # fmt: skip
-_TOWN_STREET_TYPES = {"rue": 8, "avenue": 4, "boulevard": 3, "place": 1, "allée": 1, "quai": 0}
+_TOWN_STREET_TYPES = {"rue": 8, "avenue": 4, "boulevard": 3, "place": 1, "allée": 1}
 _PARK_STREET_TYPES = {"rue": 5, "allée": 3, "impasse": 2, "route": 2, "chemin": 1}
 _PARKS = ["ZA", "ZI", "Parc d'activités", "ZAC"]
 _PARK_NAMES = [
@@ -383,9 +387,9 @@ class _Habits:
 
 
 _HABITS = {
-    "white": _Habits(0.15, (0.93, 0.04, 0.03), 0.015, 0.92, 0.45, 0.6),
-    "electrical": _Habits(0.6, (0.72, 0.18, 0.10), 0.06, 0.93, 0.3, 0.6),
-    "installer": _Habits(0.75, (0.2, 0.55, 0.25), 0.4, 0.97, 0.15, 0.5),
+    "white": _Habits(0.15, (0.94, 0.04, 0.02), 0.015, 0.92, 0.45, 0.6),
+    "electrical": _Habits(0.65, (0.72, 0.2, 0.08), 0.06, 0.93, 0.3, 0.6),
+    "installer": _Habits(0.85, (0.2, 0.55, 0.25), 0.4, 0.97, 0.15, 0.5),
 }
 _MAILBOXES = {
     "white": ["contact", "commercial", "info", "accueil"],
@@ -449,6 +453,7 @@ class _Generator:
         self.names: set[str] = set()
         self.domains: set[str] = set()
         self.numbers: set[str] = set()
+        self.decks: dict[str, list[str]] = {}
 
     def run(self, n_companies: int, n_contacts: int) -> str:
         companies = self._companies(n_companies)
@@ -516,7 +521,7 @@ class _Generator:
         place = company.place
         for attempt in range(100):
             founder = self._last_name(place.region, flemish=False)
-            template = rng.choice(_NAME_TEMPLATES[company.kind])
+            template = self._template(company.kind)
             name = template.format(
                 city=place.city, region=rng.choice(_REGION_NAMES[place.region]), surname=founder
             )
@@ -528,7 +533,7 @@ class _Generator:
         self.names.add(name)
         company.name = name
         company.founder = founder if "{surname}" in template else ""
-        company.domain = self._domain(name, place.city)
+        company.domain = self._domain(name, place.city, company.founder)
         group = _group(company.kind)
         habits = _HABITS[group]
         if rng.random() < habits.generic_mailbox:
@@ -574,16 +579,32 @@ class _Generator:
         if company.size != "TPE" and rng.random() < 0.4:
             company.delivery_point = rng.choice(_DELIVERY_POINTS[company.kind])
         if not company.building and not company.delivery_point and rng.random() < 0.15:
-            company.locality = rng.choice([f"BP {rng.randint(10, 999)}", f"CS {rng.randint(1, 9)}0"
-                                           f"{rng.randint(0, 999):03d}"])  # fmt: skip
+            box = f"BP {rng.randint(10, 999)}"
+            company.locality = (
+                box if rng.random() < 0.6 else f"CS {rng.randint(10, 99)}{rng.randint(0, 999):03d}"
+            )
 
-    def _domain(self, name: str, city: str) -> str:
+    def _template(self, kind: str) -> str:
+        """Each name pattern of a kind once before any comes back (no five "Allo Pro")."""
+        deck = self.decks.setdefault(kind, [])
+        if not deck:
+            deck.extend(_NAME_TEMPLATES[kind])
+            self.rng.shuffle(deck)
+        return deck.pop()
+
+    def _domain(self, name: str, city: str, founder: str) -> str:
         words = [w for w in _ascii_words(name) if w not in _DOMAIN_STOPWORDS]
         slug = "-".join(words)
-        if len(slug) > 22:
-            slug = "".join(w[0] for w in words[:-1]) + "-" + words[-1]
-        if len(slug) > 22:
-            slug = "".join(w[0] for w in words)
+        if len(slug) > 22 and founder:  # the family name and the trade: bernard-elec
+            family = _ascii_words(founder)
+            trade = next((w for w in words if w not in family), "pro")
+            slug = "-".join([*family, _SHORT_TRADES.get(trade, trade)])
+        if len(slug) > 22:  # initials, but a town keeps its name: vd-pointe-a-pitre
+            town = name.endswith(city) and len(name) > len(city)
+            head = _ascii_words(name[: -len(city)]) if town else words[:-1]
+            tail = _ascii_words(city) if town else words[-1:]
+            initials = "".join(w[0] for w in head if w not in _DOMAIN_STOPWORDS)
+            slug = "-".join(part for part in [initials, *tail] if part)
         candidate = slug
         if candidate in self.domains:
             candidate = f"{slug}-{'-'.join(_ascii_words(city))}"
@@ -609,13 +630,17 @@ class _Generator:
         english = place.city == "Bruxelles" and rng.random() < 0.5
         female = rng.random() < (0.6 if level == "correspondent" else habits.female)
         taken = {(c["first_name"], c["last_name"]) for c in company.contacts}
-        while True:
+        for attempt in range(50):  # a huge company may run out of names: then twins happen
             first = self._first_name(place.region, female, flemish=english)
             if level == "director" and company.founder:
                 last = company.founder
             else:
                 last = self._last_name(place.region, flemish=english)
-            if (first, last) not in taken:
+            # Namesakes happen (family businesses) but should stay rare in one company.
+            namesake = any(c["last_name"] == last for c in company.contacts)
+            if (first, last) not in taken and (not namesake or rng.random() < 0.1):
+                break
+            if attempt == 49:
                 break
         if english:
             civility, role = ("Ms" if female else "Mr"), rng.choice(_ROLES_EN[level])
@@ -626,7 +651,9 @@ class _Generator:
 
         personal, shared, _none = habits.email
         draw = rng.random()
-        if draw < personal or (draw < personal + shared and not company.mailbox and level != "seller"):
+        if draw < personal or (
+            draw < personal + shared and not company.mailbox and level != "seller"
+        ):
             email, email_kind = self._personal_email(company, first, last), "personal"
         elif draw < personal + shared and company.mailbox:
             email, email_kind = company.mailbox, "shared"
@@ -636,12 +663,11 @@ class _Generator:
         if not email or rng.random() < habits.mobile:
             mobile = self._mobile(place)
         phone = ""
-        if level == "director" and rng.random() < habits.landline:
-            phone = company.switchboard
-        elif level == "correspondent" and rng.random() < 0.4:
+        switchboard = {"director": habits.landline, "correspondent": 0.4}.get(level, 0.0)
+        if rng.random() < switchboard:
             phone = company.switchboard
         elif level == "seller" and rng.random() < 0.08:
-            phone = self._landline(place)
+            phone = self._landline(place)  # a direct line
         web_access = "no" if rng.random() < habits.no_web else "yes"
         return {
             "company_id": company.external_id,
@@ -689,7 +715,7 @@ class _Generator:
         if flemish:
             return self.rng.choice(_FLEMISH_LAST_NAMES)
         regional = _REGIONAL_LAST_NAMES.get(region)
-        share = 0.6 if region in ("Guadeloupe", "La Réunion", "Belgique") else 0.35
+        share = 0.6 if region in ("Guadeloupe", "La Réunion", "Belgique") else 0.25
         if regional and self.rng.random() < share:
             return self.rng.choice(regional)
         return self.rng.choice(_LAST_NAMES)
@@ -808,12 +834,12 @@ _COUNTRY_CODES = {"mainland": "33", "GP": "590", "RE": "262", "BE": "32"}
 def _phone_text(rng: random.Random, area: str, national: str) -> str:
     """The number as people type it in a spreadsheet: mostly national, some international."""
     style = rng.random()
-    if area == "BE":
-        groups = f"{national[:3]} {_pairs(national[3:])}" if national[0] == "4" else (
-            f"{national[:1]} {national[1:4]} {_pairs(national[4:])}" if national[0] == "2"
-            else f"{national[:2]} {_pairs(national[2:])}"
-        )  # fmt: skip
-        return f"+32 {groups}"  # the column defaults to the company's country: BE
+    if area == "BE":  # +32 470 12 34 56 (mobile), +32 2 512 34 56, +32 81 23 45 67
+        if len(national) == 9:
+            return f"+32 {national[:3]} {_pairs(national[3:])}"
+        if national[0] in "234":
+            return f"+32 {national[0]} {national[1:4]} {_pairs(national[4:])}"
+        return f"+32 {national[:2]} {_pairs(national[2:])}"
     if area == "mainland":
         if style < 0.15:
             return "0" + national
@@ -852,7 +878,9 @@ def _reads_back(text: str, area: str, *, mobile: bool) -> bool:
         return False
     if phonenumbers.region_code_for_number(number) != _AREA_REGION[area]:
         return False
-    wanted = phonenumbers.PhoneNumberType.MOBILE if mobile else phonenumbers.PhoneNumberType.FIXED_LINE
+    wanted = (
+        phonenumbers.PhoneNumberType.MOBILE if mobile else phonenumbers.PhoneNumberType.FIXED_LINE
+    )
     return phonenumbers.number_type(number) == wanted
 
 

@@ -79,12 +79,12 @@ class Dispatcher:
         self.resend_safe = resend_safe
         self._stack = AsyncExitStack()
         self._open: dict[str, Transport] = {}
+        self._stopping = False
         self.worker_id = worker_id
         self.lease = lease
         self.batch_size = batch_size
         self.retry = retry
         self.rng = rng or random.Random()
-        self._composer = make_composer(app)
 
     async def __aenter__(self) -> Self:
         await self._stack.__aenter__()
@@ -117,13 +117,18 @@ class Dispatcher:
         # reported up front instead of leaving claimed rows behind.
         for channel in sorted(self.due_channels(message_id)):
             await self._transport(channel)
-        while True:
+        while not self._stopping:
             batch = await self.run_once(message_id=message_id)
             if batch.total == 0:
                 return stats
             stats.add(batch)
             if on_progress is not None:
                 on_progress(batch.total)
+        return stats
+
+    def stop_claiming(self) -> None:
+        """Finish the batch in hand, claim nothing more (graceful shutdown)."""
+        self._stopping = True
 
     async def run_once(self, *, message_id: int | None = None) -> DispatchStats:
         claimed = self._claim(message_id)
@@ -333,7 +338,7 @@ class Dispatcher:
         campaign = session.get(Campaign, message.campaign_id)
         assert company is not None and campaign is not None
         try:
-            composed = self._composer.compose(
+            composed = make_composer(self.app).compose(
                 channel=channel,
                 message=message,
                 base_context=message_context(self.app.config, campaign, message, now.date()),

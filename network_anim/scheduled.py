@@ -25,6 +25,7 @@ from network_anim.app import App
 from network_anim.config import Campaign as CampaignConfig
 from network_anim.config import Schedule, Step
 from network_anim.db.models import Campaign, Occurrence
+from network_anim.errors import UserError
 from network_anim.planner import MessageRequest, plan_in_session
 from network_anim.timing import step_due
 
@@ -37,11 +38,14 @@ class FiringStats:
     planned: Counter[str] = field(default_factory=Counter)
     missed: Counter[str] = field(default_factory=Counter)
     deliveries: int = 0
+    # Campaign id -> why a firing could not be planned (it stays unplanned: retried).
+    errors: dict[str, str] = field(default_factory=dict)
 
     def add(self, other: FiringStats) -> None:
         self.planned.update(other.planned)
         self.missed.update(other.missed)
         self.deliveries += other.deliveries
+        self.errors.update(other.errors)
 
 
 def make_trigger(schedule: Schedule, timezone: str) -> BaseTrigger:
@@ -114,7 +118,12 @@ def catch_up(app: App, campaign: CampaignConfig, *, grace: timedelta) -> FiringS
         if now - scheduled_for > grace:
             stats.missed[campaign.id] += record_missed(app, campaign, scheduled_for, now)
         else:
-            planned = fire(app, campaign, scheduled_for)
+            try:
+                planned = fire(app, campaign, scheduled_for)
+            except UserError as exc:
+                # Nothing was written: the next catch-up tries again while within grace.
+                stats.errors[campaign.id] = exc.render()
+                break
             if planned is not None:
                 stats.planned[campaign.id] += 1
                 stats.deliveries += planned
@@ -200,8 +209,6 @@ def record_missed(
 
 def replay_missed(app: App, occurrence_id: int) -> int:
     """An operator decided a missed firing should go out now after all."""
-    from network_anim.errors import UserError
-
     with Session(app.engine) as session, session.begin():
         occurrence = session.get(Occurrence, occurrence_id)
         if occurrence is None or occurrence.status != MISSED:

@@ -33,6 +33,7 @@ from network_anim.db.models import (
     Sale,
 )
 from network_anim.domain import LawfulBasis, Urgency
+from network_anim.errors import UserError
 from network_anim.planner import MessageRequest, plan_in_session
 from network_anim.timing import step_due
 
@@ -49,6 +50,8 @@ class SequenceStats:
     postponed: int = 0
     completed: int = 0
     exited: Counter[str] = field(default_factory=Counter)
+    # Campaign id -> why its steps could not be planned this time.
+    errors: dict[str, str] = field(default_factory=dict)
 
     def add(self, other: SequenceStats) -> None:
         self.enrolled.update(other.enrolled)
@@ -57,6 +60,7 @@ class SequenceStats:
         self.postponed += other.postponed
         self.completed += other.completed
         self.exited.update(other.exited)
+        self.errors.update(other.errors)
 
 
 def nurture_campaigns(app: App) -> list[CampaignConfig]:
@@ -187,39 +191,37 @@ def _trigger_condition(trigger: str, campaign: CampaignConfig, now: datetime) ->
 
 
 def tick(app: App, *, batch: int = _CLAIM_BATCH) -> SequenceStats:
-    """Run every due step of every active enrolment, batch after batch."""
+    """Run every due step of every active enrolment, campaign by campaign, batch after
+    batch. A campaign whose step cannot be planned (a template broken since the last
+    reload) is reported and skipped; the other campaigns go on."""
     stats = SequenceStats()
-    campaigns = {c.id: c for c in nurture_campaigns(app)}
-    if not campaigns:
-        return stats
-    while True:
-        done = _tick_batch(app, campaigns, batch, stats)
-        if done < batch:
-            return stats
+    for campaign in nurture_campaigns(app):
+        try:
+            while _tick_batch(app, campaign, batch, stats) == batch:
+                pass
+        except UserError as exc:
+            stats.errors[campaign.id] = exc.render()
+    return stats
 
 
-def _tick_batch(
-    app: App, campaigns: dict[str, CampaignConfig], batch: int, stats: SequenceStats
-) -> int:
+def _tick_batch(app: App, campaign: CampaignConfig, batch: int, stats: SequenceStats) -> int:
     now = app.clock.now()
     with Session(app.engine) as session, session.begin():
         query = (
             select(Enrolment, Contact, Company)
             .join(Contact, Contact.id == Enrolment.contact_id)  # type: ignore[arg-type]
             .join(Company, Company.id == Contact.company_id)  # type: ignore[arg-type]
+            .where(Enrolment.campaign_key == campaign.id)
             .where(Enrolment.status == ACTIVE, Enrolment.next_due_at <= now)
-            .where(Enrolment.campaign_key.in_(list(campaigns)))  # type: ignore[attr-defined]
             .order_by(Enrolment.next_due_at, Enrolment.id)
             .limit(batch)
         )
         if session.get_bind().dialect.name == "postgresql":
+            # Several daemons share the tick: each takes the enrolments no one else holds.
             query = query.with_for_update(skip_locked=True, of=Enrolment)
-        rows = session.execute(query).all()
-        by_campaign: dict[str, list[tuple[Enrolment, Contact, Company]]] = defaultdict(list)
-        for enrolment, contact, company in rows:
-            by_campaign[enrolment.campaign_key].append((enrolment, contact, company))
-        for key, items in by_campaign.items():
-            _run_steps(app, session, campaigns[key], items, now, stats)
+        rows = [(e, c, co) for e, c, co in session.execute(query).all()]
+        if rows:
+            _run_steps(app, session, campaign, rows, now, stats)
     return len(rows)
 
 
@@ -255,9 +257,7 @@ def _run_steps(
     for (index, urgency, cycle), members in groups.items():
         step = campaign.steps[index]
         variant = "" if urgency == step.urgency else f"~{urgency}"
-        occurrence = now.date().isoformat() + (
-            f".c{cycle}" if cycle else ""
-        )
+        occurrence = now.date().isoformat() + (f".c{cycle}" if cycle else "")
         plan_in_session(
             app,
             session,

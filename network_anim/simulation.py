@@ -203,3 +203,34 @@ def sent_between(engine: Engine, start: datetime, end: datetime) -> list[SentMes
         )
         for d, c, step, campaign in rows
     ]
+
+
+def plan_period(
+    config_path: Path | None,
+    database_url: str,
+    start: datetime,
+    end: datetime,
+    *,
+    on_step: Callable[[datetime], None] | None = None,
+) -> tuple[list[SentMessage], SimulationReport]:
+    """What would go out between ``start`` and ``end``: the real engine on a copy of the
+    database, with transports that only record. The real database is only read."""
+    import asyncio
+    import tempfile
+
+    from network_anim.app import open_app
+
+    source = make_engine(database_url)
+    try:
+        with tempfile.TemporaryDirectory(prefix="netanim-plan-") as folder:
+            copy_url = copy_database(source, Path(folder) / "plan.db")
+            app = open_app(config_path, db_url=copy_url, clock=SimulatedClock(start))
+            try:
+                transports = {channel: RecordingTransport() for channel in app.definitions}
+                grace = timedelta(minutes=app.config.daemon.misfire_grace_minutes)
+                report = asyncio.run(simulate(app, end, transports, grace=grace, on_step=on_step))
+                return sent_between(app.engine, start, end), report
+            finally:
+                app.close()
+    finally:
+        source.dispose()

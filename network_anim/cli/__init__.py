@@ -31,7 +31,24 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "dispatch",
         "Send every outbox row that is due now.",
     ),
-    "outbox": ("network_anim.cli.outbox_cmd", "outbox", "List outbox rows by status."),
+    "outbox": ("network_anim.cli.outbox_cmd", "outbox", "List outbox rows by status; retry them."),
+    "daemon": ("network_anim.cli.daemon_cmd", "daemon", "Run campaigns, sequences and the outbox."),
+    "reload": (
+        "network_anim.cli.reload_cmd",
+        "reload",
+        "Make the running daemon re-read its config.",
+    ),
+    "enroll": ("network_anim.cli.enroll_cmd", "enroll", "Put contacts into a nurturing sequence."),
+    "plan": (
+        "network_anim.cli.plan_cmd",
+        "plan",
+        "Simulate a period: every message that would go out.",
+    ),
+    "demo": (
+        "network_anim.cli.demo_cmd",
+        "demo",
+        "Sample network, months simulated, outputs on disk.",
+    ),
 }
 
 

@@ -1,0 +1,1 @@
+"""The long-running service: ticks, the campaign scheduler, locks, signals."""

@@ -1,0 +1,338 @@
+"""``netanim daemon``: the service that runs campaigns on their calendar for months.
+
+Every daemon runs the ticks (dispatch, sequence steps) on an APScheduler instance with a
+memory job store: they claim work with row locks, so any number may run them. One daemon
+only — the holder of the scheduler role (a PostgreSQL advisory lock, or the single
+SQLite daemon) — also runs the campaign scheduler, whose jobs live in APScheduler's
+SQLAlchemy job store in the project database (never shared by two running schedulers).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+from datetime import UTC, timedelta
+from pathlib import Path
+from typing import Any
+
+from apscheduler.jobstores.memory import MemoryJobStore
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from network_anim.app import App, open_app
+from network_anim.checks import config_problems
+from network_anim.daemon.locks import SchedulerRole, SqliteInstanceLock, SqliteRole
+from network_anim.db.engine import is_sqlite
+from network_anim.dispatcher import Dispatcher, RetryPolicy
+from network_anim.errors import UserError
+from network_anim.scheduled import catch_up, make_trigger, register_campaigns, scheduled_campaigns
+from network_anim.sending import worker_id
+from network_anim.sequences import enrol_by_triggers, tick
+from network_anim.transports import ConfiguredTransports
+
+log = logging.getLogger("netanim.daemon")
+JOBS_TABLE = "apscheduler_jobs"
+_CAMPAIGN_JOB = "campaign:"
+
+# The job store pickles a reference to this function; it finds the running daemon here.
+_RUNNING: Daemon | None = None
+
+
+async def fire_campaign_job(campaign_key: str) -> None:
+    """APScheduler job of one campaign schedule: plan what is due (and record what was
+    missed) for that campaign."""
+    if _RUNNING is not None:
+        await _RUNNING.fire(campaign_key)
+
+
+class Daemon:
+    def __init__(self, config_path: Path, *, db_url: str | None = None) -> None:
+        self.config_path = config_path
+        self.db_url = db_url
+        self.app: App | None = None
+        self.worker = worker_id()
+        self._stop = asyncio.Event()
+        self._ticks: AsyncIOScheduler | None = None
+        self._campaigns: AsyncIOScheduler | None = None
+        self._dispatcher: Dispatcher | None = None
+        self._instance_lock: SqliteInstanceLock | None = None
+        self._role: SchedulerRole | SqliteRole | None = None
+        self._pid_file: Path | None = None
+
+    # -- life cycle -----------------------------------------------------------------
+
+    async def run(self) -> int:
+        global _RUNNING
+        app = self.app = open_app(self.config_path, db_url=self.db_url)
+        from network_anim.cli.common import ensure_schema
+
+        ensure_schema(app)
+        problems = config_problems(app.config, app.templates)
+        if problems:
+            raise UserError(f"{self.config_path}: {len(problems)} problem(s)", problems)
+        if is_sqlite(app.engine):
+            self._instance_lock = SqliteInstanceLock(Path(app.engine.url.database or "netanim.db"))
+            self._instance_lock.acquire()
+            self._role = SqliteRole()
+        else:
+            self._role = SchedulerRole(app.engine)
+        self._write_pid(app)
+        _RUNNING = self
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop)
+        loop.add_signal_handler(signal.SIGHUP, self.request_reload)
+        settings = app.config.daemon
+        transports = ConfiguredTransports(app)
+        self._dispatcher = Dispatcher(
+            app,
+            transports,
+            worker_id=self.worker,
+            lease=timedelta(minutes=settings.lease_minutes),
+            batch_size=settings.batch_size,
+            retry=RetryPolicy(max_attempts=settings.max_attempts),
+            resend_safe=transports.resend_safe,
+        )
+        try:
+            async with self._dispatcher:
+                await asyncio.to_thread(register_campaigns, app)
+                self._start_ticks()
+                log.info("daemon %s started on %s", self.worker, _safe_url(app))
+                await self._stop.wait()
+                log.info("stopping: no new claims, finishing the sends in flight")
+                self._dispatcher.stop_claiming()
+                await self._shutdown_schedulers()
+        finally:
+            _RUNNING = None
+            self._release()
+        log.info("daemon %s stopped", self.worker)
+        return 0
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    def _start_ticks(self) -> None:
+        assert self.app is not None
+        settings = self.app.config.daemon
+        ticks = AsyncIOScheduler(jobstores={"default": MemoryJobStore()}, timezone=UTC)
+        every = {"max_instances": 1, "coalesce": True, "misfire_grace_time": None}
+        ticks.add_job(
+            self.dispatch_tick,
+            "interval",
+            seconds=settings.dispatch_seconds,
+            id="dispatch",
+            **every,
+        )
+        ticks.add_job(
+            self.sequence_tick,
+            "interval",
+            seconds=settings.sequence_seconds,
+            id="sequences",
+            **every,
+        )
+        ticks.add_job(
+            self.leader_tick,
+            "interval",
+            seconds=settings.leader_check_seconds,
+            id="leader",
+            **every,
+        )
+        ticks.add_job(
+            self.trigger_tick, "interval", minutes=settings.trigger_minutes, id="triggers", **every
+        )
+        ticks.start()
+        self._ticks = ticks
+        # First round now rather than one interval from now.
+        for job in ticks.get_jobs():
+            job.modify(next_run_time=self.app.clock.now())
+
+    async def _shutdown_schedulers(self) -> None:
+        if self._ticks is not None:
+            self._ticks.shutdown(wait=False)
+        self._stop_campaign_scheduler()
+        # Let a tick that is already running (a dispatch batch in flight) finish.
+        for _ in range(600):
+            if not self._busy:
+                break
+            await asyncio.sleep(0.05)
+
+    def _release(self) -> None:
+        if self._role is not None:
+            self._role.release()
+        if self._instance_lock is not None:
+            self._instance_lock.release()
+        if self._pid_file is not None:
+            self._pid_file.unlink(missing_ok=True)
+
+    def _write_pid(self, app: App) -> None:
+        app.data_dir.mkdir(parents=True, exist_ok=True)
+        self._pid_file = app.data_dir / "daemon.pid"
+        self._pid_file.write_text(str(os.getpid()), encoding="utf-8")
+
+    # -- ticks --------------------------------------------------------------------------
+
+    _busy = 0
+
+    async def dispatch_tick(self) -> None:
+        if self._stop.is_set() or self._dispatcher is None:
+            return
+        self._busy += 1
+        try:
+            stats = await self._dispatcher.drain()
+            if stats.total:
+                log.info("dispatch: %s", _outcomes(stats.outcomes))
+        except Exception:
+            log.exception("dispatch tick failed; next tick retries")
+        finally:
+            self._busy -= 1
+
+    async def sequence_tick(self) -> None:
+        if self._stop.is_set() or self.app is None:
+            return
+        self._busy += 1
+        try:
+            stats = await asyncio.to_thread(tick, self.app)
+            for campaign, error in stats.errors.items():
+                log.error("sequence %s: steps not planned: %s", campaign, error)
+            if sum(stats.steps.values()):
+                log.info("sequences: %s", dict(stats.steps))
+        except Exception:
+            log.exception("sequence tick failed; next tick retries")
+        finally:
+            self._busy -= 1
+
+    async def trigger_tick(self) -> None:
+        if self._stop.is_set() or self.app is None or not self._leader:
+            return
+        try:
+            stats = await asyncio.to_thread(enrol_by_triggers, self.app)
+            if sum(stats.enrolled.values()):
+                log.info("enrolled: %s", dict(stats.enrolled))
+            for campaign in scheduled_campaigns(self.app):
+                await self.fire(campaign.id)
+        except Exception:
+            log.exception("trigger tick failed; next tick retries")
+
+    @property
+    def _leader(self) -> bool:
+        return self._campaigns is not None
+
+    async def leader_tick(self) -> None:
+        """Hold, take or lose the scheduler role; only its holder runs campaign jobs."""
+        if self._stop.is_set() or self._role is None:
+            return
+        if self._leader:
+            if not await asyncio.to_thread(self._role.still_held):
+                log.warning("scheduler role lost (lock connection broken): stopping campaign jobs")
+                self._stop_campaign_scheduler()
+            return
+        if await asyncio.to_thread(self._role.try_acquire):
+            log.info("scheduler role taken by %s", self.worker)
+            self._start_campaign_scheduler()
+            await self.trigger_tick()
+
+    # -- the campaign scheduler ------------------------------------------------------------
+
+    def _start_campaign_scheduler(self) -> None:
+        assert self.app is not None
+        store = SQLAlchemyJobStore(engine=self.app.engine, tablename=JOBS_TABLE)
+        scheduler = AsyncIOScheduler(
+            jobstores={"default": store}, timezone=self.app.config.engine.timezone
+        )
+        scheduler.start(paused=True)
+        self._campaigns = scheduler
+        self._sync_campaign_jobs()
+        scheduler.resume()
+
+    def _stop_campaign_scheduler(self) -> None:
+        if self._campaigns is not None:
+            self._campaigns.shutdown(wait=False)
+            self._campaigns = None
+
+    def _sync_campaign_jobs(self) -> None:
+        """One job per campaign schedule. A job whose schedule is unchanged keeps its
+        stored next run time, so downtime shows up as missed firings, never skipped ones."""
+        assert self.app is not None and self._campaigns is not None
+        wanted = {}
+        for campaign in scheduled_campaigns(self.app):
+            assert campaign.schedule is not None
+            wanted[_CAMPAIGN_JOB + campaign.id] = (
+                campaign.id,
+                make_trigger(campaign.schedule, self.app.config.engine.timezone),
+            )
+        for job in self._campaigns.get_jobs():
+            if job.id.startswith(_CAMPAIGN_JOB) and job.id not in wanted:
+                job.remove()
+        for job_id, (key, trigger) in wanted.items():
+            job = self._campaigns.get_job(job_id)
+            if job is not None and str(job.trigger) == str(trigger):
+                continue
+            self._campaigns.add_job(
+                "network_anim.daemon.service:fire_campaign_job",
+                trigger,
+                args=[key],
+                id=job_id,
+                name=key,
+                replace_existing=True,
+                coalesce=True,
+                max_instances=1,
+                # Lateness is judged by catch_up (missed vs planned), not by APScheduler.
+                misfire_grace_time=None,
+            )
+
+    async def fire(self, campaign_key: str) -> None:
+        app = self.app
+        if app is None or self._stop.is_set():
+            return
+        campaign = app.config.campaign(campaign_key)
+        if campaign is None or campaign.schedule is None:
+            return
+        grace = timedelta(minutes=app.config.daemon.misfire_grace_minutes)
+        stats = await asyncio.to_thread(catch_up, app, campaign, grace=grace)
+        for key, error in stats.errors.items():
+            log.error("campaign %s: firing not planned: %s", key, error)
+        for key, count in stats.missed.items():
+            log.warning(
+                "campaign %s: %d firing(s) missed (daemon down?): see netanim outbox --status missed",
+                key,
+                count,
+            )
+        if stats.planned:
+            log.info("campaign %s fired: %d deliveries planned", campaign_key, stats.deliveries)
+
+    # -- reload ---------------------------------------------------------------------------
+
+    def request_reload(self) -> None:
+        asyncio.get_running_loop().create_task(self.reload())
+
+    async def reload(self) -> bool:
+        """Re-read the config. A broken one is reported and the running one stays."""
+        assert self.app is not None
+        try:
+            fresh = await asyncio.to_thread(open_app, self.config_path, db_url=self.db_url)
+            problems = await asyncio.to_thread(config_problems, fresh.config, fresh.templates)
+            if problems:
+                raise UserError(f"{self.config_path}: {len(problems)} problem(s)", problems)
+        except UserError as exc:
+            log.error("reload refused, the running config stays: %s", exc.render())
+            return False
+        if fresh.database_url != self.app.database_url:
+            log.warning(
+                "reload: a new database URL needs a restart; keeping %s", _safe_url(self.app)
+            )
+        self.app.replace_config(fresh.loaded, fresh.definitions)
+        await asyncio.to_thread(register_campaigns, self.app)
+        if self._campaigns is not None:
+            self._sync_campaign_jobs()
+        log.info("config reloaded from %s", self.config_path)
+        return True
+
+
+def _safe_url(app: App) -> str:
+    return app.engine.url.render_as_string(hide_password=True)
+
+
+def _outcomes(outcomes: Any) -> str:
+    return ", ".join(f"{ch} {outcome} {n}" for (ch, outcome), n in sorted(outcomes.items()))
