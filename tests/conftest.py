@@ -86,9 +86,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
     yield url
 
 
-def write_config(folder: Path, database_url: str, extra: str = "") -> Path:
-    """A config like config.example.toml, writing every output under ``folder``."""
+def write_config(
+    folder: Path, database_url: str, extra: str = "", *, example_campaigns: bool = True
+) -> Path:
+    """A config like config.example.toml, writing every output under ``folder``; without
+    the example campaigns, ``extra`` can bring a test's own."""
     body = (REPO / "config.example.toml").read_text(encoding="utf-8")
+    if not example_campaigns:
+        body = body[: body.index("\n[[campaigns]]")]
     body = body.replace('database = "sqlite:///var/netanim.db"', f'database = "{database_url}"')
     body = body.replace('templates_dir = "templates"', f'templates_dir = "{REPO / "templates"}"')
     body = body.replace('channels_dir = "channels"', f'channels_dir = "{REPO / "channels"}"')
@@ -212,3 +217,25 @@ def run_at(cli, config_path: Path, moment: datetime, *args: str, command: str = 
         return broadcast(cli, config_path, *args)
     finally:
         app_module.open_app = original
+
+
+def use_smtp(config_path: Path, peer) -> None:  # type: ignore[no-untyped-def]
+    """Point the config's email channel at a test SMTP server."""
+    text = config_path.read_text(encoding="utf-8")
+    text = text.replace('transport = "file"\ndirectory = "var/outbox/email"', 'transport = "smtp"')
+    text = text.replace("port = 25\n", f"port = {peer.port}\n")
+    text = text.replace('host = "localhost"', 'host = "127.0.0.1"')
+    config_path.write_text(text, encoding="utf-8")
+
+
+def use_twilio(config_path: Path, standin, monkeypatch: pytest.MonkeyPatch) -> None:  # type: ignore[no-untyped-def]
+    """Point the config's SMS channel at the Twilio stand-in, credentials in the env."""
+    text = config_path.read_text(encoding="utf-8")
+    text = text.replace('transport = "file"\ndirectory = "var/outbox/sms"', 'transport = "twilio"')
+    text = text.replace('sender = "ANIMRESEAU"', 'sender = "+33700000001"')
+    text = text.replace(
+        'api_base_url = "https://api.twilio.com"', f'api_base_url = "{standin.base_url}"'
+    )
+    config_path.write_text(text, encoding="utf-8")
+    monkeypatch.setenv("TWILIO_ACCOUNT_SID", standin.account_sid)
+    monkeypatch.setenv("TWILIO_AUTH_TOKEN", standin.auth_token)

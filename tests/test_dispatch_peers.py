@@ -9,13 +9,12 @@ import json
 from datetime import timedelta
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
 from sqlmodel import Session
 
 from network_anim.app import App
 from network_anim.db.models import Consent, Contact, Delivery, Event
-from tests.conftest import SAMPLE_NETWORK, STOCK_ALERT, WELCOME, run_at
+from tests.conftest import SAMPLE_NETWORK, STOCK_ALERT, WELCOME, run_at, use_smtp, use_twilio
 from tests.peers.smtp_server import Fault, SmtpPeer
 from tests.peers.twilio_standin import TwilioStandin
 
@@ -27,27 +26,6 @@ HELENE, JULIEN, SOPHIE, THOMAS = (
 )
 
 
-def _use_smtp(config_path: Path, peer: SmtpPeer) -> None:
-    text = config_path.read_text(encoding="utf-8")
-    text = text.replace('transport = "file"\ndirectory = "var/outbox/email"', 'transport = "smtp"')
-    text = text.replace("port = 25\n", f"port = {peer.port}\n").replace(
-        'host = "localhost"', 'host = "127.0.0.1"'
-    )
-    config_path.write_text(text, encoding="utf-8")
-
-
-def _use_twilio(config_path: Path, standin: TwilioStandin, monkeypatch: pytest.MonkeyPatch) -> None:
-    text = config_path.read_text(encoding="utf-8")
-    text = text.replace('transport = "file"\ndirectory = "var/outbox/sms"', 'transport = "twilio"')
-    text = text.replace('sender = "ANIMRESEAU"', 'sender = "+33700000001"')
-    text = text.replace(
-        'api_base_url = "https://api.twilio.com"', f'api_base_url = "{standin.base_url}"'
-    )
-    config_path.write_text(text, encoding="utf-8")
-    monkeypatch.setenv("TWILIO_ACCOUNT_SID", standin.account_sid)
-    monkeypatch.setenv("TWILIO_AUTH_TOKEN", standin.auth_token)
-
-
 def _rows(app: App) -> dict[tuple[str, str], Delivery]:
     with Session(app.engine) as session:
         rows = session.execute(select(Delivery, Contact.external_id).join(Contact)).all()
@@ -57,7 +35,7 @@ def _rows(app: App) -> dict[tuple[str, str], Delivery]:
 def test_smtp_failures_are_classified(
     app: App, cli, config_path: Path, smtp_server: SmtpPeer, clock
 ) -> None:
-    _use_smtp(config_path, smtp_server)
+    use_smtp(config_path, smtp_server)
     assert cli("import", "network", str(SAMPLE_NETWORK), "-c", str(config_path)).code == 0
     smtp_server.fail(HELENE, Fault.at_rcpt("550 5.1.1 mailbox unavailable"))
     smtp_server.fail(JULIEN, Fault.at_rcpt("421 4.3.2 closing", close=True))
@@ -109,7 +87,7 @@ def test_smtp_failures_are_classified(
 def test_transient_failures_end_dead_after_max_attempts(
     app: App, cli, config_path: Path, smtp_server: SmtpPeer, clock
 ) -> None:
-    _use_smtp(config_path, smtp_server)
+    use_smtp(config_path, smtp_server)
     assert cli("import", "network", str(SAMPLE_NETWORK), "-c", str(config_path)).code == 0
     smtp_server.fail(HELENE, Fault.at_rcpt("451 4.3.0 try again later"))
     run_at(
@@ -141,7 +119,7 @@ def test_twilio_outcomes(
     monkeypatch,
     tmp_path: Path,
 ) -> None:
-    _use_twilio(config_path, twilio_standin, monkeypatch)
+    use_twilio(config_path, twilio_standin, monkeypatch)
     assert cli("import", "network", str(SAMPLE_NETWORK), "-c", str(config_path)).code == 0
     twilio_standin.faults = {
         "+33623456789": (400, 21610),  # C0002 replied STOP
@@ -208,7 +186,7 @@ def test_twilio_outcomes(
 def test_missing_twilio_credentials_is_reported_before_claiming(
     app: App, cli, config_path: Path, twilio_standin: TwilioStandin, monkeypatch, clock
 ) -> None:
-    _use_twilio(config_path, twilio_standin, monkeypatch)
+    use_twilio(config_path, twilio_standin, monkeypatch)
     monkeypatch.delenv("TWILIO_AUTH_TOKEN")
     assert cli("import", "network", str(SAMPLE_NETWORK), "-c", str(config_path)).code == 0
     result = run_at(

@@ -37,4 +37,5 @@ def daemon(config_file: Path, verbose: bool, db_url: str | None) -> None:
     )
     # APScheduler narrates every run at INFO; its warnings still show.
     logging.getLogger("apscheduler").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     raise SystemExit(asyncio.run(Daemon(config_file, db_url=db_url).run()))

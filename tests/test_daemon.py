@@ -1,0 +1,205 @@
+"""The daemon for real: APScheduler, its job store, locks, restarts, reload, plan = demo."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from datetime import datetime, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+from sqlalchemy import func, select
+from sqlmodel import Session
+
+from network_anim.app import open_app
+from network_anim.clock import SimulatedClock
+from network_anim.daemon.service import Daemon
+from network_anim.db.models import Delivery, Occurrence
+from network_anim.errors import UserError
+from network_anim.scheduled import catch_up, register_campaigns
+from tests.conftest import SAMPLE_NETWORK, use_smtp, write_config
+from tests.peers.smtp_server import SmtpPeer
+
+PARIS = ZoneInfo("Europe/Paris")
+
+FAST_TICKS = """
+[daemon]
+dispatch_seconds = 0.2
+sequence_seconds = 0.2
+trigger_minutes = 0.01
+leader_check_seconds = 0.2
+"""
+
+
+def _scheduled(when: str) -> str:
+    return f"""
+[[campaigns]]
+id = "news"
+name = "News"
+kind = "newsletter"
+audience = "all"
+schedule = {{ {when} }}
+[[campaigns.steps]]
+name = "news"
+template = "welcome"
+urgency = "reminder"
+kind = "operational"
+"""
+
+
+def _config(
+    tmp_path: Path, database_url: str, campaigns: str, smtp: SmtpPeer | None = None
+) -> Path:
+    text = write_config(tmp_path, database_url, example_campaigns=False).read_text()
+    text = text.replace("[daemon]", "[daemon_defaults_replaced]", 1)
+    text = text[: text.index("[daemon_defaults_replaced]")] + text[text.index("[channels.email]") :]
+    path = tmp_path / "netanim.toml"
+    path.write_text(text + FAST_TICKS + campaigns, encoding="utf-8")
+    if smtp is not None:
+        use_smtp(path, smtp)
+    return path
+
+
+def _import(cli, config: Path) -> None:  # type: ignore[no-untyped-def]
+    assert cli("import", "network", str(SAMPLE_NETWORK), "-c", str(config)).code == 0
+
+
+async def _run_until(daemon: Daemon, condition, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-def]
+    task = asyncio.create_task(daemon.run())
+    try:
+        for _ in range(int(timeout / 0.1)):
+            await asyncio.sleep(0.1)
+            if task.done():
+                task.result()
+            if condition():
+                return
+        raise AssertionError("condition not reached in time")
+    finally:
+        daemon.stop()
+        assert await asyncio.wait_for(task, 10) == 0
+
+
+async def test_scheduled_firing_goes_out_once_across_a_restart(
+    tmp_path: Path, database_url: str, smtp_server: SmtpPeer, cli, monkeypatch
+) -> None:
+    monkeypatch.setenv("NETANIM_SECRET_KEY", "k" * 40)
+    soon = (datetime.now(PARIS) + timedelta(seconds=2)).replace(microsecond=0, tzinfo=None)
+    config = _config(tmp_path, database_url, _scheduled(f"date = {soon.isoformat()}"), smtp_server)
+    _import(cli, config)
+    first = Daemon(config)
+    await _run_until(first, lambda: len(smtp_server.messages) >= 11)
+    assert len(smtp_server.messages) == 11
+    deliveries = _count_deliveries(config)
+    # Restart: the job store still holds the campaign; the firing is not planned again.
+    second = Daemon(config)
+    await _run_until(second, lambda: second._leader, timeout=10)
+    await asyncio.sleep(0.5)
+    assert len(smtp_server.messages) == 11
+    assert _count_deliveries(config) == deliveries
+    app = open_app(config)
+    with Session(app.engine) as session:
+        assert session.scalar(select(func.count()).select_from(Occurrence)) == 1
+        assert set(session.scalars(select(Delivery.status))) == {"sent"}
+    app.close()
+
+
+def _count_deliveries(config: Path) -> dict[str, int]:
+    app = open_app(config)
+    with Session(app.engine) as session:
+        rows = session.execute(select(Delivery.channel, func.count()).group_by(Delivery.channel))
+        counts = {channel: n for channel, n in rows}
+    app.close()
+    return counts
+
+
+async def test_second_daemon_on_one_sqlite_file_refuses(tmp_path: Path, cli, monkeypatch) -> None:
+    monkeypatch.setenv("NETANIM_SECRET_KEY", "k" * 40)
+    url = f"sqlite:///{tmp_path / 'one.db'}"
+    config = _config(tmp_path, url, "")
+    assert cli("init", "-c", str(config)).code == 0
+    first = Daemon(config)
+    task = asyncio.create_task(first.run())
+    await asyncio.sleep(0.5)
+    with pytest.raises(UserError, match=r"another netanim daemon .* is already running"):
+        await Daemon(config).run()
+    first.stop()
+    assert await asyncio.wait_for(task, 10) == 0
+
+
+def test_daemon_down_past_the_grace_period_records_a_missed_firing(
+    tmp_path: Path, database_url: str, cli, monkeypatch
+) -> None:
+    monkeypatch.setenv("NETANIM_SECRET_KEY", "k" * 40)
+    config = _config(tmp_path, database_url, _scheduled('cron = "0 9 * * *"'))
+    _import(cli, config)
+    monday_8 = datetime(2026, 11, 30, 8, 0, tzinfo=PARIS)
+    app = open_app(config, clock=SimulatedClock(monday_8))
+    register_campaigns(app)
+    campaign = app.config.campaign("news")
+    grace = timedelta(minutes=60)
+    app.clock.set(monday_8 + timedelta(hours=1, minutes=5))  # 09:05: within grace
+    assert catch_up(app, campaign, grace=grace).planned["news"] == 1
+    assert catch_up(app, campaign, grace=grace).planned["news"] == 0  # a restart replays nothing
+    app.clock.set(monday_8 + timedelta(days=2, hours=4))  # Wednesday 12:00: down since Monday
+    stats = catch_up(app, campaign, grace=grace)
+    # Tuesday 09:00 and Wednesday 09:00 (three hours late) are both past the grace period.
+    assert stats.missed["news"] == 2 and stats.planned["news"] == 0
+    app.close()
+    listed = json.loads(cli("outbox", "-c", str(config), "--status", "missed", "--json").out)
+    assert [(r["id"], r["key"]) for r in listed] == [("occ-3", "news"), ("occ-2", "news")]
+    assert "daemon down" in listed[0]["last_error"]
+    retried = cli("outbox", "retry", "occ-2", "-c", str(config))
+    assert retried.code == 0 and "1 missed firing(s) planned: 15 deliveries" in retried.out
+    assert cli("outbox", "retry", "occ-2", "-c", str(config)).code == 1  # not missed any more
+
+
+async def test_reload_keeps_running_config_when_the_new_one_is_broken(
+    tmp_path: Path, cli, monkeypatch
+) -> None:
+    monkeypatch.setenv("NETANIM_SECRET_KEY", "k" * 40)
+    config = _config(tmp_path, f"sqlite:///{tmp_path / 'r.db'}", _scheduled('cron = "0 9 * * *"'))
+    assert cli("init", "-c", str(config)).code == 0
+    daemon = Daemon(config)
+    task = asyncio.create_task(daemon.run())
+    for _ in range(50):
+        await asyncio.sleep(0.1)
+        if daemon._leader:
+            break
+    good = config.read_text()
+    config.write_text(good.replace('urgency = "reminder"', 'urgency = "urgnet"'))
+    assert await daemon.reload() is False
+    assert daemon.app.config.campaign("news") is not None  # the running config stays
+    config.write_text(good.replace('id = "news"', 'id = "news2"'))
+    assert await daemon.reload() is True
+    assert [j.id for j in daemon._campaigns.get_jobs()] == ["campaign:news2"]
+    daemon.stop()
+    assert await asyncio.wait_for(task, 10) == 0
+
+
+async def test_scheduler_role_moves_to_another_daemon(
+    tmp_path: Path, postgres_url: str, cli, monkeypatch
+) -> None:
+    """Two daemons on one PostgreSQL: one scheduler; when it stops, the other takes over."""
+    monkeypatch.setenv("NETANIM_SECRET_KEY", "k" * 40)
+    config = _config(tmp_path, postgres_url, _scheduled('cron = "0 9 * * *"'))
+    first, second = Daemon(config), Daemon(config)
+    t1 = asyncio.create_task(first.run())
+    for _ in range(50):
+        await asyncio.sleep(0.1)
+        if first._leader:
+            break
+    t2 = asyncio.create_task(second.run())
+    await asyncio.sleep(1.0)
+    assert first._leader and not second._leader
+    first.stop()
+    assert await asyncio.wait_for(t1, 10) == 0
+    loop = asyncio.get_running_loop()
+    stopped = loop.time()
+    for _ in range(50):
+        await asyncio.sleep(0.1)
+        if second._leader:
+            break
+    assert second._leader and loop.time() - stopped < 2.0
+    second.stop()
+    assert await asyncio.wait_for(t2, 10) == 0
