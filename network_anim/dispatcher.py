@@ -9,6 +9,7 @@ operator to look at, so nothing is ever sent twice behind anyone's back.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -18,7 +19,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any, Self
 
-from sqlalchemy import and_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlmodel import Session
 
 from network_anim.app import App
@@ -73,10 +74,16 @@ class Dispatcher:
         retry: RetryPolicy = RetryPolicy(),
         rng: random.Random | None = None,
         resend_safe: Callable[[str], bool] = lambda channel: False,
+        rate_limits: Any = None,
+        dead_owners: Callable[[set[str]], set[str]] = lambda owners: set(),
     ) -> None:
         self.app = app
         self.transports = transports
         self.resend_safe = resend_safe
+        # Per-channel token buckets (network_anim.rate_limit.RateLimits), or None.
+        self.rate_limits = rate_limits
+        # Which lease owners are known dead (a daemon's liveness lock), for a quick reclaim.
+        self.dead_owners = dead_owners
         self._stack = AsyncExitStack()
         self._open: dict[str, Transport] = {}
         self._stopping = False
@@ -131,25 +138,48 @@ class Dispatcher:
         self._stopping = True
 
     async def run_once(self, *, message_id: int | None = None) -> DispatchStats:
-        claimed = self._claim(message_id)
+        """Claim one batch and send it, channels side by side.
+
+        Results are recorded chunk by chunk (a chunk is what a transport sends at once:
+        its concurrency), so a worker killed mid-batch leaves at most one chunk sent but
+        unrecorded: that is what a restart may send twice, never the whole batch.
+        """
+        claimed = await asyncio.to_thread(self._claim, message_id)
         stats = DispatchStats()
         if not claimed:
             return stats
         by_channel: dict[str, list[Outbound]] = defaultdict(list)
         for item in claimed:
             by_channel[item.channel].append(item)
-        results: list[tuple[Outbound, SendResult]] = []
-        for channel, items in by_channel.items():
-            transport = await self._transport(channel)
-            if transport is None:
-                sent = [SendResult(Outcome.DEFERRED, detail=f"no transport for {channel}")] * len(
-                    items
-                )
-            else:
-                sent = await transport.send_batch(items)
-            results.extend(zip(items, sent, strict=True))
-        self._record(results, stats)
+        await asyncio.gather(
+            *(self._send_channel(channel, items, stats) for channel, items in by_channel.items())
+        )
         return stats
+
+    async def _send_channel(
+        self, channel: str, items: list[Outbound], stats: DispatchStats
+    ) -> None:
+        try:
+            transport = await self._transport(channel)
+        except UserError as exc:  # a fallback channel whose settings are incomplete
+            transport, problem = None, exc.render()
+        else:
+            problem = f"no transport for {channel}"
+        if transport is None:
+            failed = [SendResult(Outcome.DEFERRED, detail=problem)] * len(items)
+            await asyncio.to_thread(self._record, list(zip(items, failed, strict=True)), stats)
+            return
+        size = getattr(transport, "concurrency", None) or len(items)
+        bucket = self.rate_limits.bucket(channel) if self.rate_limits is not None else None
+        if bucket is not None:
+            # Two chunks must fit in one second's tokens, or the rate drops to one chunk/s.
+            size = min(size, max(1, int(bucket.rate // 2)))
+        for start in range(0, len(items), size):
+            chunk = items[start : start + size]
+            if bucket is not None:
+                await bucket.acquire(len(chunk))
+            results = await transport.send_batch(chunk)
+            await asyncio.to_thread(self._record, list(zip(chunk, results, strict=True)), stats)
 
     def due_channels(self, message_id: int | None = None) -> set[str]:
         query = (
@@ -203,9 +233,29 @@ class Dispatcher:
             return [_outbound(delivery, contact) for delivery, contact in rows]
 
     def reclaim_expired(self) -> int:
-        """Rows of a dead worker: back to pending where a resend is harmless, else unknown."""
+        """Take back rows of workers that died: those whose lease ran out, and at once
+        those of owners that ``dead_owners`` knows to be gone. Rows of transports that
+        may resend go back to pending (at least once); the others become unknown."""
         now = self.app.clock.now()
         expired = and_(Delivery.status == DeliveryStatus.CLAIMED.value, Delivery.lease_until < now)  # type: ignore[operator]
+        with self.app.engine.connect() as conn:
+            owners = set(
+                conn.scalars(
+                    select(Delivery.lease_owner)
+                    .distinct()
+                    .where(Delivery.status == DeliveryStatus.CLAIMED.value)
+                    .where(Delivery.lease_owner.is_not(None))  # type: ignore[union-attr]
+                )
+            )
+        dead = self.dead_owners(owners) if owners else set()
+        if dead:
+            expired = or_(
+                expired,
+                and_(
+                    Delivery.status == DeliveryStatus.CLAIMED.value,
+                    Delivery.lease_owner.in_(sorted(dead)),  # type: ignore[union-attr]
+                ),
+            )
         safe = [ch for ch in self.app.definitions if self.resend_safe(ch)]
         with self.app.engine.begin() as conn:
             requeued = conn.execute(

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import os
+import secrets
 import socket
 from collections.abc import Callable
 
 from network_anim.app import App
 from network_anim.dispatcher import Dispatcher, DispatchStats
-from network_anim.transports import ConfiguredTransports
+from network_anim.rate_limit import RateLimits
+from network_anim.transports import ConfiguredTransports, configured_rates
 
 
 def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """Host, process and a random part: two daemons in one process stay distinct."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 async def send_due(
@@ -24,6 +27,10 @@ async def send_due(
     """Drain the rows due now, with the transports of the config."""
     transports = ConfiguredTransports(app)
     async with Dispatcher(
-        app, transports, worker_id=worker_id(), resend_safe=transports.resend_safe
+        app,
+        transports,
+        worker_id=worker_id(),
+        resend_safe=transports.resend_safe,
+        rate_limits=RateLimits(configured_rates(app)),
     ) as dispatcher:
         return await dispatcher.drain(message_id=message_id, on_progress=on_progress)

@@ -40,7 +40,9 @@ class ConfiguredTransports(Mapping[str, Transport]):
         if adapter == "intranet":
             return True
         if adapter == "email":
-            return channels.email.transport == "file"
+            # At least once: a second copy carries the same Message-ID, which mail
+            # systems and people recognise; a lost message helps no one.
+            return True
         if adapter == "sms":
             return channels.sms.transport == "file"
         return False  # print: a second batch file would print the letter twice
@@ -100,3 +102,13 @@ def _build(app: App, name: str) -> Transport:
             cfg_print, definition, directory=app.loaded.resolve(cfg_print.directory)
         )
     raise ValueError(f"channels/{name}.toml: unknown adapter {definition.adapter!r}")
+
+
+def configured_rates(app: App) -> dict[str, float]:
+    """Messages per second per channel: [channels.*] rate_per_second, else the definition's."""
+    settings = app.config.channels
+    rates = {}
+    for name, definition in app.definitions.items():
+        override = getattr(getattr(settings, name, None), "rate_per_second", None)
+        rates[name] = override or definition.rate.per_second
+    return rates

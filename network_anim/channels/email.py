@@ -432,6 +432,7 @@ class SmtpTransport(TransportBase):
         self._password = password
         self._tls_context = tls_context
         self._concurrency = concurrency
+        self.concurrency = concurrency
         # Fail at construction on a sender the relay could never accept: a config error.
         self._envelope_sender = _ascii_address(parseaddr(settings.sender)[1])
         self._clients: list[SMTP | None] = [None] * concurrency

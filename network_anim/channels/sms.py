@@ -282,6 +282,7 @@ class TwilioTransport(TransportBase):
         self._http: AsyncTwilioHttpClient | None = None
         self._client: Client | None = None
         self._semaphore = asyncio.Semaphore(concurrency)
+        self.concurrency = concurrency
 
     async def open(self) -> None:
         self._http = self._given_http or RebasedAsyncHttpClient(

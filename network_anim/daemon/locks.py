@@ -132,3 +132,60 @@ class SqliteRole:
 
     def release(self) -> None:
         return None
+
+
+def _owner_key(worker: str) -> int:
+    return int.from_bytes(
+        hashlib.sha256(b"network-anim:worker:" + worker.encode()).digest()[:8], "big", signed=True
+    )
+
+
+class PostgresLiveness:
+    """Each daemon holds an advisory lock named after its worker id for its whole life.
+
+    A claimed row whose owner's lock can be taken belongs to a dead daemon: its rows are
+    taken back at once, without waiting for the lease to run out.
+    """
+
+    def __init__(self, engine: Engine, worker: str) -> None:
+        self._dsn = engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        self._worker = worker
+        self._conn: psycopg.Connection | None = None
+
+    def start(self) -> None:
+        self._conn = psycopg.connect(self._dsn, autocommit=True)
+        self._conn.execute("SELECT pg_advisory_lock(%s)", (_owner_key(self._worker),))
+
+    def dead(self, owners: set[str]) -> set[str]:
+        if self._conn is None:
+            return set()
+        gone = set()
+        for owner in owners - {self._worker}:
+            key = _owner_key(owner)
+            row = self._conn.execute("SELECT pg_try_advisory_lock(%s)", (key,)).fetchone()
+            if row and row[0]:
+                self._conn.execute("SELECT pg_advisory_unlock(%s)", (key,))
+                gone.add(owner)
+        return gone
+
+    def stop(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+
+
+class SqliteLiveness:
+    """Only one daemon runs on a SQLite file (SqliteInstanceLock): any other owner is dead."""
+
+    def __init__(self, worker: str) -> None:
+        self._worker = worker
+
+    def start(self) -> None:
+        return None
+
+    def dead(self, owners: set[str]) -> set[str]:
+        return owners - {self._worker}
+
+    def stop(self) -> None:
+        return None

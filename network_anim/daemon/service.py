@@ -23,14 +23,21 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from network_anim.app import App, open_app
 from network_anim.checks import config_problems
-from network_anim.daemon.locks import SchedulerRole, SqliteInstanceLock, SqliteRole
+from network_anim.daemon.locks import (
+    PostgresLiveness,
+    SchedulerRole,
+    SqliteInstanceLock,
+    SqliteLiveness,
+    SqliteRole,
+)
 from network_anim.db.engine import is_sqlite
 from network_anim.dispatcher import Dispatcher, RetryPolicy
 from network_anim.errors import UserError
+from network_anim.rate_limit import RateLimits
 from network_anim.scheduled import catch_up, make_trigger, register_campaigns, scheduled_campaigns
 from network_anim.sending import worker_id
 from network_anim.sequences import enrol_by_triggers, tick
-from network_anim.transports import ConfiguredTransports
+from network_anim.transports import ConfiguredTransports, configured_rates
 
 log = logging.getLogger("netanim.daemon")
 JOBS_TABLE = "apscheduler_jobs"
@@ -60,6 +67,7 @@ class Daemon:
         self._instance_lock: SqliteInstanceLock | None = None
         self._role: SchedulerRole | SqliteRole | None = None
         self._pid_file: Path | None = None
+        self._liveness: PostgresLiveness | SqliteLiveness | None = None
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -76,8 +84,11 @@ class Daemon:
             self._instance_lock = SqliteInstanceLock(Path(app.engine.url.database or "netanim.db"))
             self._instance_lock.acquire()
             self._role = SqliteRole()
+            self._liveness = SqliteLiveness(self.worker)
         else:
             self._role = SchedulerRole(app.engine)
+            self._liveness = PostgresLiveness(app.engine, self.worker)
+        self._liveness.start()
         self._write_pid(app)
         _RUNNING = self
         loop = asyncio.get_running_loop()
@@ -94,6 +105,8 @@ class Daemon:
             batch_size=settings.batch_size,
             retry=RetryPolicy(max_attempts=settings.max_attempts),
             resend_safe=transports.resend_safe,
+            dead_owners=self._liveness.dead,
+            rate_limits=RateLimits(configured_rates(app)),
         )
         try:
             async with self._dispatcher:
@@ -159,6 +172,8 @@ class Daemon:
             await asyncio.sleep(0.05)
 
     def _release(self) -> None:
+        if self._liveness is not None:
+            self._liveness.stop()
         if self._role is not None:
             self._role.release()
         if self._instance_lock is not None:

@@ -1,0 +1,419 @@
+"""The per-channel token bucket (network_anim.rate_limit), on simulated time.
+
+``SimTime`` is a small discrete-event clock: ``sleep`` registers a timer (optionally late by
+a given overshoot, like a real event loop) and ``run``/``run_until`` play the timers in
+order, so every test below is deterministic. One test uses the real clock, with bounds
+that the bucket guarantees rather than timings it merely hopes for.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import math
+import time
+from collections.abc import Awaitable, Sequence
+from typing import Any
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from network_anim.rate_limit import DEFAULT_SLACK, RateLimits, TokenBucket, chunks
+
+
+class SimTime:
+    def __init__(self, overshoots: Sequence[float] = ()) -> None:
+        self.now = 0.0
+        self._timers: list[tuple[float, int, asyncio.Future[None]]] = []
+        self._seq = itertools.count()
+        self._overshoots = list(overshoots)
+        self._sleeps = 0
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, delay: float) -> None:
+        late = self._overshoots[self._sleeps % len(self._overshoots)] if self._overshoots else 0.0
+        self._sleeps += 1
+        timer = asyncio.get_running_loop().create_future()
+        heapq.heappush(self._timers, (self.now + max(0.0, delay) + late, next(self._seq), timer))
+        await timer
+
+    @staticmethod
+    async def settle() -> None:
+        """Let every task run until it waits on a timer or a turn."""
+        for _ in range(10):
+            await asyncio.sleep(0)
+
+    def _next_timer(self) -> tuple[float, asyncio.Future[None]] | None:
+        while self._timers and self._timers[0][2].done():  # a cancelled sleeper
+            heapq.heappop(self._timers)
+        return (self._timers[0][0], self._timers[0][2]) if self._timers else None
+
+    def _fire(self, when: float, timer: asyncio.Future[None]) -> None:
+        heapq.heappop(self._timers)
+        self.now = max(self.now, when)
+        timer.set_result(None)
+
+    async def run_until(self, moment: float) -> None:
+        while True:
+            await self.settle()
+            nxt = self._next_timer()
+            if nxt is None or nxt[0] > moment:
+                break
+            self._fire(*nxt)
+        self.now = max(self.now, moment)
+        await self.settle()
+
+    async def run(self, *coros: Awaitable[Any]) -> list[Any]:
+        tasks = [asyncio.ensure_future(c) for c in coros]
+        while True:
+            await self.settle()
+            if all(t.done() for t in tasks):
+                return [t.result() for t in tasks]
+            nxt = self._next_timer()
+            if nxt is None:
+                raise AssertionError("deadlock: tasks wait but no timer is pending")
+            self._fire(*nxt)
+
+
+def sim_bucket(
+    rate: float, burst: float | None = None, overshoots: Sequence[float] = (), **kw: Any
+) -> tuple[SimTime, TokenBucket]:
+    sim = SimTime(overshoots)
+    return sim, TokenBucket(rate, burst, clock=sim.clock, sleep=sim.sleep, **kw)
+
+
+async def grant_times(sim: SimTime, bucket: TokenBucket, sizes: Sequence[int]) -> list[float]:
+    times: list[float] = []
+
+    async def client() -> None:
+        for n in sizes:
+            await bucket.acquire(n)
+            times.append(sim.now)
+
+    await sim.run(client())
+    return times
+
+
+# -- defaults and validation ---------------------------------------------------------------
+
+
+def test_default_burst_is_one_token_and_the_window_limit_is_the_rate() -> None:
+    assert TokenBucket(10).burst == 1
+    assert [TokenBucket(r).window_limit for r in (10, 50, 200, 0.5, 10.5)] == [10, 50, 200, 1, 11]
+    # A token bucket admits burst + rate - 1 grants in one second.
+    assert TokenBucket(50, burst=5).window_limit == 54
+    assert TokenBucket(10, burst=2.5).window_limit == 12
+
+
+@pytest.mark.parametrize("rate", [0, -1, math.inf, math.nan])
+def test_rate_must_be_positive_and_finite(rate: float) -> None:
+    with pytest.raises(ValueError, match="rate"):
+        TokenBucket(rate)
+
+
+@pytest.mark.parametrize("burst", [0, 0.5, math.inf, math.nan])
+def test_burst_must_be_at_least_one(burst: float) -> None:
+    with pytest.raises(ValueError, match="burst"):
+        TokenBucket(10, burst)
+
+
+@pytest.mark.parametrize("n", [-1, 1.5, True])
+def test_token_counts_are_non_negative_integers(n: Any) -> None:
+    bucket = TokenBucket(10)
+    with pytest.raises(ValueError, match="integer"):
+        bucket.try_acquire(n)
+    with pytest.raises(ValueError, match="integer"):
+        asyncio.run(bucket.acquire(n))
+
+
+# -- timing ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("rate", "burst"), [(10, None), (50, 5), (200, 1), (2.5, 3.5), (0.5, 1)])
+async def test_the_burst_is_immediate_then_one_token_every_interval(
+    rate: float, burst: float | None
+) -> None:
+    sim, bucket = sim_bucket(rate, burst)
+    times = await grant_times(sim, bucket, [1] * 15)
+    upfront = math.floor(bucket.burst)
+    assert times[:upfront] == [0.0] * upfront
+    # Then each token as it is earned: the burst's fraction counts towards the next one.
+    expected = [(k + 1 - bucket.burst) / rate for k in range(upfront, 15)]
+    assert times[upfront:] == pytest.approx(expected, abs=1e-9)
+
+
+async def test_a_fresh_bucket_gives_the_burst_and_no_more() -> None:
+    sim, bucket = sim_bucket(8, burst=3)
+    assert [bucket.try_acquire() for _ in range(4)] == [True, True, True, False]
+    assert bucket.available() == 0
+    await sim.run_until(1 / 8)
+    assert bucket.available() == 1
+    assert [bucket.try_acquire(), bucket.try_acquire()] == [True, False]
+    await sim.run_until(10)
+    assert bucket.available() == 3  # refills up to the burst, not beyond
+    assert bucket.try_acquire(3)
+    assert not bucket.try_acquire()
+
+
+def test_try_acquire_edge_cases() -> None:
+    _, bucket = sim_bucket(10, burst=2)
+    assert bucket.try_acquire(0)
+    assert not bucket.try_acquire(3)  # more than the burst can never be had without waiting
+    assert bucket.try_acquire(2)
+
+
+async def test_a_request_above_the_burst_waits_for_its_tokens_then_leaves_no_debt() -> None:
+    sim, bucket = sim_bucket(10)  # burst 1
+    # 1 token in the full bucket + 4 earned over 0.4 s; then the bucket is empty, not negative.
+    assert await grant_times(sim, bucket, [5, 1, 1]) == pytest.approx([0.4, 0.5, 0.6])
+
+
+async def test_a_request_above_the_window_limit_is_granted_alone_in_its_window() -> None:
+    sim, bucket = sim_bucket(2)  # burst 1, at most 2 tokens a second
+    times = await grant_times(sim, bucket, [5, 1, 1])
+    # 5 tokens once earned (at 2.0 s); the next token is due at 2.5 by the bucket but the
+    # window starting at 2.0 already holds 5: it waits until 3.0.
+    assert times == pytest.approx([2.0, 3.0, 3.5])
+
+
+async def test_batches_keep_the_provider_window_even_when_larger_than_the_burst() -> None:
+    # Twilio at 10/s with 8 concurrent sends: the bucket alone would give 8 every 0.8 s,
+    # i.e. 16 within one second. The window rule spaces the batches a second apart.
+    sim, bucket = sim_bucket(10)
+    times = await grant_times(sim, bucket, [8, 8, 8, 2])
+    assert times == pytest.approx([0.7, 1.7, 2.7, 2.9])
+
+
+async def test_late_wake_ups_within_the_slack_cost_once_per_window_not_once_per_grant() -> None:
+    late = 2**-10  # every timer fires ~1 ms late; binary fractions keep the sums exact
+    sim, bucket = sim_bucket(8, overshoots=[late])
+    times = await grant_times(sim, bucket, [1] * 25)
+    # Each grant is charged as if on time, so the lateness does not add up from one grant
+    # to the next; only the window rule (never 9 tokens within 1 s) passes it on, once a
+    # window: the 9th token must wait for the late 1st one to leave the window.
+    assert times == [0.0] + [k / 8 + late * (1 + (k - 1) // 8) for k in range(1, 25)]
+    # Without the slack every late wake-up delays all the following grants.
+    sim, bucket = sim_bucket(8, overshoots=[late], slack=0)
+    times = await grant_times(sim, bucket, [1] * 25)
+    assert times == [0.0] + [k * (1 / 8 + late) for k in range(1, 25)]
+
+
+# -- queueing and cancellation ----------------------------------------------------------------
+
+
+async def test_waiters_are_served_in_arrival_order_and_large_requests_are_not_starved() -> None:
+    sim, bucket = sim_bucket(1)
+    assert bucket.try_acquire()
+    served: list[tuple[str, float]] = []
+
+    async def client(name: str, n: int) -> None:
+        await bucket.acquire(n)
+        served.append((name, sim.now))
+
+    tasks = [asyncio.create_task(client(name, n)) for name, n in [("a", 1), ("big", 3), ("c", 1)]]
+    await sim.settle()
+    late = asyncio.create_task(client("d", 1))
+    await sim.run_until(2.5)
+    # The bucket is full (1 token) but "big" waits at the head for 3: nobody jumps it.
+    assert bucket.available() == 1
+    assert bucket.waiting == 3
+    assert not bucket.try_acquire()
+    await sim.run_until(10)
+    assert all(t.done() for t in [*tasks, late])
+    assert served == [("a", 1.0), ("big", 4.0), ("c", 5.0), ("d", 6.0)]
+    assert bucket.waiting == 0
+
+
+async def test_cancelling_the_waiter_at_the_head_takes_no_tokens_and_frees_the_queue() -> None:
+    sim, bucket = sim_bucket(1)
+    assert bucket.try_acquire()
+    head = asyncio.create_task(bucket.acquire())
+    await sim.settle()
+    nxt = asyncio.create_task(bucket.acquire())
+    await sim.run_until(0.5)
+    head.cancel()
+    await sim.run_until(1.0)
+    assert head.cancelled()
+    assert nxt.done()  # the token the head was waiting for, due at 1.0
+    assert bucket.waiting == 0
+    assert await grant_times(sim, bucket, [1]) == [2.0]
+
+
+async def test_cancelling_a_queued_waiter_leaves_the_others_their_turn() -> None:
+    sim, bucket = sim_bucket(1)
+    assert bucket.try_acquire()
+    first, second, third = (asyncio.create_task(bucket.acquire(n)) for n in (1, 3, 1))
+    await sim.run_until(0.5)
+    second.cancel()
+    await sim.run_until(1.0)
+    assert first.done() and second.cancelled() and not third.done()
+    await sim.run_until(2.0)
+    assert third.done()
+    assert bucket.waiting == 0
+
+
+async def test_a_waiter_cancelled_just_as_its_turn_comes_hands_the_turn_on() -> None:
+    sim, bucket = sim_bucket(1)
+    assert bucket.try_acquire()
+
+    async def first_then_cancel_second() -> None:
+        await bucket.acquire()
+        # The turn has just passed to the second waiter, which has not run yet.
+        second.cancel()
+
+    first = asyncio.create_task(first_then_cancel_second())
+    second, third = (asyncio.create_task(bucket.acquire()) for _ in range(2))
+    await sim.run_until(1.0)
+    assert first.done() and second.cancelled() and not third.done()
+    await sim.run_until(2.0)
+    assert third.done()
+    assert bucket.waiting == 0
+
+
+async def test_cancelling_a_large_request_while_it_accumulates_gives_nothing_away() -> None:
+    sim, bucket = sim_bucket(10, burst=2)
+    big = asyncio.create_task(bucket.acquire(20))
+    await sim.run_until(1.0)
+    big.cancel()
+    await sim.settle()
+    assert big.cancelled()
+    assert bucket.available() == 2  # full again, as if the request had never been made
+    assert [bucket.try_acquire(2), bucket.try_acquire()] == [True, False]
+
+
+# -- the guarantees, for any rate and request pattern ------------------------------------------
+
+requests = st.lists(
+    st.tuples(
+        st.one_of(st.just(0.0), st.floats(0, 2.0)),  # idle time before the request
+        st.one_of(st.just(1), st.integers(1, 12)),  # tokens requested
+    ),
+    min_size=1,
+    max_size=25,
+)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    rate=st.floats(0.5, 500),
+    burst=st.none() | st.floats(1, 8),
+    clients=st.lists(requests, min_size=1, max_size=3),
+    overshoots=st.lists(st.one_of(st.just(0.0), st.floats(0, 0.01)), max_size=5),
+)
+def test_no_window_and_no_stretch_of_time_gets_more_than_its_share(
+    rate: float,
+    burst: float | None,
+    clients: list[list[tuple[float, int]]],
+    overshoots: list[float],
+) -> None:
+    sim, bucket = sim_bucket(rate, burst, overshoots)
+    calls: list[float] = []
+    grants: list[tuple[float, int]] = []
+
+    async def client(pattern: list[tuple[float, int]]) -> None:
+        for idle, n in pattern:
+            if idle:
+                await sim.sleep(idle)
+            calls.append(sim.now)
+            await bucket.acquire(n)
+            grants.append((sim.now, n))
+
+    asyncio.run(sim.run(*(client(p) for p in clients)))
+    assert len(grants) == sum(map(len, clients))
+    times = [t for t, _ in grants]
+    sizes = [n for _, n in grants]
+    assert times == sorted(times)
+    b, slack = bucket.burst, min(DEFAULT_SLACK, 0.5 / rate)
+
+    # 1. Any window of one second holds fewer than rate + burst tokens (at most the rate
+    #    for a whole rate and the default burst), or else a single request.
+    end = 0
+    for i, start in enumerate(times):
+        while end < len(times) and times[end] < start + 1.0:
+            end += 1
+        total = sum(sizes[i:end])
+        assert total < rate + b + 1e-9 or end - i == 1, (i, times[i:end], sizes[i:end])
+        assert total <= bucket.window_limit or end - i == 1
+
+    # 2. Never more than the burst plus what was earned since the first request.
+    done = itertools.accumulate(sizes)
+    for t, total in zip(times, done, strict=True):
+        assert total <= b + rate * (t - calls[0]) + 1e-6
+
+    # 3. From any grant on, no more than that grant (or the burst) plus what is earned,
+    #    give or take the slack credited to late wake-ups.
+    prefix = [0, *itertools.accumulate(sizes)]
+    for i in range(len(times)):
+        allowance = max(b, sizes[i]) + rate * slack + 1e-6
+        for j in range(i, len(times)):
+            assert prefix[j + 1] - prefix[i] <= rate * (times[j] - times[i]) + allowance
+
+
+# -- registry and helpers -------------------------------------------------------------------
+
+
+def test_rate_limits_give_one_bucket_per_limited_channel() -> None:
+    limits = RateLimits({"sms": 10.0, "email": 50.0, "print": None, "flash": math.inf}, {"sms": 2})
+    sms = limits.bucket("sms")
+    assert sms is not None and sms is limits.bucket("sms")
+    assert (sms.rate, sms.burst) == (10.0, 2.0)
+    email = limits.bucket("email")
+    assert email is not None and email is not sms
+    assert (email.rate, email.burst, email.window_limit) == (50.0, 1.0, 50)
+    assert limits.bucket("print") is None
+    assert limits.bucket("flash") is None
+    assert limits.bucket("intranet") is None
+
+
+def test_rate_limits_reject_a_burst_without_a_rate_and_bad_rates() -> None:
+    with pytest.raises(ValueError, match="intranet"):
+        RateLimits({"sms": 10.0}, {"intranet": 5})
+    with pytest.raises(ValueError, match="rate"):
+        RateLimits({"sms": 0.0})
+
+
+async def test_rate_limits_meter_limited_channels_only() -> None:
+    sim = SimTime()
+    limits = RateLimits({"sms": 4.0}, clock=sim.clock, sleep=sim.sleep)
+
+    async def send(channel: str, count: int) -> float:
+        for _ in range(count):
+            await limits.acquire(channel)
+        return sim.now
+
+    assert await sim.run(send("sms", 5), send("email", 100)) == [1.0, 0.0]
+
+
+def test_chunks() -> None:
+    assert chunks(list(range(7)), 3) == [[0, 1, 2], [3, 4, 5], [6]]
+    assert chunks("abcd", 2) == [["a", "b"], ["c", "d"]]
+    assert chunks([], 4) == []
+    with pytest.raises(ValueError, match="at least 1"):
+        chunks([1], 0)
+
+
+# -- real time --------------------------------------------------------------------------------
+
+
+async def test_on_the_real_clock_tokens_are_never_early() -> None:
+    bucket = TokenBucket(200)  # real monotonic clock and asyncio.sleep
+    times: list[float] = []
+
+    async def client() -> None:
+        for _ in range(10):
+            await bucket.acquire()
+            times.append(time.monotonic())
+
+    started = time.monotonic()
+    # A bucket that lost a waiter would hang: fail instead.
+    await asyncio.wait_for(asyncio.gather(*(client() for _ in range(5))), timeout=30)
+    elapsed = time.monotonic() - started
+    assert len(times) == 50
+    # 1 token at once, then one every 5 ms: 49 intervals, whatever the machine's load.
+    assert elapsed >= 49 / 200 - 1e-3
+    assert all(t - times[0] >= k / 200 - 1e-3 for k, t in enumerate(times))
+    assert elapsed < 5  # only a sanity bound: a stalled machine is not a failure of the bucket
