@@ -158,3 +158,32 @@ def test_every_command_has_help_with_an_example(cli) -> None:
         if name != "import":
             assert "Example" in result.out, name
     assert "Example" in cli("import", "network", "--help").out
+
+
+def _field_names(model: type) -> set[str]:
+    """Every key of the config schema, nested sections included."""
+    import typing
+
+    from pydantic import BaseModel
+
+    names: set[str] = set()
+    for name, info in model.model_fields.items():  # type: ignore[attr-defined]
+        names.add(name)
+        stack = [info.annotation]
+        while stack:
+            annotation = stack.pop()
+            if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+                names |= _field_names(annotation)
+            else:
+                stack.extend(typing.get_args(annotation))
+    return names
+
+
+def test_example_config_documents_every_key() -> None:
+    import re
+
+    from network_anim.config import Config
+
+    text = (REPO / "config.example.toml").read_text(encoding="utf-8")
+    missing = sorted(n for n in _field_names(Config) if not re.search(rf"\b{n}\b", text))
+    assert missing == []
