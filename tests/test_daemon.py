@@ -203,3 +203,42 @@ async def test_scheduler_role_moves_to_another_daemon(
     assert second._leader and loop.time() - stopped < 2.0
     second.stop()
     assert await asyncio.wait_for(t2, 10) == 0
+
+
+def test_sigterm_stops_the_process_cleanly_and_sighup_reloads(
+    tmp_path: Path, cli, monkeypatch
+) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    monkeypatch.setenv("NETANIM_SECRET_KEY", "k" * 40)
+    config = _config(tmp_path, f"sqlite:///{tmp_path / 'p.db'}", _scheduled('cron = "0 9 * * *"'))
+    assert cli("init", "-c", str(config)).code == 0
+    log = tmp_path / "daemon.log"
+    env = {**os.environ, "COLUMNS": "200"}
+    with log.open("w") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "network_anim", "daemon", str(config)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        deadline = time.monotonic() + 20
+        while "scheduler role taken" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert "scheduler role taken" in log.read_text()
+        assert cli("reload", "-c", str(config)).code == 0
+        while "config reloaded" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.1)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=15) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+    text = log.read_text()
+    assert "config reloaded" in text and "stopped" in text and "Traceback" not in text
+    assert not (tmp_path / "var" / "daemon.pid").exists()
