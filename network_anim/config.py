@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from datetime import datetime, time
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -317,6 +317,97 @@ class DaemonSettings(Section):
     batch_size: int = Field(default=200, gt=0)
 
 
+class Product(Section):
+    """What partners sell (declarations name the SKU)."""
+
+    sku: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+    name: str
+    family: str = ""
+    unit_price: float = Field(default=0.0, ge=0)  # reference, EUR excl. VAT
+
+
+class RewardItem(Section):
+    """A gift of the rewards shop: its price in points and the stock (none = unlimited)."""
+
+    key: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str
+    points: int = Field(gt=0)
+    stock: int | None = Field(default=None, ge=0)
+
+
+class FamilyRule(Section):
+    points_per_unit: float = Field(default=0.0, ge=0)
+    points_per_euro: float = Field(default=0.0, ge=0)
+
+
+class Multiplier(Section):
+    """Points multiplied on sales dated in [start, end] (a boost fortnight)."""
+
+    start: date
+    end: date
+    factor: float = Field(gt=0)
+    families: tuple[str, ...] = ()  # empty: every family
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Multiplier:
+        if self.end < self.start:
+            raise ValueError("end must not be before start")
+        return self
+
+
+class MilestoneBonus(Section):
+    """Bonus points once a participant reaches a share of their objective."""
+
+    reached: float = Field(gt=0)  # 0.5 = half of the final objective, 1.0 = all of it
+    points: int = Field(gt=0)
+
+
+class Scoring(Section):
+    points_per_unit: float = Field(default=0.0, ge=0)
+    points_per_euro: float = Field(default=0.0, ge=0)
+    families: dict[str, FamilyRule] = Field(default_factory=dict)
+    multipliers: tuple[Multiplier, ...] = ()
+    milestones: tuple[MilestoneBonus, ...] = ()
+
+
+class ChallengeTeam(Section):
+    key: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str
+    companies: tuple[str, ...] = Field(min_length=1)  # company external ids
+
+
+class ChallengeConfig(Section):
+    """A sales challenge: period, who may take part, how sales become points."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str
+    audience: str
+    start: date
+    end: date
+    modes: tuple[Literal["individual", "team"], ...] = ("individual", "team")
+    # Teams: each company by default, or named groups of companies.
+    teams: tuple[ChallengeTeam, ...] = ()
+    team_ranking: Literal["total", "average"] = "average"
+    registration: Literal["automatic", "required"] = "required"
+    sms_keyword: str | None = Field(default=None, pattern=r"^[A-Z0-9]{2,20}$")
+    approval: bool = False  # declarations wait for a manager's approval before earning
+    points_expiry_months: int | None = Field(default=None, gt=0)
+    objectives: Path | None = None  # CSV of SMART objectives and milestones
+    scoring: Scoring = Scoring()
+    level: Level = Level.SELLER
+
+    @model_validator(mode="after")
+    def _coherent(self) -> ChallengeConfig:
+        if self.end <= self.start:
+            raise ValueError("end must be after start")
+        if not self.modes:
+            raise ValueError("modes: give individual, team or both")
+        rules = self.scoring
+        if not (rules.points_per_unit or rules.points_per_euro or rules.families):
+            raise ValueError("scoring: give points_per_unit, points_per_euro or families")
+        return self
+
+
 class Config(Section):
     engine: EngineSettings = EngineSettings()
     daemon: DaemonSettings = DaemonSettings()
@@ -324,6 +415,9 @@ class Config(Section):
     routing: RoutingSettings = RoutingSettings()
     audiences: tuple[Audience, ...] = ()
     campaigns: tuple[Campaign, ...] = ()
+    products: tuple[Product, ...] = ()
+    rewards: tuple[RewardItem, ...] = ()
+    challenges: tuple[ChallengeConfig, ...] = ()
 
     @model_validator(mode="after")
     def _references(self) -> Config:
@@ -331,11 +425,23 @@ class Config(Section):
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             raise ValueError(f"audiences: duplicate name(s) {', '.join(dupes)}")
-        ids = [c.id for c in self.campaigns]
-        dupes = sorted({i for i in ids if ids.count(i) > 1})
-        if dupes:
-            raise ValueError(f"campaigns: duplicate id(s) {', '.join(dupes)}")
+        for section, keys in (
+            ("campaigns", [c.id for c in self.campaigns]),
+            ("challenges", [c.id for c in self.challenges]),
+            ("products", [p.sku for p in self.products]),
+            ("rewards", [r.key for r in self.rewards]),
+        ):
+            dupes = sorted({k for k in keys if keys.count(k) > 1})
+            if dupes:
+                raise ValueError(f"{section}: duplicate id(s) {', '.join(dupes)}")
         return self
+
+    def challenge(self, key: str) -> ChallengeConfig:
+        for challenge in self.challenges:
+            if challenge.id == key:
+                return challenge
+        known = ", ".join(c.id for c in self.challenges) or "none defined"
+        raise UserError(f"unknown challenge {key!r}", [f"challenges in the config: {known}"])
 
     def campaign(self, key: str) -> Campaign | None:
         return next((c for c in self.campaigns if c.id == key), None)

@@ -51,6 +51,15 @@ def postgres_url() -> Iterator[str]:
 
 
 _TABLES = (
+    "leaderboardsnapshot",
+    "redemption",
+    "reward",
+    "pointsaccount",
+    "ledgerentry",
+    "objective",
+    "participant",
+    "challenge",
+    "product",
     "enrolment",
     "occurrence",
     "sale",

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Column, Index, Text, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from network_anim.db.types import UTCDateTime
@@ -215,9 +215,13 @@ class Sale(SQLModel, table=True):
     product: str = Field(default="", max_length=120)
     quantity: float = 1.0
     amount: float = 0.0  # EUR, excluding VAT
-    status: str = Field(default="approved", max_length=20)
+    status: str = Field(default="approved", max_length=20)  # pending | approved | rejected
     sold_at: datetime = _utc()
     created_at: datetime = _utc()
+    declared_by: str = Field(default="", max_length=80)  # who entered it (a manager on someone's behalf)
+    review_reason: str = Field(default="", max_length=300)  # why rejected, shown to the participant
+    reviewed_at: datetime | None = _utc(default=None, nullable=True)
+    source: str = Field(default="", max_length=200)  # file and line, or "portal"
 
 
 class Occurrence(SQLModel, table=True):
@@ -253,3 +257,123 @@ class Enrolment(SQLModel, table=True):
     exit_reason: str = Field(default="", max_length=200)
     enrolled_at: datetime = _utc()
     updated_at: datetime = _utc()
+
+
+# -- challenges, points and rewards --------------------------------------------------------
+
+
+class Product(SQLModel, table=True):
+    """What partners sell: declarations name a SKU; scoring rules name its family."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    sku: str = Field(unique=True, max_length=64)
+    name: str = Field(max_length=200)
+    family: str = Field(default="", max_length=80)
+    unit_price: float = 0.0  # reference price, EUR excl. VAT: flags absurd amounts
+
+
+class Challenge(SQLModel, table=True):
+    """A challenge's anchor in the database (its rules live in the config)."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=80)
+    name: str = Field(max_length=200)
+    starts_at: datetime = _utc()
+    ends_at: datetime = _utc()
+    status: str = Field(default="scheduled", max_length=20)  # scheduled | live | closed
+    created_at: datetime = _utc()
+
+
+class Participant(SQLModel, table=True):
+    __table_args__ = (UniqueConstraint("challenge_key", "contact_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    challenge_key: str = Field(max_length=80, index=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    team_key: str = Field(default="", max_length=80)
+    registered_at: datetime = _utc()
+    via: str = Field(default="", max_length=20)  # automatic | portal | sms | cli | manager
+    public: bool = True  # shown by name on public leaderboards
+
+
+class Objective(SQLModel, table=True):
+    """A SMART objective's milestones: points to reach by a date, per participant or team."""
+
+    __table_args__ = (UniqueConstraint("challenge_key", "scope", "subject", "due"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    challenge_key: str = Field(max_length=80, index=True)
+    scope: str = Field(max_length=20)  # participant | team
+    subject: str = Field(max_length=80)  # contact external id or team key
+    due: datetime = _utc()
+    target: float
+
+
+class LedgerEntry(SQLModel, table=True):
+    """Append-only points ledger. A balance is the sum of a contact's entries; every
+    entry names its source (unique: the same sale never earns twice), actor and reason."""
+
+    __table_args__ = (
+        Index("ix_ledger_contact_time", "contact_id", "created_at"),
+        Index("ix_ledger_challenge_contact", "challenge_key", "contact_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id")
+    challenge_key: str | None = Field(default=None, max_length=80)
+    kind: str = Field(max_length=20)  # earn | bonus | redeem | refund | adjust | expire
+    points: int
+    # Credits only: what redemptions and expiry have not consumed yet (oldest first).
+    remaining: int = 0
+    source_key: str = Field(unique=True, max_length=200)
+    actor: str = Field(default="system", max_length=80)
+    reason: str = Field(default="", max_length=300)
+    sale_id: int | None = Field(default=None, foreign_key="sale.id")
+    created_at: datetime = _utc()
+    expires_at: datetime | None = _utc(default=None, nullable=True)
+
+
+class PointsAccount(SQLModel, table=True):
+    """The balance kept next to the ledger, so a redemption is one guarded UPDATE."""
+
+    __table_args__ = (CheckConstraint("balance >= 0", name="ck_points_account_not_negative"),)
+
+    contact_id: int = Field(foreign_key="contact.id", primary_key=True)
+    balance: int = 0
+    updated_at: datetime = _utc()
+
+
+class Reward(SQLModel, table=True):
+    __table_args__ = (CheckConstraint("stock IS NULL OR stock >= 0", name="ck_reward_stock"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    key: str = Field(unique=True, max_length=80)
+    name: str = Field(max_length=200)
+    points: int
+    stock: int | None = None  # None: unlimited
+    active: bool = True
+
+
+class Redemption(SQLModel, table=True):
+    id: int | None = Field(default=None, primary_key=True)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    reward_key: str = Field(max_length=80)
+    points: int
+    status: str = Field(default="placed", max_length=20)  # placed | cancelled | exported
+    created_at: datetime = _utc()
+    cancelled_at: datetime | None = _utc(default=None, nullable=True)
+    exported_at: datetime | None = _utc(default=None, nullable=True)
+
+
+class LeaderboardSnapshot(SQLModel, table=True):
+    """Ranks as of a digest, for "up 3 places since last time"."""
+
+    __table_args__ = (Index("ix_snapshot_lookup", "challenge_key", "scope", "taken_at"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    challenge_key: str = Field(max_length=80)
+    scope: str = Field(max_length=20)  # individual | team
+    subject: str = Field(max_length=80)
+    rank: int
+    points: int
+    taken_at: datetime = _utc()
