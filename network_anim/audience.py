@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, exists, select
 from sqlmodel import Session
 
 from network_anim.config import Audience
-from network_anim.db.models import Company, Contact
+from network_anim.db.models import Company, Contact, Participant
 from network_anim.domain import Level
 
 _LEVELS_FROM = {level: [lv.value for lv in Level if lv.rank >= level.rank] for level in Level}
@@ -37,6 +37,11 @@ def audience_query(audience: Audience, *, min_level: Level = Level.SELLER) -> Se
     for values, column in filters:
         if values:
             query = query.where(column.in_([str(v) for v in values]))  # type: ignore[attr-defined]
+    if audience.challenge is not None and audience.registered is not None:
+        registered = exists().where(
+            Participant.challenge_key == audience.challenge, Participant.contact_id == Contact.id
+        )
+        query = query.where(registered if audience.registered else ~registered)
     return query
 
 

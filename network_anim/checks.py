@@ -95,7 +95,7 @@ def template_problems(
 
 def config_problems(config: Config, templates: TemplateStore) -> list[str]:
     """Everything ``netanim validate`` checks beyond the schema itself."""
-    problems: list[str] = []
+    problems: list[str] = challenge_problems(config)
     audiences = {a.name for a in config.audiences}
     for i, campaign in enumerate(config.campaigns):
         if campaign.audience not in audiences:
@@ -115,4 +115,39 @@ def config_problems(config: Config, templates: TemplateStore) -> list[str]:
                     where=f"campaigns[{i}].steps[{j}].template",
                 )
             )
+    return problems
+
+
+def challenge_problems(config: Config, loaded: object | None = None) -> list[str]:
+    """References a challenge makes: its audience, the product families it scores."""
+    problems: list[str] = []
+    audiences = {a.name for a in config.audiences}
+    families = {p.family for p in config.products}
+    companies_seen: dict[str, str] = {}
+    for i, challenge in enumerate(config.challenges):
+        where = f"challenges[{i}]"
+        if challenge.audience not in audiences:
+            problems.append(f"{where}.audience: {challenge.audience!r} is not a defined audience")
+        unknown = sorted(set(challenge.scoring.families) - families)
+        if unknown:
+            problems.append(
+                f"{where}.scoring.families: no product of family {', '.join(unknown)} in [[products]]"
+            )
+        for j, team in enumerate(challenge.teams):
+            for company in team.companies:
+                if company in companies_seen:
+                    problems.append(
+                        f"{where}.teams[{j}]: company {company} is already in team {companies_seen[company]}"
+                    )
+                companies_seen[company] = team.key
+        companies_seen.clear()
+    for i, audience in enumerate(config.audiences):
+        if audience.challenge is not None and audience.challenge not in {
+            c.id for c in config.challenges
+        }:
+            problems.append(
+                f"audiences[{i}].challenge: {audience.challenge!r} is not a defined challenge"
+            )
+        if (audience.challenge is None) != (audience.registered is None):
+            problems.append(f"audiences[{i}]: challenge and registered go together")
     return problems

@@ -188,6 +188,9 @@ class Audience(Section):
     companies: tuple[str, ...] = ()  # company external ids
     email_kinds: tuple[EmailKind, ...] = ()
     languages: tuple[str, ...] = ()
+    # Participants of a challenge: registered ones (true), the others (false), or both.
+    challenge: str | None = None
+    registered: bool | None = None
 
 
 class Schedule(Section):

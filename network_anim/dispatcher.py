@@ -391,7 +391,10 @@ class Dispatcher:
             composed = make_composer(self.app).compose(
                 channel=channel,
                 message=message,
-                base_context=message_context(self.app.config, campaign, message, now.date()),
+                base_context={
+                    **message_context(self.app.config, campaign, message, now.date()),
+                    **delivery.extra.get("vars", {}),
+                },
                 contact=contact,
                 company=company,
                 post_id=int(delivery.extra.get("post_id", 0)),

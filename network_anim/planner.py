@@ -54,6 +54,8 @@ class MessageRequest:
     level: Level = Level.SELLER
     variables: Mapping[str, Any] = field(default_factory=dict)
     due_at: datetime | None = None
+    # Per-contact template values (a participant's rank and points...), by contact id.
+    contact_vars: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -249,10 +251,11 @@ class _PlanRun:
                     result.already_planned += 1
                     continue
                 post_id = self.posts.post_id(contact.language, flash=choice.channel == "flash")
+                personal = request.contact_vars.get(contact.id)
                 composed = self.composer.compose(
                     channel=choice.channel,
                     message=message,
-                    base_context=self.base_context,
+                    base_context={**self.base_context, **personal} if personal else self.base_context,
                     contact=contact,
                     company=company,
                     post_id=post_id,
@@ -264,6 +267,8 @@ class _PlanRun:
                 result.new_rows[choice.channel] += 1
                 result.cost[choice.channel] += composed.cost_estimate
                 extra = {**composed.extra}
+                if personal:
+                    extra["vars"] = dict(personal)  # a fallback channel renders with them too
                 if composed.headers:
                     extra["headers"] = composed.headers
                 rows.append(

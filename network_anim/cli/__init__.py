@@ -44,6 +44,21 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "plan",
         "Simulate a period: every message that would go out.",
     ),
+    "challenge": (
+        "network_anim.cli.challenge_cmd",
+        "challenge",
+        "Challenges: register, review, rankings, KPIs.",
+    ),
+    "points": (
+        "network_anim.cli.points_cmd",
+        "points",
+        "Points: balance explained, awards, redemptions.",
+    ),
+    "rewards": (
+        "network_anim.cli.rewards_cmd",
+        "rewards",
+        "Rewards shop: catalogue, cancel, supplier file.",
+    ),
     "demo": (
         "network_anim.cli.demo_cmd",
         "demo",

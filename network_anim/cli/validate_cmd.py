@@ -25,6 +25,14 @@ def validate(config_file: Path) -> None:
 
     app = open_app(config_file)
     problems = config_problems(app.config, app.templates)
+    from network_anim.challenges import read_objectives
+
+    for challenge in app.config.challenges:
+        if challenge.objectives is not None:
+            try:
+                read_objectives(app, challenge)
+            except UserError as exc:
+                problems.extend([exc.summary, *exc.problems])
     if problems:
         raise UserError(f"{config_file}: {len(problems)} problem(s)", problems)
     cfg = app.config
