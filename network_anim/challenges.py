@@ -20,6 +20,7 @@ from sqlmodel import Session
 
 from network_anim.app import App
 from network_anim.audience import audience_query
+from network_anim.challenge_comms import MILESTONE, WELCOME, enrol_in
 from network_anim.config import ChallengeConfig
 from network_anim.db.models import (
     Challenge,
@@ -162,6 +163,8 @@ def register(
         already.add(contact.id)
         new.append(contact)
     session.flush()
+    # Confirmation now, a follow-up a week later: the challenge's registration sequence.
+    enrol_in(app, session, challenge, WELCOME, new)
     return new
 
 
@@ -430,6 +433,11 @@ def _milestone_bonuses(
             )
             if entry is not None:
                 reached.append((challenge.id, contact_id, milestone.reached))
+    if reached:
+        contacts = session.scalars(
+            select(Contact).where(Contact.id.in_(sorted({cid for _, cid, _ in reached})))  # type: ignore[union-attr]
+        ).all()
+        enrol_in(app, session, challenge, MILESTONE, list(contacts))
     return reached
 
 
@@ -653,3 +661,19 @@ def kpis(app: App, challenge_key: str) -> dict[str, Any]:
         "sales_uplift": round((during - baseline) / baseline, 4) if baseline else None,
     }
 
+
+def challenge_tick(app: App) -> int:
+    """Periodic upkeep: challenge rows and objectives follow the config, automatic
+    registration of live challenges, expiry of points past their date."""
+    from network_anim.ledger import expire_due
+
+    sync_challenges(app)
+    now = app.clock.now()
+    registered = 0
+    for challenge in app.config.challenges:
+        first, last = window(app, challenge)
+        if challenge.registration == "automatic" and first <= now <= last:
+            registered += register_everyone(app, challenge)
+    with Session(app.engine) as session, session.begin():
+        expire_due(session, now)
+    return registered

@@ -97,11 +97,18 @@ def config_problems(config: Config, templates: TemplateStore) -> list[str]:
     """Everything ``netanim validate`` checks beyond the schema itself."""
     problems: list[str] = challenge_problems(config)
     audiences = {a.name for a in config.audiences}
+    from network_anim.challenge_comms import is_generated
+
     for i, campaign in enumerate(config.campaigns):
+        where = (
+            f"campaign {campaign.id} (generated from [[challenges]])"
+            if is_generated(campaign)
+            else f"campaigns[{i}]"
+        )
         if campaign.audience not in audiences:
             known = ", ".join(sorted(audiences)) or "none defined"
             problems.append(
-                f"campaigns[{i}].audience: {campaign.audience!r} is not a defined audience ({known})"
+                f"{where}.audience: {campaign.audience!r} is not a defined audience ({known})"
             )
         for j, step in enumerate(campaign.steps):
             problems.extend(
@@ -112,7 +119,7 @@ def config_problems(config: Config, templates: TemplateStore) -> list[str]:
                     urgency=step.urgency,
                     kind=step.kind,
                     variables=campaign.vars,
-                    where=f"campaigns[{i}].steps[{j}].template",
+                    where=f"{where}.steps[{j}].template",
                 )
             )
     return problems

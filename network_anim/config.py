@@ -199,7 +199,8 @@ class Schedule(Section):
     cron: str | None = None  # crontab: "minute hour day month day_of_week"
     date: datetime | None = None  # once
     interval_days: int | None = Field(default=None, gt=0)
-    start: datetime | None = None  # first firing of an interval schedule
+    start: datetime | None = None  # first firing of an interval schedule; none before it
+    end: datetime | None = None  # no firing after it
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Schedule:
@@ -489,11 +490,14 @@ def read_toml(path: Path) -> dict:
 
 
 def load_config(path: Path | None) -> LoadedConfig:
-    """Load and validate a config file; ``None`` gives the embedded defaults."""
+    """Load and validate a config file; ``None`` gives the embedded defaults. The result
+    includes the campaigns each challenge generates (launch, reminders, results...)."""
+    from network_anim.challenge_comms import with_challenge_campaigns
+
     if path is None:
         return LoadedConfig(config=Config(), path=None, base_dir=Path.cwd())
     data = read_toml(path)
-    config = parse_model(Config, data, source=str(path))
+    config = with_challenge_campaigns(parse_model(Config, data, source=str(path)))
     return LoadedConfig(config=config, path=path, base_dir=path.resolve().parent)
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.base import BaseTrigger
@@ -22,6 +23,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from network_anim.app import App
+from network_anim.challenge_comms import contact_vars
 from network_anim.config import Campaign as CampaignConfig
 from network_anim.config import Schedule, Step
 from network_anim.db.models import Campaign, Occurrence
@@ -51,12 +53,18 @@ class FiringStats:
 def make_trigger(schedule: Schedule, timezone: str) -> BaseTrigger:
     zone = ZoneInfo(timezone)
     if schedule.cron is not None:
-        return CronTrigger.from_crontab(schedule.cron, timezone=zone)
+        trigger = CronTrigger.from_crontab(schedule.cron, timezone=zone)
+        trigger.start_date = _localise(schedule.start, zone) if schedule.start else None
+        trigger.end_date = _localise(schedule.end, zone) if schedule.end else None
+        return trigger
     if schedule.date is not None:
         return DateTrigger(run_date=_localise(schedule.date, zone), timezone=zone)
     assert schedule.interval_days is not None
     start = _localise(schedule.start, zone) if schedule.start else None
-    return IntervalTrigger(days=schedule.interval_days, start_date=start, timezone=zone)
+    end = _localise(schedule.end, zone) if schedule.end else None
+    return IntervalTrigger(
+        days=schedule.interval_days, start_date=start, end_date=end, timezone=zone
+    )
 
 
 def _localise(moment: datetime, zone: ZoneInfo) -> datetime:
@@ -159,9 +167,15 @@ def fire(app: App, campaign: CampaignConfig, scheduled_for: datetime) -> int | N
 
 
 def _request(
-    app: App, campaign: CampaignConfig, step: Step, scheduled_for: datetime, timezone: str
+    app: App,
+    campaign: CampaignConfig,
+    step: Step,
+    scheduled_for: datetime,
+    timezone: str,
+    personal: dict[int, dict[str, Any]] | None = None,
 ) -> MessageRequest:
     return MessageRequest(
+        contact_vars=personal or {},
         campaign_key=campaign.id,
         campaign_name=campaign.name,
         campaign_kind=campaign.kind,
@@ -218,9 +232,10 @@ def replay_missed(app: App, occurrence_id: int) -> int:
             raise UserError(f"campaign {occurrence.campaign_key!r} is no longer in the config")
         occurrence.status, occurrence.planned_at = PLANNED, app.clock.now()
         total = 0
+        personal = contact_vars(app, session, campaign)
         for step in campaign.steps:
             request = _request(
-                app, campaign, step, occurrence.scheduled_for, app.config.engine.timezone
+                app, campaign, step, occurrence.scheduled_for, app.config.engine.timezone, personal
             )
             total += sum(plan_in_session(app, session, request).new_rows.values())
         return total

@@ -21,7 +21,7 @@ def sale_points(
     for boost in rules.multipliers:
         if boost.start <= sold_on <= boost.end and (not boost.families or family in boost.families):
             points *= boost.factor
-    return int(math.floor(points + 0.5))
+    return math.floor(points + 0.5)
 
 
 def in_period(challenge: ChallengeConfig, sold_on: date) -> bool:

@@ -17,6 +17,7 @@ from sqlalchemy import Engine, func, insert, select
 from sqlmodel import Session, SQLModel
 
 from network_anim.app import App
+from network_anim.challenges import challenge_tick
 from network_anim.channels.base import Outbound, SendResult, Transport, TransportBase
 from network_anim.clock import SimulatedClock
 from network_anim.db.engine import make_engine
@@ -91,6 +92,7 @@ async def simulate(
     )
     async with dispatcher:
         while True:
+            challenge_tick(app)
             for campaign in campaigns:
                 report.firings.add(catch_up(app, campaign, grace=grace))
             report.sequences.add(enrol_by_triggers(app))

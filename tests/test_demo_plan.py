@@ -49,11 +49,8 @@ def test_plan_json_equals_what_the_demo_then_sends(tmp_path: Path, cli, monkeypa
     sent = [m.as_json() for m in sent_between(app.engine, START, END)]
     app.close()
     assert len(calendar) > 500
-    assert {m["campaign"] for m in calendar} == {
-        "onboarding",
-        "reactivation",
-        "monthly-news",
-        "restock",
+    assert {"onboarding", "reactivation", "monthly-news", "restock", "pbx-2027-launch"} <= {
+        m["campaign"] for m in calendar
     }
     assert {m["channel"] for m in calendar} == {"email", "sms", "intranet", "print"}
     assert calendar == sent

@@ -14,7 +14,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "import": (
         "network_anim.cli.import_cmd",
         "import_group",
-        "Import the network (companies, contacts).",
+        "Import the network, or sales declarations.",
     ),
     "validate": (
         "network_anim.cli.validate_cmd",

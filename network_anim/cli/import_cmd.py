@@ -5,6 +5,7 @@ from pathlib import Path
 import click
 
 from network_anim.cli.common import app_options, console, open_app
+from network_anim.cli.import_sales_cmd import import_sales_cmd
 
 
 @click.group("import")
@@ -62,3 +63,6 @@ def import_network_cmd(
         f"contacts {result.contacts_created} created, {result.contacts_updated} updated; "
         f"{result.consents_set} consent records set"
     )
+
+
+import_group.add_command(import_sales_cmd)

@@ -22,6 +22,7 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from network_anim.app import App, open_app
+from network_anim.challenges import challenge_tick
 from network_anim.checks import config_problems
 from network_anim.daemon.locks import (
     PostgresLiveness,
@@ -222,6 +223,7 @@ class Daemon:
         if self._stop.is_set() or self.app is None or not self._leader:
             return
         try:
+            await asyncio.to_thread(challenge_tick, self.app)
             stats = await asyncio.to_thread(enrol_by_triggers, self.app)
             if sum(stats.enrolled.values()):
                 log.info("enrolled: %s", dict(stats.enrolled))

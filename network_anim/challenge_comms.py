@@ -1,0 +1,231 @@
+"""A challenge's communication rhythm, generated from its definition (DESIGN.md §1: launch
+by paper mailing, then email, reminders, results).
+
+The messages are ordinary campaigns, so the daemon, the router and ``netanim plan`` treat
+them like any other: scheduled ones (launch, monthly reminders to the registered and,
+differently, to the others, last-week push, results) and sequences (confirmation and
+follow-up after registration, milestone reached) that registration and scoring enrol
+contacts into.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, time, timedelta
+from typing import Any
+
+from sqlmodel import Session
+
+from network_anim.config import (
+    Audience,
+    Campaign,
+    ChallengeConfig,
+    Config,
+    Enrol,
+    Schedule,
+    Step,
+)
+
+WELCOME, MILESTONE = "welcome", "milestone"
+# Monthly: the first Monday of each month (APScheduler matches day AND day_of_week).
+_FIRST_MONDAY = "0 9 1-7 * mon"
+
+
+def campaign_id(challenge: ChallengeConfig, part: str) -> str:
+    return f"{challenge.id}-{part}"
+
+
+def _step(
+    name: str, template: str, urgency: str, *, kind: str = "marketing", delay: str = "0d"
+) -> Step:
+    return Step(name=name, template=template, urgency=urgency, kind=kind, delay=delay)  # type: ignore[arg-type]
+
+
+def _at(day: Any, hour: int) -> datetime:
+    return datetime.combine(day, time(hour))
+
+
+def generated(config: Config) -> tuple[tuple[Audience, ...], tuple[Campaign, ...]]:
+    audiences: list[Audience] = []
+    campaigns: list[Campaign] = []
+    for challenge in config.challenges:
+        base = next((a for a in config.audiences if a.name == challenge.audience), None)
+        if base is None:
+            continue  # reported by checks.challenge_problems
+        registered = base.model_copy(
+            update={
+                "name": f"{challenge.id}-registered",
+                "challenge": challenge.id,
+                "registered": True,
+            }
+        )
+        others = base.model_copy(
+            update={
+                "name": f"{challenge.id}-not-registered",
+                "challenge": challenge.id,
+                "registered": False,
+            }
+        )
+        audiences += [registered, others]
+        common: dict[str, Any] = {
+            "kind": "challenge",
+            "level": challenge.level,
+            "vars": {
+                "challenge_name": challenge.name,
+                "challenge_end": challenge.end.strftime("%d/%m/%Y"),
+                "points": 0,
+                "rank": "-",
+                "participants": 0,
+            },
+        }
+        start, end = _at(challenge.start, 9), _at(challenge.end, 9)
+        campaigns.append(
+            Campaign(
+                id=campaign_id(challenge, "launch"),
+                name=f"{challenge.name}: launch",
+                audience=base.name,
+                schedule=Schedule(date=start),
+                steps=(
+                    _step("letter", "challenge-launch", "important"),
+                    _step("email", "challenge-launch", "reminder", delay="2bd"),
+                ),
+                **common,
+            )
+        )
+        campaigns.append(
+            Campaign(
+                id=campaign_id(challenge, "reminder"),
+                name=f"{challenge.name}: monthly reminder",
+                audience=registered.name,
+                schedule=Schedule(cron=_FIRST_MONDAY, start=start + timedelta(days=1), end=end),
+                steps=(_step("reminder", "challenge-reminder", "reminder"),),
+                **common,
+            )
+        )
+        if challenge.registration == "required":
+            campaigns.append(
+                Campaign(
+                    id=campaign_id(challenge, "invitation"),
+                    name=f"{challenge.name}: not registered yet",
+                    audience=others.name,
+                    schedule=Schedule(cron=_FIRST_MONDAY, start=start + timedelta(days=1), end=end),
+                    steps=(_step("invitation", "challenge-invitation", "reminder"),),
+                    **common,
+                )
+            )
+        campaigns.append(
+            Campaign(
+                id=campaign_id(challenge, "last-week"),
+                name=f"{challenge.name}: last week",
+                audience=registered.name,
+                schedule=Schedule(date=end - timedelta(days=6)),
+                steps=(_step("push", "challenge-last-week", "urgent"),),
+                **common,
+            )
+        )
+        campaigns.append(
+            Campaign(
+                id=campaign_id(challenge, "results"),
+                name=f"{challenge.name}: results",
+                audience=base.name,
+                schedule=Schedule(date=_at(challenge.end + timedelta(days=1), 10)),
+                steps=(_step("results", "challenge-results", "info"),),
+                **common,
+            )
+        )
+        campaigns.append(
+            Campaign(
+                id=campaign_id(challenge, WELCOME),
+                name=f"{challenge.name}: registration",
+                audience=registered.name,
+                enrol=Enrol(on=("manual",)),
+                exit_on=("unsubscribed",),
+                steps=(
+                    _step("confirmation", "challenge-registered", "reminder", kind="operational"),
+                    _step("follow-up", "challenge-follow-up", "reminder", delay="7d"),
+                ),
+                **{**common, "kind": "nurture"},
+            )
+        )
+        campaigns.append(
+            Campaign(
+                id=campaign_id(challenge, MILESTONE),
+                name=f"{challenge.name}: milestone reached",
+                audience=registered.name,
+                enrol=Enrol(on=("manual",)),
+                exit_on=("unsubscribed",),
+                steps=(_step("bravo", "challenge-milestone", "info"),),
+                **{**common, "kind": "nurture"},
+            )
+        )
+    return tuple(audiences), tuple(campaigns)
+
+
+def with_challenge_campaigns(config: Config) -> Config:
+    """The effective config: what the user wrote plus every challenge's messages."""
+    if not config.challenges:
+        return config
+    audiences, campaigns = generated(config)
+    return config.model_copy(
+        update={
+            "audiences": config.audiences + audiences,
+            "campaigns": config.campaigns + campaigns,
+        }
+    )
+
+
+def is_generated(campaign: Campaign) -> bool:
+    return (
+        campaign.kind in ("challenge", "nurture")
+        and campaign.name.count(": ") == 1
+        and campaign.id.endswith(
+            (
+                "-launch",
+                "-reminder",
+                "-invitation",
+                "-last-week",
+                "-results",
+                f"-{WELCOME}",
+                f"-{MILESTONE}",
+            )
+        )
+    )
+
+
+def contact_vars(app: Any, session: Session, campaign: Campaign) -> dict[int, dict[str, Any]]:
+    """Each participant's points and rank for a challenge's reminders and results."""
+    challenge = next((c for c in app.config.challenges if campaign.id.startswith(f"{c.id}-")), None)
+    if challenge is None or campaign.kind != "challenge":
+        return {}
+    from sqlalchemy import select
+
+    from network_anim.challenges import challenge_points
+    from network_anim.db.models import Participant
+
+    participants = set(
+        session.scalars(
+            select(Participant.contact_id).where(Participant.challenge_key == challenge.id)
+        )
+    )
+    points = challenge_points(session, challenge.id)
+    ordered = sorted(participants, key=lambda cid: -points.get(cid, 0))
+    ranks: dict[int, int] = {}
+    for position, cid in enumerate(ordered, start=1):
+        previous = ordered[position - 2] if position > 1 else None
+        same = previous is not None and points.get(previous, 0) == points.get(cid, 0)
+        ranks[cid] = ranks[previous] if same and previous is not None else position
+    return {
+        cid: {"points": points.get(cid, 0), "rank": ranks[cid], "participants": len(participants)}
+        for cid in participants
+    }
+
+
+def enrol_in(
+    app: Any, session: Session, challenge: ChallengeConfig, part: str, contacts: list[Any]
+) -> int:
+    """Put contacts into one of the challenge's generated sequences (registration, milestone)."""
+    from network_anim.sequences import enrol
+
+    campaign = app.config.campaign(campaign_id(challenge, part))
+    if campaign is None or not contacts:
+        return 0
+    return enrol(app, session, campaign, contacts, trigger=f"challenge:{part}")
