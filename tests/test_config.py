@@ -150,7 +150,8 @@ def test_usage_error_exits_2(cli) -> None:
 def test_every_command_has_help_with_an_example(cli) -> None:
     import click
 
-    from network_anim.cli import _COMMANDS, cli as group
+    from network_anim.cli import _COMMANDS
+    from network_anim.cli import cli as group
 
     top = cli("--help")
     assert top.code == 0 and "Example" in top.out
