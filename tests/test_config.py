@@ -195,3 +195,64 @@ def test_example_config_documents_every_key() -> None:
     text = (REPO / "config.example.toml").read_text(encoding="utf-8")
     missing = sorted(n for n in _field_names(Config) if not re.search(rf"\b{n}\b", text))
     assert missing == []
+
+
+CHALLENGE = """
+[[products]]
+sku = "P1"
+name = "Product"
+family = "pbx"
+
+[[challenges]]
+id = "c1"
+name = "C1"
+audience = "{audience}"
+start = {start}
+end = 2027-04-30
+objectives = "{objectives}"
+[challenges.scoring]
+families = {{ {family} = {{ points_per_unit = 10 }} }}
+"""
+
+
+def _challenge_config(
+    tmp_path: Path, *, audience="all", start="2027-01-04", family="pbx", objectives="objectives.csv"
+) -> Path:  # type: ignore[no-untyped-def]
+    from tests.conftest import write_config
+
+    text = CHALLENGE.format(audience=audience, start=start, family=family, objectives=objectives)
+    return write_config(tmp_path, f"sqlite:///{tmp_path / 'c.db'}", text, example_campaigns=False)
+
+
+def test_bad_challenge_definitions_name_their_keys(cli, tmp_path: Path) -> None:
+    (tmp_path / "objectives.csv").write_text(
+        "challenge_id;scope;subject;due;target\n", encoding="utf-8"
+    )
+    assert cli("validate", str(_challenge_config(tmp_path))).code == 0
+    late = cli("validate", str(_challenge_config(tmp_path, start="2027-05-01")))
+    assert late.code == 1 and "challenges[0]: Value error, end must be after start" not in late.err
+    assert "challenges[0]: end must be after start" in late.err
+    nobody = cli("validate", str(_challenge_config(tmp_path, audience="ghosts")))
+    assert (
+        nobody.code == 1
+        and "challenges[0].audience: 'ghosts' is not a defined audience" in nobody.err
+    )
+    family = cli("validate", str(_challenge_config(tmp_path, family="tablets")))
+    assert "challenges[0].scoring.families: no product of family tablets" in family.err
+
+
+def test_bad_objectives_lines_are_named(cli, tmp_path: Path) -> None:
+    (tmp_path / "objectives.csv").write_text(
+        "challenge_id;scope;subject;due;target\n"
+        "c1;participant;C0001;2027-02-30;100\n"
+        "c1;company;D001;2027-02-28;100\n"
+        "c1;participant;C0001;2027-06-01;100\n"
+        "c1;participant;C0001;2027-03-01;-5\n",
+        encoding="utf-8",
+    )
+    result = cli("validate", str(_challenge_config(tmp_path)))
+    assert result.code == 1
+    assert "line 2: due must be a date" in result.err
+    assert "line 3: scope 'company' is not participant or team" in result.err
+    assert "line 4: due 2027-06-01 is outside the challenge" in result.err
+    assert "line 5: target must be positive" in result.err
