@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from network_anim.csv_input import check_header, delimiter_of, formula_problem, read_text
 from network_anim.domain import CHANNEL_NAMES, EmailKind, LawfulBasis, Level
 from network_anim.errors import UserError
 
@@ -56,7 +57,6 @@ ALL_COLUMNS = COMPANY_COLUMNS + CONTACT_COLUMNS + CONSENT_COLUMNS
 REQUIRED_COLUMNS = ("company_id", "company_name", "contact_id", "last_name", "level")
 # A leading + is how a phone number is written; anywhere else it may start a formula.
 _PHONE_COLUMNS = frozenset({"mobile", "phone"})
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _TRUE = {"yes", "y", "true", "1", "oui", "o", "x"}
 _FALSE = {"no", "n", "false", "0", "non"}
 _MAX_LENGTH = {"company_name": 200, "company_id": 64, "contact_id": 64}
@@ -120,27 +120,21 @@ class _LineProblems(Exception):
 
 
 def read_network_csv(path: Path, defaults: ImportDefaults) -> NetworkFile:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UserError(
-            f"{path}: not UTF-8 (byte {exc.start})",
-            ["save the file as 'CSV UTF-8' from your spreadsheet and import it again"],
-        ) from None
-    return parse_network_csv(text, source=str(path), defaults=defaults)
+    return parse_network_csv(read_text(path), source=str(path), defaults=defaults)
 
 
 def parse_network_csv(text: str, *, source: str, defaults: ImportDefaults) -> NetworkFile:
     if not text.strip():
         raise UserError(f"{source}: the file is empty")
-    delimiter = ";" if text.splitlines()[0].count(";") > text.splitlines()[0].count(",") else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter_of(text))
     header = [h.strip().lower() for h in next(reader)]
-    _check_header(header, source)
+    check_header(
+        header,
+        source=source,
+        known=ALL_COLUMNS,
+        required=REQUIRED_COLUMNS,
+        hint="see docs/network-csv.md for the column list",
+    )
 
     problems: list[str] = []
     companies: dict[str, tuple[int, CompanyRecord]] = {}
@@ -154,9 +148,10 @@ def parse_network_csv(text: str, *, source: str, defaults: ImportDefaults) -> Ne
         if len(row) != len(header):
             problems.append(f"line {start}: {len(row)} cells, the header has {len(header)}")
             continue
-        cells = {name: value.strip() for name, value in zip(header, row, strict=True)}
+        raw_cells = dict(zip(header, row, strict=True))
+        cells = {name: value.strip() for name, value in raw_cells.items()}
         try:
-            company, contact = _parse_row(cells, start, defaults)
+            company, contact = _parse_row(cells, start, defaults, raw_cells)
         except _LineProblems as exc:
             problems.extend(f"line {start}: {p}" for p in exc.problems)
             continue
@@ -183,23 +178,6 @@ def parse_network_csv(text: str, *, source: str, defaults: ImportDefaults) -> Ne
     return NetworkFile(companies=[c for _, c in companies.values()], contacts=contacts)
 
 
-def _check_header(header: list[str], source: str) -> None:
-    problems = []
-    unknown = [h for h in header if h not in ALL_COLUMNS]
-    if unknown:
-        problems.append(
-            f"unknown column(s): {', '.join(unknown)} (see docs/network-csv.md for the column list)"
-        )
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-        problems.append(f"missing required column(s): {', '.join(missing)}")
-    dupes = sorted({h for h in header if header.count(h) > 1})
-    if dupes:
-        problems.append(f"column(s) given twice: {', '.join(dupes)}")
-    if problems:
-        raise UserError(f"{source} line 1 (header): nothing was imported", problems)
-
-
 def _first_difference(a: CompanyRecord, b: CompanyRecord) -> str:
     for name in CompanyRecord.__slots__:
         if getattr(a, name) != getattr(b, name):
@@ -208,7 +186,7 @@ def _first_difference(a: CompanyRecord, b: CompanyRecord) -> str:
 
 
 def _parse_row(
-    cells: dict[str, str], line: int, defaults: ImportDefaults
+    cells: dict[str, str], line: int, defaults: ImportDefaults, raw_cells: dict[str, str]
 ) -> tuple[CompanyRecord, ContactRecord]:
     problems: list[str] = []
 
@@ -216,11 +194,11 @@ def _parse_row(
         return cells.get(name, "")
 
     for name, value in cells.items():
-        if value.startswith(_FORMULA_STARTS) and name not in _PHONE_COLUMNS:
-            problems.append(
-                f"{name} {value[:20]!r} starts with {value[0]!r}: formula-like cells are refused "
-                "(spreadsheet injection); remove the leading character"
-            )
+        formula = (
+            None if name in _PHONE_COLUMNS else formula_problem(name, raw_cells[name].lstrip(" "))
+        )
+        if formula:
+            problems.append(formula)
         limit = _MAX_LENGTH.get(name, _DEFAULT_MAX_LENGTH)
         if len(value) > limit and name != "email":
             problems.append(f"{name} is {len(value)} characters; at most {limit}")

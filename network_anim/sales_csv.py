@@ -28,13 +28,13 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+from network_anim.csv_input import check_header, delimiter_of, formula_problem, read_text
 from network_anim.errors import UserError
 
 REQUIRED_COLUMNS = ("invoice_ref", "contact_id", "sku", "quantity", "amount", "sold_at")
 OPTIONAL_COLUMNS = ("company_id",)
 ALL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 _NUMERIC_COLUMNS = frozenset({"quantity", "amount"})
-_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 _MAX_LENGTH = {"invoice_ref": 80, "contact_id": 64, "company_id": 64, "sku": 64}
 _DEFAULT_MAX_LENGTH = 40
 # A plain number: digits, spaces (or no-break spaces) between thousands, one decimal
@@ -94,18 +94,7 @@ class _LineProblems(Exception):
 
 
 def read_sales_csv(path: Path, context: SalesContext) -> list[SaleRecord]:
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise UserError(f"{path}: cannot read ({exc.strerror})") from None
-    try:
-        text = raw.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise UserError(
-            f"{path}: not UTF-8 (byte {exc.start})",
-            ["save the file as 'CSV UTF-8' from your spreadsheet and import it again"],
-        ) from None
-    return parse_sales_csv(text, source=str(path), context=context)
+    return parse_sales_csv(read_text(path), source=str(path), context=context)
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,11 +112,15 @@ class _Row:
 def parse_sales_csv(text: str, *, source: str, context: SalesContext) -> list[SaleRecord]:
     if not text.strip():
         raise UserError(f"{source}: the file is empty")
-    first = text.splitlines()[0]
-    delimiter = ";" if first.count(";") > first.count(",") else ","
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter_of(text))
     header = [h.strip().lower() for h in next(reader)]
-    _check_header(header, source)
+    check_header(
+        header,
+        source=source,
+        known=ALL_COLUMNS,
+        required=REQUIRED_COLUMNS,
+        hint=f"the columns are {', '.join(ALL_COLUMNS)}",
+    )
     zone = ZoneInfo(context.timezone)
 
     problems: list[tuple[int, str]] = []
@@ -158,37 +151,15 @@ def parse_sales_csv(text: str, *, source: str, context: SalesContext) -> list[Sa
     return records
 
 
-def _check_header(header: list[str], source: str) -> None:
-    problems = []
-    unknown = [h for h in header if h not in ALL_COLUMNS]
-    if unknown:
-        problems.append(
-            f"unknown column(s): {', '.join(unknown)} (the columns are {', '.join(ALL_COLUMNS)})"
-        )
-    missing = [c for c in REQUIRED_COLUMNS if c not in header]
-    if missing:
-        problems.append(f"missing required column(s): {', '.join(missing)}")
-    dupes = sorted({h for h in header if header.count(h) > 1})
-    if dupes:
-        problems.append(f"column(s) given twice: {', '.join(dupes)}")
-    if problems:
-        raise UserError(f"{source} line 1 (header): nothing was imported", problems)
-
-
 def _parse_row(raw: dict[str, str], line: int, context: SalesContext, zone: ZoneInfo) -> _Row:
     problems: list[str] = []
     cells: dict[str, str] = {}
     for name, value in raw.items():
         stripped = value.strip()
         cells[name] = stripped
-        lead = value.lstrip(" ")
-        if lead.startswith(_FORMULA_STARTS) and not (
-            name in _NUMERIC_COLUMNS and _NUMBER.match(stripped)
-        ):
-            problems.append(
-                f"{name} {stripped[:20]!r} starts with {lead[0]!r}: formula-like cells are "
-                "refused (spreadsheet injection); remove the leading character"
-            )
+        formula = formula_problem(name, value.lstrip(" "))
+        if formula and not (name in _NUMERIC_COLUMNS and _NUMBER.match(stripped)):
+            problems.append(formula)
             cells[name] = ""  # reported once, not again as empty or malformed
             continue
         limit = _MAX_LENGTH.get(name, _DEFAULT_MAX_LENGTH)

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -104,3 +105,29 @@ def run_cli(cli: click.Group, argv: list[str]) -> Any:
     if isinstance(code, int) and code:
         sys.exit(code)
     return code
+
+
+@contextmanager
+def simulation_progress(
+    first: Any, last: Any, *, disabled: bool
+) -> Iterator[Callable[[Any], None]]:
+    """A progress bar over simulated days; yields the simulation's on_step callback."""
+    from rich.progress import BarColumn, Progress, TextColumn
+
+    total = (last - first).total_seconds()
+    with Progress(
+        TextColumn("Simulating"),
+        BarColumn(),
+        TextColumn("{task.description}"),
+        console=console,
+        transient=True,
+        disable=disabled,
+    ) as progress:
+        task = progress.add_task("", total=total)
+
+        def on_step(now: Any) -> None:
+            progress.update(
+                task, completed=(now - first).total_seconds(), description=f"{now:%Y-%m-%d}"
+            )
+
+        yield on_step

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from network_anim.cli.common import console
+from network_anim.cli.common import console, simulation_progress
 
 
 @click.command()
@@ -53,8 +53,6 @@ def demo(
     import json
     from zoneinfo import ZoneInfo
 
-    from rich.progress import BarColumn, Progress, TextColumn
-
     from network_anim.cli.plan_cmd import parse_moment
     from network_anim.config import load_config
     from network_anim.demo import open_demo_app, prepare_demo
@@ -74,22 +72,7 @@ def demo(
     app = open_demo_app(setup, first)
     transports = ConfiguredTransports(app)
     grace = timedelta(minutes=app.config.daemon.misfire_grace_minutes)
-    total = (last - first).total_seconds()
-    with Progress(
-        TextColumn("Simulating"),
-        BarColumn(),
-        TextColumn("{task.description}"),
-        console=console,
-        transient=True,
-        disable=as_json,
-    ) as progress:
-        task = progress.add_task("", total=total)
-
-        def on_step(now: datetime) -> None:
-            progress.update(
-                task, completed=(now - first).total_seconds(), description=f"{now:%Y-%m-%d}"
-            )
-
+    with simulation_progress(first, last, disabled=as_json) as on_step:
         report = asyncio.run(
             simulate(
                 app,

@@ -7,7 +7,7 @@ from typing import Any
 
 import click
 
-from network_anim.cli.common import console, db_option
+from network_anim.cli.common import console, db_option, simulation_progress
 
 
 def parse_moment(value: str, timezone: str, option: str) -> datetime:
@@ -49,8 +49,6 @@ def plan(
     """
     import json
 
-    from rich.progress import BarColumn, Progress, TextColumn
-
     from network_anim.cli.common import open_app
     from network_anim.errors import UserError
     from network_anim.simulation import plan_period
@@ -60,22 +58,7 @@ def plan(
     first, last = parse_moment(start, timezone, "--from"), parse_moment(end, timezone, "--to")
     if last <= first:
         raise UserError("--to must be later than --from")
-    total = (last - first).total_seconds()
-    with Progress(
-        TextColumn("Simulating"),
-        BarColumn(),
-        TextColumn("{task.description}"),
-        console=console,
-        transient=True,
-        disable=as_json,
-    ) as progress:
-        task = progress.add_task("", total=total)
-
-        def on_step(now: datetime) -> None:
-            progress.update(
-                task, completed=(now - first).total_seconds(), description=f"{now:%Y-%m-%d}"
-            )
-
+    with simulation_progress(first, last, disabled=as_json) as on_step:
         sent, report = plan_period(config_file, app.database_url, first, last, on_step=on_step)
     for campaign, error in {**report.firings.errors, **report.sequences.errors}.items():
         console.print(f"[red]campaign {campaign}: not planned: {error}[/]")
