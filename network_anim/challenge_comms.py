@@ -28,6 +28,8 @@ from network_anim.config import (
 WELCOME, MILESTONE = "welcome", "milestone"
 # Monthly: the first Monday of each month (APScheduler matches day AND day_of_week).
 _FIRST_MONDAY = "0 9 1-7 * mon"
+# The leaderboard digest: every other weekday than the monthly reminder's.
+_THURSDAYS = "0 9 * * thu"
 
 
 def campaign_id(challenge: ChallengeConfig, part: str) -> str:
@@ -75,6 +77,7 @@ def generated(config: Config) -> tuple[tuple[Audience, ...], tuple[Campaign, ...
                 "points": 0,
                 "rank": "-",
                 "participants": 0,
+                "movement": "nouveau classement",
             },
         }
         start, end = _at(challenge.start, 9), _at(challenge.end, 9)
@@ -112,6 +115,16 @@ def generated(config: Config) -> tuple[tuple[Audience, ...], tuple[Campaign, ...
                     **common,
                 )
             )
+        campaigns.append(
+            Campaign(
+                id=campaign_id(challenge, "digest"),
+                name=f"{challenge.name}: leaderboard digest",
+                audience=registered.name,
+                schedule=Schedule(cron=_THURSDAYS, start=start + timedelta(days=7), end=end),
+                steps=(_step("digest", "challenge-digest", "reminder"),),
+                **common,
+            )
+        )
         campaigns.append(
             Campaign(
                 id=campaign_id(challenge, "last-week"),
@@ -181,6 +194,7 @@ def is_generated(campaign: Campaign) -> bool:
             (
                 "-launch",
                 "-reminder",
+                "-digest",
                 "-invitation",
                 "-last-week",
                 "-results",
@@ -192,31 +206,67 @@ def is_generated(campaign: Campaign) -> bool:
 
 
 def contact_vars(app: Any, session: Session, campaign: Campaign) -> dict[int, dict[str, Any]]:
-    """Each participant's points and rank for a challenge's reminders and results."""
+    """Each participant's points, rank and (for the digest) places gained since the last
+    digest. Personal, so a participant hidden from public boards still gets their own."""
     challenge = next((c for c in app.config.challenges if campaign.id.startswith(f"{c.id}-")), None)
     if challenge is None or campaign.kind != "challenge":
         return {}
-    from sqlalchemy import select
+    from sqlalchemy import func, select
 
     from network_anim.challenges import challenge_points
-    from network_anim.db.models import Participant
+    from network_anim.db.models import Contact, LeaderboardSnapshot, Participant
+    from network_anim.leaderboard import take_snapshot
 
-    participants = set(
-        session.scalars(
-            select(Participant.contact_id).where(Participant.challenge_key == challenge.id)
-        )
+    members = dict(
+        session.execute(
+            select(Participant.contact_id, Contact.external_id)
+            .join(Contact, Contact.id == Participant.contact_id)
+            .where(Participant.challenge_key == challenge.id)
+        ).all()
     )
     points = challenge_points(session, challenge.id)
-    ordered = sorted(participants, key=lambda cid: -points.get(cid, 0))
+    ordered = sorted(members, key=lambda cid: -points.get(cid, 0))
     ranks: dict[int, int] = {}
     for position, cid in enumerate(ordered, start=1):
-        previous = ordered[position - 2] if position > 1 else None
-        same = previous is not None and points.get(previous, 0) == points.get(cid, 0)
-        ranks[cid] = ranks[previous] if same and previous is not None else position
+        ahead = ordered[position - 2] if position > 1 else None
+        tied = ahead is not None and points.get(ahead, 0) == points.get(cid, 0)
+        ranks[cid] = ranks[ahead] if tied and ahead is not None else position
+    previous: dict[str, int] = {}
+    if campaign.id == campaign_id(challenge, "digest"):
+        last = session.scalar(
+            select(func.max(LeaderboardSnapshot.taken_at)).where(
+                LeaderboardSnapshot.challenge_key == challenge.id,
+                LeaderboardSnapshot.scope == "individual",
+            )
+        )
+        if last is not None:
+            previous = dict(
+                session.execute(
+                    select(LeaderboardSnapshot.subject, LeaderboardSnapshot.rank).where(
+                        LeaderboardSnapshot.challenge_key == challenge.id,
+                        LeaderboardSnapshot.scope == "individual",
+                        LeaderboardSnapshot.taken_at == last,
+                    )
+                ).all()
+            )
+        take_snapshot(app, challenge.id, "individual")  # the next digest counts moves from now
     return {
-        cid: {"points": points.get(cid, 0), "rank": ranks[cid], "participants": len(participants)}
-        for cid in participants
+        cid: {
+            "points": points.get(cid, 0),
+            "rank": ranks[cid],
+            "participants": len(members),
+            "movement": _movement(
+                previous[members[cid]] - ranks[cid] if members[cid] in previous else None
+            ),
+        }
+        for cid in members
     }
+
+
+def _movement(places: int | None) -> str:
+    if not places:
+        return "même place que la semaine dernière" if places == 0 else "nouveau classement"
+    return f"{abs(places)} place{'s' if abs(places) > 1 else ''} {'gagnée' if places > 0 else 'perdue'}{'s' if abs(places) > 1 else ''}"
 
 
 def enrol_in(

@@ -10,8 +10,10 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import html
 import json
 import os
+import re
 import secrets
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 from network_anim.errors import UserError
 
 _MAC_BYTES = 12  # 96 bits: far beyond guessing, short enough for an SMS link
+_HREF = re.compile(r"""\bhref\s*=\s*(["'])(.*?)\1""", re.IGNORECASE | re.DOTALL)
 
 
 class BadToken(ValueError):
@@ -71,6 +74,33 @@ class LinkSigner:
 
     def click_url(self, delivery_key: str, url: str) -> str:
         return f"{self.base_url}/c/{self.sign('click', [delivery_key, url])}"
+
+    def open_pixel_url(self, delivery_key: str) -> str:
+        """The 1x1 image an HTML email loads: an open of delivery ``delivery_key``."""
+        return f"{self.base_url}/o/{self.sign('open', [delivery_key])}.gif"
+
+    def track_html(self, body: str, delivery_key: str) -> str:
+        """An HTML email with every outside http(s) link wrapped in a signed click URL and
+        the open pixel added before ``</body>`` (or at the end).
+
+        Links to this server (post, unsubscribe, already wrapped) are left alone: the post
+        link records its own click, and the unsubscribe link must never be a redirect.
+        """
+
+        def wrap(match: re.Match[str]) -> str:
+            url = html.unescape(match.group(2)).strip()
+            own = url == self.base_url or url.startswith(self.base_url + "/")
+            if own or not url.lower().startswith(("http://", "https://")):
+                return match.group(0)
+            return f"href={match.group(1)}{self.click_url(delivery_key, url)}{match.group(1)}"
+
+        tracked = _HREF.sub(wrap, body)
+        pixel = (
+            f'<img src="{self.open_pixel_url(delivery_key)}" width="1" height="1" alt="" '
+            'style="display:block;border:0;width:1px;height:1px">'
+        )
+        end = tracked.lower().rfind("</body>")
+        return tracked + pixel if end < 0 else tracked[:end] + pixel + tracked[end:]
 
 
 def load_secret(env_var: str, data_dir: Path) -> bytes:

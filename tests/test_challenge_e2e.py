@@ -258,3 +258,20 @@ def test_four_month_challenge(challenge_app, tmp_path: Path) -> None:  # type: i
     }
     with Session(app.engine) as session:
         assert session.scalar(select(Participant.id).where(Participant.via == "portal")) is not None
+
+    # The leaderboard: sales points plus milestone bonuses, ties sharing a rank.
+    from network_anim.leaderboard import leaderboard
+
+    totals = {
+        c.external_id: points[c.external_id] + bonuses.get(c.external_id, 0) for c in registered
+    }
+    board = leaderboard(app, "pbx-2027", scope="individual", limit=10)
+    assert len(board) == 10 and board[0].points == max(totals.values())
+    for row in board:
+        # Competition ranking, computed independently: 1 + how many scored more.
+        assert row.rank == 1 + sum(1 for value in totals.values() if value > row.points)
+        if row.public:
+            assert totals[row.subject] == row.points
+    # Weekly digests went out on Thursdays with each participant's rank.
+    digests = _sent(app, "pbx-2027-digest")
+    assert digests and {c for c, _ in digests} <= set(totals)

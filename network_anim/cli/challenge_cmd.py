@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from network_anim.cli.common import app_options, console, open_app
+from network_anim.cli.leaderboard_cmd import leaderboard
 
 
 @click.group()
@@ -248,9 +249,4 @@ def kpis_cmd(
     )
 
 
-try:  # the rankings live in their own module
-    from network_anim.cli.leaderboard_cmd import leaderboard as _leaderboard
-
-    challenge.add_command(_leaderboard, "leaderboard")
-except ImportError:  # pragma: no cover - only while that module is being written
-    pass
+challenge.add_command(leaderboard, "leaderboard")

