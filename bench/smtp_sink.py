@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -153,10 +154,8 @@ async def serve(args: argparse.Namespace) -> int:
     written = counts.version
     async with server:
         while not stop.is_set() and loop.time() < deadline:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), args.interval)
-            except TimeoutError:
-                pass
             if counts.version != written:
                 written = counts.version
                 write_json(out, counts.snapshot(final=False, port=port))

@@ -7,7 +7,7 @@ moves a message to the router's next channel, so both paths produce the same mes
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -113,6 +113,7 @@ class Composer:
         contact: Contact,
         company: Company,
         post_id: int,
+        delivery_key: str | None = None,
     ) -> Composed:
         post_url = self.signer.post_url(post_id, contact.id or 0)
         context = {
@@ -132,6 +133,11 @@ class Composer:
         cost = definition.estimate_cost()
         if channel == "email":
             headers = self._email_headers(context["unsubscribe_url"], message)
+            if rendered.html and delivery_key:
+                # Outside links become signed click URLs; an open pixel is added.
+                rendered = replace(
+                    rendered, html=self.signer.track_html(rendered.html, delivery_key)
+                )
         elif channel == "sms":
             from network_anim.sms_encoding import sms_segments
 

@@ -1,10 +1,11 @@
 """The dispatcher: claim due outbox rows, send them, record what happened.
 
 Crash safety (DESIGN.md §2): a claim is committed, with a lease, before any network call;
-results are recorded after. A worker that dies leaves rows in ``claimed`` whose lease
-expires: rows of transports that may safely resend go back to ``pending``; the others
-(SMTP, Twilio: the provider may already have the message) become ``unknown`` for an
-operator to look at, so nothing is ever sent twice behind anyone's back.
+results are recorded as they come. A worker that dies leaves rows in ``claimed``; they are
+taken back once its lease expires, or at once when the worker is known dead. Rows of
+transports that may resend go back to ``pending`` (email: at least once, and the SMTP
+transport lets at most one accepted message wait for its recording at any moment); the
+others (SMS, letters: they cannot be taken back) become ``unknown`` for an operator.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from network_anim.db.models import Campaign, Company, Consent, Contact, Delivery
 from network_anim.domain import DeliveryStatus, LawfulBasis, Outcome
 from network_anim.errors import UserError
 from network_anim.planner import make_composer
+
+_RECLAIM_EVERY_SECONDS = 5.0
 
 
 @dataclass
@@ -124,7 +127,13 @@ class Dispatcher:
         # reported up front instead of leaving claimed rows behind.
         for channel in sorted(self.due_channels(message_id)):
             await self._transport(channel)
+        loop = asyncio.get_running_loop()
+        reclaimed_at = loop.time()
         while not self._stopping:
+            if loop.time() - reclaimed_at > _RECLAIM_EVERY_SECONDS:
+                # A long backlog must not keep a dead worker's rows waiting until it ends.
+                stats.reclaimed += await asyncio.to_thread(self.reclaim_expired)
+                reclaimed_at = loop.time()
             batch = await self.run_once(message_id=message_id)
             if batch.total == 0:
                 return stats
@@ -174,11 +183,20 @@ class Dispatcher:
         if bucket is not None:
             # Two chunks must fit in one second's tokens, or the rate drops to one chunk/s.
             size = min(size, max(1, int(bucket.rate // 2)))
+        streaming = getattr(transport, "streams_results", False)
         for start in range(0, len(items), size):
             chunk = items[start : start + size]
             if bucket is not None:
                 await bucket.acquire(len(chunk))
-            results = await transport.send_batch(chunk)
+            if streaming:
+                # Each answer is recorded before the session takes its next message.
+                async def record_one(index: int, result: SendResult, chunk=chunk) -> None:
+                    await asyncio.to_thread(self._record, [(chunk[index], result)], stats)
+
+                results = await transport.send_batch(chunk, on_result=record_one)  # type: ignore[call-arg]
+            else:
+                results = await transport.send_batch(chunk)
+            # Rows already recorded are skipped (no longer claimed by us).
             await asyncio.to_thread(self._record, list(zip(chunk, results, strict=True)), stats)
 
     def due_channels(self, message_id: int | None = None) -> set[str]:
@@ -398,6 +416,7 @@ class Dispatcher:
                 contact=contact,
                 company=company,
                 post_id=int(delivery.extra.get("post_id", 0)),
+                delivery_key=f"{delivery.idempotency_key}>{channel}",
             )
         except (UserError, ValueError) as exc:
             delivery.last_error = f"{delivery.last_error}; fallback to {channel} impossible: {exc}"[
@@ -409,7 +428,7 @@ class Dispatcher:
             extra["headers"] = composed.headers
         session.add(
             Delivery(
-                idempotency_key=f"{delivery.idempotency_key}>{channel}",
+                idempotency_key=f"{delivery.idempotency_key}>{channel}",  # as composed above
                 message_id=delivery.message_id,
                 contact_id=delivery.contact_id,
                 channel=channel,

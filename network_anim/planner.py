@@ -255,10 +255,13 @@ class _PlanRun:
                 composed = self.composer.compose(
                     channel=choice.channel,
                     message=message,
-                    base_context={**self.base_context, **personal} if personal else self.base_context,
+                    base_context={**self.base_context, **personal}
+                    if personal
+                    else self.base_context,
                     contact=contact,
                     company=company,
                     post_id=post_id,
+                    delivery_key=key,
                 )
                 result.samples.setdefault(choice.channel, composed.rendered)
                 when = choice.not_before or due_at

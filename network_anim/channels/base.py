@@ -8,7 +8,7 @@ real local peers instead of patching modules.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Protocol, Self
@@ -63,6 +63,10 @@ class SendResult:
         cls, provider_id: str | None = None, detail: str = "", cost: float | None = None
     ) -> Self:
         return cls(Outcome.SENT, detail=detail, provider_id=provider_id, cost=cost)
+
+
+# Awaited with (index in the batch, result) as each message is answered.
+ResultCallback = Callable[[int, SendResult], Awaitable[None]]
 
 
 class Transport(Protocol):

@@ -50,7 +50,7 @@ from aiosmtplib import (
     SMTPTimeoutError,
 )
 
-from network_anim.channels.base import Outbound, SendResult, TransportBase
+from network_anim.channels.base import Outbound, ResultCallback, SendResult, TransportBase
 from network_anim.config import EmailSettings
 from network_anim.domain import Outcome
 
@@ -383,6 +383,9 @@ _LEADING_DOT = re.compile(rb"(?m)^\.")
 _NO_ADDRESS = SendResult(Outcome.FAILED, detail="no email address")
 
 
+_END_OF_DATA = b".\r\n"
+
+
 def _data_payload(message: bytes) -> bytes:
     """The bytes sent after ``354``: dot-stuffed (RFC 5321 §4.5.2), ended by ``.`` alone.
 
@@ -395,6 +398,10 @@ def _data_payload(message: bytes) -> bytes:
 
 @dataclass(slots=True)
 class _BatchState:
+    # When results are recorded as they come: the end of each message's DATA (the moment
+    # the server may accept it) up to its recording is done one session at a time, so a
+    # crash leaves at most one accepted-but-unrecorded message, whatever the concurrency.
+    gated: bool = False
     # First connection failure of the batch: when the relay is down or our login is
     # refused, the other messages are deferred at once instead of each waiting for its
     # own connect timeout.
@@ -433,6 +440,8 @@ class SmtpTransport(TransportBase):
         self._tls_context = tls_context
         self._concurrency = concurrency
         self.concurrency = concurrency
+        self._gate = asyncio.Lock()
+        self._holding = [False] * concurrency
         # Fail at construction on a sender the relay could never accept: a config error.
         self._envelope_sender = _ascii_address(parseaddr(settings.sender)[1])
         self._clients: list[SMTP | None] = [None] * concurrency
@@ -462,16 +471,25 @@ class SmtpTransport(TransportBase):
         finally:
             client.close()
 
-    async def send_batch(self, items: Sequence[Outbound]) -> list[SendResult]:
-        """Send ``items``; one result per item, in order. Never raises for one message."""
+    # The dispatcher may record each result as it comes (see ``on_result``).
+    streams_results = True
+
+    async def send_batch(
+        self, items: Sequence[Outbound], on_result: ResultCallback | None = None
+    ) -> list[SendResult]:
+        """Send ``items``; one result per item, in order. Never raises for one message.
+
+        ``on_result(index, result)`` is awaited as soon as each message is answered, so a
+        caller can record it before the next one goes out on that session: a crash then
+        leaves at most the messages in flight unrecorded, not the whole batch."""
         results: list[SendResult | None] = [None] * len(items)
         # A shared iterator is the work queue: each worker pulls the next message as soon
         # as its session is free, so one slow answer does not hold the others back.
         pending = iter(enumerate(items))
-        state = _BatchState()
+        state = _BatchState(gated=on_result is not None)
         async with self._batch_lock, asyncio.TaskGroup() as workers:
             for slot in range(min(self._concurrency, len(items))):
-                workers.create_task(self._work(slot, pending, results, state))
+                workers.create_task(self._work(slot, pending, results, state, on_result))
         return [
             result or SendResult(Outcome.DEFERRED, detail="not attempted") for result in results
         ]
@@ -482,9 +500,17 @@ class SmtpTransport(TransportBase):
         pending: Iterator[tuple[int, Outbound]],
         results: list[SendResult | None],
         state: _BatchState,
+        on_result: ResultCallback | None,
     ) -> None:
         for index, item in pending:
-            results[index] = await self._send_one(slot, item, state)
+            try:
+                result = results[index] = await self._send_one(slot, item, state)
+                if on_result is not None:
+                    await on_result(index, result)
+            finally:
+                if self._holding[slot]:
+                    self._holding[slot] = False
+                    self._gate.release()
 
     async def _send_one(self, slot: int, item: Outbound, state: _BatchState) -> SendResult:
         if not item.recipient.email:
@@ -508,7 +534,7 @@ class SmtpTransport(TransportBase):
                     return connected
                 client = connected
             result, retry = await self._transact(
-                client, recipient, payload, len(message), message_id
+                client, recipient, payload, len(message), message_id, slot, state
             )
             if retry and reused:
                 # The server dropped a session we had kept open (idle timeout) before
@@ -551,7 +577,14 @@ class SmtpTransport(TransportBase):
         return client
 
     async def _transact(
-        self, client: SMTP, recipient: str, payload: bytes, size: int, message_id: str
+        self,
+        client: SMTP,
+        recipient: str,
+        payload: bytes,
+        size: int,
+        message_id: str,
+        slot: int = 0,
+        state: _BatchState | None = None,
     ) -> tuple[SendResult, bool]:
         """One mail transaction; returns the result and whether a retry is safe and useful.
 
@@ -574,7 +607,15 @@ class SmtpTransport(TransportBase):
             protocol = client.protocol
             if protocol is None:
                 raise SMTPServerDisconnected("Connection lost")
-            protocol.write(payload)  # raises, with nothing sent, on a closed connection
+            if state is not None and state.gated:
+                # Everything but the final "." now; the final dot, which makes the server
+                # take the message, waits its turn (see _BatchState.gated).
+                protocol.write(payload[: -len(_END_OF_DATA)])
+                await self._gate.acquire()
+                self._holding[slot] = True
+                protocol.write(_END_OF_DATA)
+            else:
+                protocol.write(payload)  # raises, with nothing sent, on a closed connection
             data_sent = True
             reply = await protocol.read_response(timeout=client.timeout)
             if reply.code != 250:

@@ -163,14 +163,18 @@ class Daemon:
             job.modify(next_run_time=self.app.clock.now())
 
     async def _shutdown_schedulers(self) -> None:
+        """Stop starting ticks, let the ones running finish (a dispatch batch in flight is
+        sent and recorded), then shut down. APScheduler's shutdown cancels running jobs,
+        which would leave claimed rows behind: so it comes last."""
         if self._ticks is not None:
-            self._ticks.shutdown(wait=False)
+            self._ticks.pause()
         self._stop_campaign_scheduler()
-        # Let a tick that is already running (a dispatch batch in flight) finish.
-        for _ in range(600):
+        for _ in range(1200):  # at most a minute: a send is bounded by the SMTP timeout
             if not self._busy:
                 break
             await asyncio.sleep(0.05)
+        if self._ticks is not None:
+            self._ticks.shutdown(wait=False)
 
     def _release(self) -> None:
         if self._liveness is not None:

@@ -65,16 +65,17 @@ def event_row(
     }
 
 
-def _insert_ignoring(connection: Connection, table: Any, keys: list[str], rows: list[dict]) -> int:
+def _insert_ignoring(connection: Connection, table: Any, keys: list[str]) -> Any:
     module = postgresql if connection.dialect.name == "postgresql" else sqlite
-    statement = module.insert(table).on_conflict_do_nothing(index_elements=keys)
-    result = connection.execute(statement, rows if len(rows) > 1 else rows[0])
-    return max(int(result.rowcount or 0), 0)
+    return module.insert(table).on_conflict_do_nothing(index_elements=keys)
 
 
 def insert_event(connection: Connection, row: dict[str, Any]) -> bool:
     """Insert one event now, in the caller's transaction; False if its dedupe key exists."""
-    return _insert_ignoring(connection, _EVENT_TABLE, ["dedupe_key"], [row]) == 1
+    statement = _insert_ignoring(connection, _EVENT_TABLE, ["dedupe_key"])
+    # RETURNING rather than rowcount: psycopg reports -1 rows for an INSERT ... RETURNING.
+    inserted = connection.execute(statement.returning(_EVENT_TABLE.c.id), row).first()
+    return inserted is not None
 
 
 def set_consent(
@@ -277,9 +278,12 @@ class EventWriter:
         reads = [row for kind, row in batch if kind == "read"]
         with self.engine.begin() as connection:
             if events:
-                _insert_ignoring(connection, _EVENT_TABLE, ["dedupe_key"], events)
+                connection.execute(
+                    _insert_ignoring(connection, _EVENT_TABLE, ["dedupe_key"]), events
+                )
             if reads:
-                _insert_ignoring(connection, _READ_TABLE, ["post_id", "contact_id"], reads)
+                keys = ["post_id", "contact_id"]
+                connection.execute(_insert_ignoring(connection, _READ_TABLE, keys), reads)
         self.stats.flushes += 1
         self.stats.events += len(events)
         self.stats.reads += len(reads)

@@ -17,13 +17,12 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import threading
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import Annotated, Any
 from urllib.parse import urlsplit
 
-from fastapi import APIRouter, Depends, Form, HTTPException, Request
+from fastapi import APIRouter, Form, HTTPException, Request
 from fastapi.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
 from jinja2 import Environment
 from sqlalchemy import select
@@ -32,11 +31,9 @@ from sqlmodel import Session
 from network_anim.db.models import Consent, Contact, Delivery, Post
 from network_anim.domain import CHANNEL_NAMES, LawfulBasis
 from network_anim.links import BadToken
+from network_anim.web import Web, WebContext
 from network_anim.web.events import event_row, insert_event, set_consent
 from network_anim.web.scanners import Kind, machine_reason
-
-if TYPE_CHECKING:
-    from network_anim.web.app import WebContext
 
 log = logging.getLogger(__name__)
 
@@ -56,35 +53,6 @@ CHANNEL_LABELS = {
 }
 
 _INVALID = "Lien invalide ou expiré."
-
-
-def web(request: Request) -> WebContext:
-    return request.app.state.netanim  # type: ignore[no-any-return]
-
-
-Web = Annotated["WebContext", Depends(web)]
-
-
-# -- shared helpers ---------------------------------------------------------------------------
-
-
-class ForgedBudget:
-    """At most ``per_minute`` forged-token events a minute: a flood of made-up tokens is
-    logged, not allowed to fill the events table."""
-
-    def __init__(self, per_minute: int = 120) -> None:
-        self.per_minute = per_minute
-        self._window: tuple[int, int] = (0, 0)
-        self._lock = threading.Lock()
-
-    def allow(self, now: datetime) -> bool:
-        minute = int(now.timestamp() // 60)
-        with self._lock:
-            window, count = self._window
-            if window != minute:
-                window, count = minute, 0
-            self._window = (window, count + 1)
-            return count < self.per_minute
 
 
 def _user_agent(request: Request) -> str:

@@ -1,0 +1,471 @@
+"""Twilio webhooks: message status callbacks and inbound SMS.
+
+Both check ``X-Twilio-Signature`` with the official ``RequestValidator`` and the auth
+token named by ``[channels.sms] auth_token_env``. The URL it signs is rebuilt from
+``[engine] base_url`` (the public URL Twilio was given) plus the request's path and
+query, never from the request's own scheme and host: behind a reverse proxy that ends
+TLS, or on another port, those differ from what Twilio called.
+
+Status callbacks arrive twice and out of order. Each (message, status) is recorded once
+(event dedupe key ``twilio:{sid}:{status}``), and ``delivery.extra["provider_status"]``
+only moves forward: queued < sending < sent < delivered, undelivered, failed (final; so
+is canceled). A late "sent" after "delivered" is recorded as an event and changes nothing.
+
+Inbound SMS: the body is normalised (trimmed, case-folded, accents, spaces and
+punctuation removed), then
+
+* STOP, STOPALL, UNSUBSCRIBE, END, QUIT, CANCEL, OPTOUT, ARRET (ARRÊT): SMS consent
+  ``opted_out`` and a confirmation; START (or UNSTOP): back to ``consent``;
+* HELP (or AIDE): who is sending and how to stop;
+* a challenge's ``sms_keyword``: registration to the challenge, with a confirmation;
+* anything else: a ``replied`` event (what a sequence's ``exit_on = ["replied"]`` reads)
+  and no answer.
+
+A number that belongs to no contact gets an empty answer; only a log line is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import unicodedata
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, HTTPException, Request
+from fastapi.responses import Response
+from sqlalchemy import select
+from sqlmodel import Session
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import FormData
+from twilio.request_validator import (
+    SIGNATURE_HEADER,
+    SIGNATURE_SETTINGS_HEADER,
+    RequestValidator,
+    get_signature_algorithm,
+)
+from twilio.twiml.messaging_response import MessagingResponse
+
+from network_anim.app import App
+from network_anim.config import ChallengeConfig
+from network_anim.db.models import Contact, Delivery
+from network_anim.domain import LawfulBasis
+from network_anim.errors import UserError
+from network_anim.web import Web, WebContext
+from network_anim.web.events import event_row, insert_event, set_consent
+
+log = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/hooks/twilio", tags=["webhooks"])
+
+# -- status callbacks -----------------------------------------------------------------------
+
+# How far along a message is; a status only replaces one of a lower rank.
+STATUS_RANK: dict[str, int] = {
+    "accepted": 0,
+    "scheduled": 0,
+    "queued": 1,
+    "sending": 2,
+    "sent": 3,
+    "delivered": 4,
+    "undelivered": 4,
+    "failed": 4,
+    "canceled": 4,
+}
+# Twilio status -> event type (one normalized vocabulary, django-anymail's habit).
+STATUS_EVENTS: dict[str, str] = {
+    "accepted": "provider_queued",
+    "scheduled": "provider_queued",
+    "queued": "provider_queued",
+    "sending": "provider_sending",
+    "sent": "provider_sent",
+    "delivered": "delivered",
+    "undelivered": "bounced",
+    "failed": "bounced",
+    "canceled": "cancelled",
+}
+# Twilio error 21610: the recipient replied STOP to this sender at the carrier.
+OPTED_OUT_ERROR = "21610"
+
+
+def moves_forward(current: str | None, new: str) -> bool:
+    """Whether status ``new`` replaces ``current`` (unknown statuses never do)."""
+    if new not in STATUS_RANK:
+        return False
+    if current not in STATUS_RANK:
+        return True
+    return STATUS_RANK[new] > STATUS_RANK[current]
+
+
+def apply_status(app: App, *, sid: str, status: str, error_code: str, now: datetime) -> str:
+    """Record one status callback; returns what happened: ``unknown`` (no delivery has
+    that SID), ``duplicate`` (already recorded), ``stale`` (an older status arriving
+    late: event recorded, status unchanged) or ``applied``."""
+    with Session(app.engine) as session, session.begin():
+        delivery = session.scalars(
+            select(Delivery).where(Delivery.provider_id == sid).with_for_update()
+        ).first()
+        if delivery is None:
+            return "unknown"
+        data: dict[str, Any] = {"provider": "twilio", "sid": sid, "status": status}
+        if error_code:
+            data["error_code"] = error_code
+        new = insert_event(
+            session.connection(),
+            event_row(
+                type=STATUS_EVENTS.get(status, "provider_status"),
+                occurred_at=now,
+                channel=delivery.channel,
+                contact_id=delivery.contact_id,
+                delivery_id=delivery.id,
+                message_id=delivery.message_id,
+                data=data,
+                dedupe_key=f"twilio:{sid}:{status}"[:200],
+            ),
+        )
+        if not new:
+            return "duplicate"
+        if error_code == OPTED_OUT_ERROR:
+            set_consent(
+                session,
+                contact_id=delivery.contact_id,
+                channel=delivery.channel,
+                basis=LawfulBasis.OPTED_OUT,
+                source="twilio",
+                now=now,
+            )
+        if not moves_forward(delivery.extra.get("provider_status"), status):
+            return "stale"
+        extra = {**delivery.extra, "provider_status": status, "provider_status_at": now.isoformat()}
+        if error_code:
+            extra["provider_error"] = error_code
+        delivery.extra = extra  # a new dict: the JSON column sees the change
+        delivery.updated_at = now
+        return "applied"
+
+
+# -- inbound SMS ------------------------------------------------------------------------------
+
+STOP_WORDS = frozenset(
+    {"stop", "stopall", "unsubscribe", "end", "quit", "cancel", "optout", "arret"}
+)
+START_WORDS = frozenset({"start", "unstop"})
+HELP_WORDS = frozenset({"help", "aide"})
+
+
+def normalise(body: str) -> str:
+    """The keyword in a text: case, accents, spaces and punctuation do not matter
+    (``"  Arrêt "`` gives ``"arret"``, ``"Stop all!"`` gives ``"stopall"``)."""
+    folded = unicodedata.normalize("NFKD", body.strip().casefold())
+    return re.sub(r"[\W_]+", "", "".join(c for c in folded if not unicodedata.combining(c)))
+
+
+@dataclass(frozen=True, slots=True)
+class Inbound:
+    kind: str  # stop | start | help | challenge | reply
+    challenge: ChallengeConfig | None = None
+
+
+def classify(body: str, challenges: tuple[ChallengeConfig, ...]) -> Inbound:
+    word = normalise(body)
+    if word in STOP_WORDS:
+        return Inbound("stop")
+    if word in START_WORDS:
+        return Inbound("start")
+    if word in HELP_WORDS:
+        return Inbound("help")
+    for challenge in challenges:
+        if challenge.sms_keyword and word == normalise(challenge.sms_keyword):
+            return Inbound("challenge", challenge)
+    return Inbound("reply")
+
+
+def handle_inbound(app: App, *, sender: str, body: str, sid: str, now: datetime) -> str | None:
+    """Apply one inbound SMS; returns the text to answer with, or None for no answer."""
+    with Session(app.engine) as session:
+        contact_ids = list(
+            session.scalars(select(Contact.id).where(Contact.mobile == sender).order_by(Contact.id))
+        )
+    if not contact_ids:
+        log.info("inbound SMS %s from a number no contact has (%s): ignored", sid, _mask(sender))
+        return None
+    sms = app.config.channels.sms
+    what = classify(body, app.config.challenges)
+    if what.kind == "challenge":
+        assert what.challenge is not None
+        return _register(app, contact_ids, what.challenge, body=body, sid=sid, now=now)
+    event_type = {"stop": "unsubscribed", "start": "resubscribed", "help": "sms_help"}.get(
+        what.kind, "replied"
+    )
+    for contact_id in contact_ids:
+        with Session(app.engine) as session, session.begin():
+            new = _record(session, event_type, contact_id, body=body, sid=sid, now=now)
+            if new and what.kind in ("stop", "start"):
+                set_consent(
+                    session,
+                    contact_id=contact_id,
+                    channel="sms",
+                    basis=LawfulBasis.OPTED_OUT if what.kind == "stop" else LawfulBasis.CONSENT,
+                    source=f"sms-{what.kind}",
+                    now=now,
+                )
+    if what.kind == "stop":
+        return (
+            f"{sms.sender_name} : vous ne recevrez plus nos SMS. "
+            "Envoyez START pour les recevoir à nouveau."
+        )
+    if what.kind == "start":
+        return f"{sms.sender_name} : vous recevez à nouveau nos SMS. {sms.stop_mention}"
+    if what.kind == "help":
+        return (
+            f"{sms.sender_name} : messages d'animation de votre réseau de partenaires. "
+            f"{sms.stop_mention} pour ne plus recevoir de SMS, START pour les recevoir à nouveau."
+        )
+    return None
+
+
+def _register(
+    app: App,
+    contact_ids: list[int],
+    challenge: ChallengeConfig,
+    *,
+    body: str,
+    sid: str,
+    now: datetime,
+) -> str:
+    from network_anim.challenges import local_day, register_by_keyword
+
+    name = app.config.channels.sms.sender_name
+    if local_day(app, now) > challenge.end:
+        answer, outcome = f"{name} : le {challenge.name} est terminé.", "closed"
+    else:
+        registered = 0
+        for contact_id in contact_ids:
+            try:
+                register_by_keyword(app, contact_id, challenge.sms_keyword or "")
+                registered += 1
+            except UserError as exc:
+                log.info("SMS registration of contact %s refused: %s", contact_id, exc.summary)
+        if registered:
+            answer = (
+                f"{name} : votre inscription au {challenge.name} est enregistrée. Bonne chance !"
+            )
+            outcome = "registered"
+        else:
+            answer = (
+                f"{name} : le {challenge.name} n'est pas ouvert à votre profil. "
+                "Contactez votre animateur réseau."
+            )
+            outcome = "refused"
+    for contact_id in contact_ids:
+        with Session(app.engine) as session, session.begin():
+            _record(
+                session,
+                "sms_keyword",
+                contact_id,
+                body=body,
+                sid=sid,
+                now=now,
+                extra={"challenge": challenge.id, "outcome": outcome},
+            )
+    return answer
+
+
+def _record(
+    session: Session,
+    event_type: str,
+    contact_id: int,
+    *,
+    body: str,
+    sid: str,
+    now: datetime,
+    extra: dict[str, Any] | None = None,
+) -> bool:
+    """The inbound event, tied to the last SMS sent to the contact; False if Twilio
+    already delivered this message to us (a retried webhook)."""
+    last = session.execute(
+        select(Delivery.id, Delivery.message_id)
+        .where(
+            Delivery.contact_id == contact_id,
+            Delivery.channel == "sms",
+            Delivery.sent_at.is_not(None),  # type: ignore[union-attr]
+        )
+        .order_by(Delivery.sent_at.desc())  # type: ignore[union-attr]
+        .limit(1)
+    ).first()
+    return insert_event(
+        session.connection(),
+        event_row(
+            type=event_type,
+            occurred_at=now,
+            channel="sms",
+            contact_id=contact_id,
+            delivery_id=last[0] if last else None,
+            message_id=last[1] if last else None,
+            data={"body": body[:1000], "sid": sid, **(extra or {})},
+            dedupe_key=f"twilio:in:{sid}:{contact_id}"[:200] if sid else None,
+        ),
+    )
+
+
+def _mask(number: str) -> str:
+    return number[:-4] + "****" if len(number) > 6 else "****"
+
+
+# -- HTTP -----------------------------------------------------------------------------------
+
+
+def public_url(base_url: str, request: Request) -> str:
+    """The URL Twilio called: the configured public base plus this request's path and
+    query as received (a path prefix the proxy stripped is part of ``base_url``)."""
+    scope = request.scope
+    raw = scope.get("raw_path")
+    path = raw.decode("latin-1") if raw else scope.get("path", "")
+    root = scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    query = scope.get("query_string", b"").decode("latin-1")
+    return base_url.rstrip("/") + path + (f"?{query}" if query else "")
+
+
+async def signed_form(request: Request, ctx: WebContext) -> FormData:
+    """The form of a request Twilio signed, or 403 (503 when no auth token is set)."""
+    settings = ctx.app.config.channels.sms
+    token = os.environ.get(settings.auth_token_env)
+    if not token:
+        log.error(
+            "Twilio webhook refused: environment variable %s (the auth token) is not set",
+            settings.auth_token_env,
+        )
+        raise HTTPException(status_code=503, detail="Twilio webhooks are not configured")
+    form = await request.form()
+    signature = request.headers.get(SIGNATURE_HEADER)
+    url = public_url(ctx.app.config.engine.base_url, request)
+    algorithm = get_signature_algorithm(request.headers.get(SIGNATURE_SETTINGS_HEADER))
+    if not signature or not RequestValidator(token).validate(url, form, signature, algorithm):
+        log.warning(
+            "Twilio webhook %s refused: %s signature for %s",
+            request.url.path,
+            "bad" if signature else "no",
+            url,
+        )
+        raise HTTPException(status_code=403, detail="invalid X-Twilio-Signature")
+    return form
+
+
+def _field(form: FormData, *names: str) -> str:
+    for name in names:
+        value = form.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return ""
+
+
+_FORM_DOC = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "application/x-www-form-urlencoded": {
+                "schema": {"type": "object", "additionalProperties": {"type": "string"}}
+            }
+        },
+    },
+    "parameters": [
+        {
+            "name": SIGNATURE_HEADER,
+            "in": "header",
+            "required": True,
+            "schema": {"type": "string"},
+            "description": "Twilio's signature of the public URL and the form parameters.",
+        }
+    ],
+}
+
+
+def _doc(fields: dict[str, str]) -> dict[str, Any]:
+    schema = {
+        "type": "object",
+        "properties": {
+            name: {"type": "string", "description": text} for name, text in fields.items()
+        },
+        "additionalProperties": {"type": "string"},
+    }
+    body = {"content": {"application/x-www-form-urlencoded": {"schema": schema}}, "required": True}
+    return {**_FORM_DOC, "requestBody": body}
+
+
+@router.post(
+    "/status",
+    summary="Twilio message status callback",
+    description="Twilio's StatusCallback for each SMS sent. Duplicates and late statuses "
+    "are recorded once and never move a delivery's provider status backwards.",
+    status_code=204,
+    response_class=Response,
+    responses={
+        403: {"description": "Missing or invalid X-Twilio-Signature."},
+        503: {"description": "No Twilio auth token in the environment."},
+    },
+    openapi_extra=_doc(
+        {
+            "MessageSid": "The message's SID (the delivery's provider id).",
+            "MessageStatus": "queued, sending, sent, delivered, undelivered, failed...",
+            "ErrorCode": "Twilio error code for undelivered and failed messages.",
+        }
+    ),
+)
+async def status_callback(request: Request, ctx: Web) -> Response:
+    form = await signed_form(request, ctx)
+    sid = _field(form, "MessageSid", "SmsSid")
+    status = _field(form, "MessageStatus", "SmsStatus").strip().lower()
+    if not sid or not status:
+        raise HTTPException(status_code=400, detail="MessageSid and MessageStatus are required")
+    outcome = await run_in_threadpool(
+        apply_status,
+        ctx.app,
+        sid=sid,
+        status=status,
+        error_code=_field(form, "ErrorCode"),
+        now=ctx.app.clock.now(),
+    )
+    if outcome == "unknown":
+        log.info("status %s for message %s, which no delivery has sent", status, sid)
+    return Response(status_code=204)
+
+
+@router.post(
+    "/inbound",
+    summary="Twilio inbound SMS",
+    description="Messages sent to our number: STOP and its variants (opt-out), START, "
+    "HELP, a challenge's registration keyword; anything else is recorded as a reply. "
+    "Answers TwiML.",
+    response_class=Response,
+    responses={
+        200: {"content": {"application/xml": {}}, "description": "TwiML (empty: no reply)."},
+        403: {"description": "Missing or invalid X-Twilio-Signature."},
+        503: {"description": "No Twilio auth token in the environment."},
+    },
+    openapi_extra=_doc(
+        {
+            "MessageSid": "The inbound message's SID.",
+            "From": "The sender's number, E.164.",
+            "To": "Our number.",
+            "Body": "The text.",
+        }
+    ),
+)
+async def inbound_sms(request: Request, ctx: Web) -> Response:
+    form = await signed_form(request, ctx)
+    answer = await run_in_threadpool(
+        handle_inbound,
+        ctx.app,
+        sender=_field(form, "From").strip(),
+        body=_field(form, "Body"),
+        sid=_field(form, "MessageSid", "SmsSid"),
+        now=ctx.app.clock.now(),
+    )
+    twiml = MessagingResponse()
+    if answer:
+        twiml.message(answer)
+    return Response(content=twiml.to_xml(), media_type="application/xml")
