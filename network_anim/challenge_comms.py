@@ -81,94 +81,80 @@ def generated(config: Config) -> tuple[tuple[Audience, ...], tuple[Campaign, ...
             },
         }
         start, end = _at(challenge.start, 9), _at(challenge.end, 9)
-        campaigns.append(
-            Campaign(
-                id=campaign_id(challenge, "launch"),
-                name=f"{challenge.name}: launch",
-                audience=base.name,
-                schedule=Schedule(date=start),
-                steps=(
-                    _step("letter", "challenge-launch", "important"),
-                    _step("email", "challenge-launch", "reminder", delay="2bd"),
-                ),
-                **common,
-            )
-        )
-        campaigns.append(
-            Campaign(
-                id=campaign_id(challenge, "reminder"),
-                name=f"{challenge.name}: monthly reminder",
-                audience=registered.name,
-                schedule=Schedule(cron=_FIRST_MONDAY, start=start + timedelta(days=1), end=end),
-                steps=(_step("reminder", "challenge-reminder", "reminder"),),
-                **common,
-            )
-        )
-        if challenge.registration == "required":
+        during = {"start": start + timedelta(days=1), "end": end}
+
+        def add(part: str, title: str, audience: Audience, *steps: Step, **timing: Any) -> None:
+            """One generated campaign: scheduled with ``schedule=``, else a sequence."""
+            kind = "challenge" if "schedule" in timing else "nurture"
+            if kind == "nurture":
+                timing = {"enrol": Enrol(on=("manual",)), "exit_on": ("unsubscribed",)}
             campaigns.append(
                 Campaign(
-                    id=campaign_id(challenge, "invitation"),
-                    name=f"{challenge.name}: not registered yet",
-                    audience=others.name,
-                    schedule=Schedule(cron=_FIRST_MONDAY, start=start + timedelta(days=1), end=end),
-                    steps=(_step("invitation", "challenge-invitation", "reminder"),),
-                    **common,
+                    id=campaign_id(challenge, part),  # noqa: B023 (called within this iteration)
+                    name=f"{challenge.name}: {title}",  # noqa: B023
+                    audience=audience.name,
+                    steps=steps,
+                    **timing,
+                    **{**common, "kind": kind},  # noqa: B023
                 )
             )
-        campaigns.append(
-            Campaign(
-                id=campaign_id(challenge, "digest"),
-                name=f"{challenge.name}: leaderboard digest",
-                audience=registered.name,
-                schedule=Schedule(cron=_THURSDAYS, start=start + timedelta(days=7), end=end),
-                steps=(_step("digest", "challenge-digest", "reminder"),),
-                **common,
-            )
+
+        add(
+            "launch",
+            "launch",
+            base,
+            _step("letter", "challenge-launch", "important"),
+            _step("email", "challenge-launch", "reminder", delay="2bd"),
+            schedule=Schedule(date=start),
         )
-        campaigns.append(
-            Campaign(
-                id=campaign_id(challenge, "last-week"),
-                name=f"{challenge.name}: last week",
-                audience=registered.name,
-                schedule=Schedule(date=end - timedelta(days=6)),
-                steps=(_step("push", "challenge-last-week", "urgent"),),
-                **common,
-            )
+        add(
+            "reminder",
+            "monthly reminder",
+            registered,
+            _step("reminder", "challenge-reminder", "reminder"),
+            schedule=Schedule(cron=_FIRST_MONDAY, **during),
         )
-        campaigns.append(
-            Campaign(
-                id=campaign_id(challenge, "results"),
-                name=f"{challenge.name}: results",
-                audience=base.name,
-                schedule=Schedule(date=_at(challenge.end + timedelta(days=1), 10)),
-                steps=(_step("results", "challenge-results", "info"),),
-                **common,
+        if challenge.registration == "required":
+            add(
+                "invitation",
+                "not registered yet",
+                others,
+                _step("invitation", "challenge-invitation", "reminder"),
+                schedule=Schedule(cron=_FIRST_MONDAY, **during),
             )
+        add(
+            "digest",
+            "leaderboard digest",
+            registered,
+            _step("digest", "challenge-digest", "reminder"),
+            schedule=Schedule(cron=_THURSDAYS, start=start + timedelta(days=7), end=end),
         )
-        campaigns.append(
-            Campaign(
-                id=campaign_id(challenge, WELCOME),
-                name=f"{challenge.name}: registration",
-                audience=registered.name,
-                enrol=Enrol(on=("manual",)),
-                exit_on=("unsubscribed",),
-                steps=(
-                    _step("confirmation", "challenge-registered", "reminder", kind="operational"),
-                    _step("follow-up", "challenge-follow-up", "reminder", delay="7d"),
-                ),
-                **{**common, "kind": "nurture"},
-            )
+        add(
+            "last-week",
+            "last week",
+            registered,
+            _step("push", "challenge-last-week", "urgent"),
+            schedule=Schedule(date=end - timedelta(days=6)),
         )
-        campaigns.append(
-            Campaign(
-                id=campaign_id(challenge, MILESTONE),
-                name=f"{challenge.name}: milestone reached",
-                audience=registered.name,
-                enrol=Enrol(on=("manual",)),
-                exit_on=("unsubscribed",),
-                steps=(_step("bravo", "challenge-milestone", "info"),),
-                **{**common, "kind": "nurture"},
-            )
+        add(
+            "results",
+            "results",
+            base,
+            _step("results", "challenge-results", "info"),
+            schedule=Schedule(date=_at(challenge.end + timedelta(days=1), 10)),
+        )
+        add(
+            WELCOME,
+            "registration",
+            registered,
+            _step("confirmation", "challenge-registered", "reminder", kind="operational"),
+            _step("follow-up", "challenge-follow-up", "reminder", delay="7d"),
+        )
+        add(
+            MILESTONE,
+            "milestone reached",
+            registered,
+            _step("bravo", "challenge-milestone", "info"),
         )
     return tuple(audiences), tuple(campaigns)
 
