@@ -51,6 +51,8 @@ def postgres_url() -> Iterator[str]:
 
 
 _TABLES = (
+    "portal_session",
+    "portal_login",
     "leaderboardsnapshot",
     "redemption",
     "reward",

@@ -28,7 +28,10 @@ def challenge():  # type: ignore[no-untyped-def]
     ],
 )
 def test_sale_points(challenge, family, quantity, amount, sold_on, points) -> None:  # type: ignore[no-untyped-def]
-    assert sale_points(challenge, family=family, quantity=quantity, amount=amount, sold_on=sold_on) == points
+    assert (
+        sale_points(challenge, family=family, quantity=quantity, amount=amount, sold_on=sold_on)
+        == points
+    )
 
 
 def test_period_is_inclusive(challenge) -> None:  # type: ignore[no-untyped-def]

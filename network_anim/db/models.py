@@ -218,7 +218,9 @@ class Sale(SQLModel, table=True):
     status: str = Field(default="approved", max_length=20)  # pending | approved | rejected
     sold_at: datetime = _utc()
     created_at: datetime = _utc()
-    declared_by: str = Field(default="", max_length=80)  # who entered it (a manager on someone's behalf)
+    declared_by: str = Field(
+        default="", max_length=80
+    )  # who entered it (a manager on someone's behalf)
     review_reason: str = Field(default="", max_length=300)  # why rejected, shown to the participant
     reviewed_at: datetime | None = _utc(default=None, nullable=True)
     source: str = Field(default="", max_length=200)  # file and line, or "portal"
@@ -385,3 +387,6 @@ class LeaderboardSnapshot(SQLModel, table=True):
     rank: int
     points: int
     taken_at: datetime = _utc()
+
+
+from network_anim.web.portal import models as _portal_models  # noqa: E402,F401  (portal tables)

@@ -48,6 +48,7 @@ def create_app(
     """The web app over ``app``. ``events`` replaces the default writer (flush every 0.5 s
     or 200 rows); ``min_click_seconds``: clicks sooner after delivery count as machines."""
     from network_anim.web import tracking, twilio_hooks
+    from network_anim.web.portal import pages as portal_pages
 
     writer = events or EventWriter(app.engine)
 
@@ -71,6 +72,7 @@ def create_app(
     )
     fastapi_app.include_router(tracking.router)
     fastapi_app.include_router(twilio_hooks.router)
+    fastapi_app.include_router(portal_pages.router)
     return fastapi_app
 
 
