@@ -221,14 +221,20 @@ async def test_click_token_never_redirects_elsewhere(web: Web) -> None:
     response = await web.client.get(f"/c/{good}?url=https://evil.example/")
     assert response.headers["location"] == "https://www.example.com/"
     await web.ctx.events.flush()
-    forged = events(web.app, "forged_token")
-    assert len(forged) == 4  # the non-http target is a bug of ours, logged, not a forgery
-    assert {e.data["purpose"] for e in forged} == {"click"}
-    assert all(e.machine for e in forged)
+    assert events(web.app, "forged_token") == []  # refused tokens record nothing
     assert len(events(web.app, "clicked")) == 1
 
 
-async def test_forged_tokens_are_refused_and_recorded(web: Web) -> None:
+def all_events(app) -> list:  # type: ignore[no-untyped-def]
+    from sqlmodel import Session, select
+
+    from network_anim.db.models import Event
+
+    with Session(app.engine) as session:
+        return list(session.scalars(select(Event)))
+
+
+async def test_forged_tokens_are_refused_and_record_nothing(web: Web) -> None:
     cid = contact_id(web.app, "C0001")
     forged = LinkSigner(b"f" * 40, web.app.signer.base_url).sign("unsubscribe", [cid, "email"])
     routes = [("/o/{}.gif", "GET"), ("/c/{}", "GET"), ("/p/{}", "GET"), ("/u/{}", "GET")]
@@ -241,10 +247,7 @@ async def test_forged_tokens_are_refused_and_recorded(web: Web) -> None:
         assert response.status_code == 404, (path, method)
         assert "location" not in response.headers
     await web.ctx.events.flush()
-    # Recorded, once per distinct forged token and purpose (a replay is not a new row).
-    recorded = events(web.app, "forged_token")
-    assert sorted(e.data["purpose"] for e in recorded) == ["click", "open", "post", "unsubscribe"]
-    assert all(e.data["token"] == forged and e.machine for e in recorded)
+    assert all_events(web.app) == []  # nothing recorded, whatever the route
     assert consent(web.app, cid, "email").basis == "consent"  # type: ignore[union-attr]
 
 
