@@ -59,7 +59,7 @@ class Contact(SQLModel, table=True):
     level: str = Field(max_length=20, index=True)
     email: str | None = Field(default=None, max_length=254)
     email_kind: str = Field(default="none", max_length=10)
-    mobile: str | None = Field(default=None, max_length=20)
+    mobile: str | None = Field(default=None, max_length=20, index=True)  # inbound SMS lookups
     phone: str | None = Field(default=None, max_length=20)
     web_access: bool = True
     timezone: str = Field(default="Europe/Paris", max_length=64)
@@ -175,7 +175,8 @@ class Delivery(SQLModel, table=True):
     extra: dict[str, Any] = _json(default_factory=dict)
     cost_estimate: float = 0.0
     cost: float | None = None
-    provider_id: str | None = Field(default=None, max_length=300)
+    # Indexed: every provider status callback finds its row by the provider's id.
+    provider_id: str | None = Field(default=None, max_length=300, index=True)
     created_at: datetime = _utc()
     updated_at: datetime = _utc()
     sent_at: datetime | None = _utc(default=None, nullable=True)
