@@ -6,8 +6,8 @@ Each generated case is sent as generated (random tokens and signatures: the refu
 then once more past the signature, so the handlers behind it see fuzzed input too:
 
 * tracking: the token re-signed with the generated string inside its payload (the open's
-  delivery key, the click's target URL, the unsubscribe channel), or for the post link a
-  valid token of a real post and contact;
+  delivery key, the click's target URL or its path, the unsubscribe channel), or for the
+  post link a valid token of a real post and contact;
 * webhooks: the generated form signed with the auth token, as Twilio would.
 
 Bounded for CI: ``max_examples`` per operation, no deadline, derandomized (the same cases
@@ -78,7 +78,8 @@ def _resigned(case: Any, app: App, sent: Sent) -> bool:
         payload = [token if len(token) % 2 else sent.key]
         case.path_parameters["token"] = signer.sign("open", payload)
     elif case.path == "/c/{token}":
-        case.path_parameters["token"] = signer.sign("click", [sent.key, token])
+        target = token if len(token) % 3 == 0 else f"https://www.example.com/{token}"
+        case.path_parameters["token"] = signer.sign("click", [sent.key, target])
     elif case.path == "/p/{token}":
         case.path_parameters["token"] = signer.sign("post", [sent.post_id, sent.contact_id])
     elif case.path == "/u/{token}":
