@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import date
+from pathlib import Path
 from typing import Any
 
+from network_anim.attachments import check_files
 from network_anim.composer import contact_context, message_context, sms_mention_problem
 from network_anim.config import Config, UrgencyPolicy
 from network_anim.db.models import Campaign, Company, Contact, Message
@@ -93,9 +95,17 @@ def template_problems(
     return problems
 
 
-def config_problems(config: Config, templates: TemplateStore) -> list[str]:
+def config_problems(
+    config: Config, templates: TemplateStore, base_dir: Path | None = None
+) -> list[str]:
     """Everything ``netanim validate`` checks beyond the schema itself."""
     problems: list[str] = challenge_problems(config)
+    for i, campaign in enumerate(config.campaigns):
+        for j, step in enumerate(campaign.steps):
+            paths = tuple(
+                p if p.is_absolute() or base_dir is None else base_dir / p for p in step.attachments
+            )
+            problems += [f"campaigns[{i}].steps[{j}].{p}" for p in check_files(paths)]
     audiences = {a.name for a in config.audiences}
     from network_anim.challenge_comms import is_generated
 

@@ -248,6 +248,8 @@ class Step(Section):
     delay: str = "0d"
     window: StepWindow | None = None
     unopened: UnopenedBranch | None = None
+    # Documents to download from the post (relative to the config file's folder).
+    attachments: tuple[Path, ...] = ()
 
     @field_validator("delay")
     @classmethod

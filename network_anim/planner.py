@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, insert, select
@@ -19,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from network_anim.app import App
+from network_anim.attachments import attach
 from network_anim.audience import iter_audience
 from network_anim.composer import Composer, message_context
 from network_anim.config import Audience as AudienceConfig
@@ -56,6 +58,8 @@ class MessageRequest:
     due_at: datetime | None = None
     # Per-contact template values (a participant's rank and points...), by contact id.
     contact_vars: Mapping[int, Mapping[str, Any]] = field(default_factory=dict)
+    # Documents to download from the message's portal page (absolute paths).
+    attachments: tuple[Path, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -153,7 +157,9 @@ def plan_in_session(
         app=app,
         session=session,
         composer=composer,
-        posts=_PostCache(session, composer, message, base_context, app, due_at),
+        posts=_PostCache(
+            session, composer, message, base_context, app, due_at, request.attachments
+        ),
         message=message,
         base_context=base_context,
         spec=MessageSpec(request.urgency, request.kind),
@@ -310,9 +316,11 @@ class _PostCache:
         context: dict[str, Any],
         app: App,
         due_at: datetime,
+        attachments: tuple[Path, ...] = (),
     ) -> None:
         self._session = session
         self._composer = composer
+        self._attachments = attachments
         self._message = message
         self._context = context
         self._app = app
@@ -356,6 +364,8 @@ class _PostCache:
         self._session.add(post)
         self._session.flush()
         assert post.id is not None
+        if not flash and self._attachments:
+            attach(self._session, self._app.data_dir, post.id, self._attachments, post.created_at)
         return post.id
 
 

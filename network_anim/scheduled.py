@@ -187,6 +187,7 @@ def _request(
         kind=step.kind,
         level=campaign.level,
         variables=campaign.vars,
+        attachments=tuple(app.loaded.resolve(path) for path in step.attachments),
         due_at=step_due(step, scheduled_for, timezone),
     )
 

@@ -273,6 +273,7 @@ def _run_steps(
                 kind=step.kind,
                 level=campaign.level,
                 variables=campaign.vars,
+                attachments=tuple(app.loaded.resolve(path) for path in step.attachments),
                 due_at=now,
             ),
             contacts=[(contact, company) for _, contact, company in members],

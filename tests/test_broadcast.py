@@ -278,3 +278,24 @@ def test_uninitialised_database_is_a_clear_error(cli, tmp_path: Path) -> None:
         *WELCOME,
     )
     assert result.code == 1 and "netanim init" in result.err
+
+
+def test_broadcast_attaches_documents_to_the_post(
+    app: App, cli, config_path: Path, tmp_path: Path
+) -> None:
+    _import(cli, config_path)
+    document = tmp_path / "argumentaire.pdf"
+    document.write_bytes(b"%PDF-1.4 argumentaire")
+    missing = broadcast(
+        cli, config_path, *WELCOME, "--id", "a0", "--attach", str(tmp_path / "nope.pdf")
+    )
+    assert missing.code == 1 and "nope.pdf: file not found" in missing.err
+    assert broadcast(cli, config_path, *WELCOME, "--id", "a1", "--attach", str(document)).code == 0
+    from network_anim.db.models import PostAttachment
+
+    with Session(app.engine) as session:
+        files = session.scalars(select(PostAttachment)).all()
+    # One per canonical page (French and English), the bytes stored once by content hash.
+    assert {f.filename for f in files} == {"argumentaire.pdf"} and len(files) == 2
+    stored = tmp_path / "var" / "attachments" / files[0].sha256
+    assert stored.read_bytes() == b"%PDF-1.4 argumentaire"

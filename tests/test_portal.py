@@ -23,7 +23,16 @@ from sqlmodel import Session
 
 from network_anim.app import App
 from network_anim.clock import SimulatedClock
-from network_anim.db.models import Consent, Contact, Event, Participant, Post, PostRead, Reward
+from network_anim.db.models import (
+    Consent,
+    Contact,
+    Event,
+    Participant,
+    Post,
+    PostAttachment,
+    PostRead,
+    Reward,
+)
 from network_anim.ledger import balance, credit
 from network_anim.web.app import create_app
 from network_anim.web.portal import auth
@@ -383,3 +392,30 @@ async def test_english_for_english_contacts_and_on_request(portal: Portal) -> No
     evil = await portal.client.get("/portal/lang/en", params={"next": "https://evil.example"})
     assert evil.headers["location"] == "/portal/"
     assert "Sign in" in (await portal.client.get("/portal/login")).text
+
+
+async def test_post_documents_download_by_level(portal: Portal, tmp_path: Path) -> None:
+    from network_anim.attachments import attach
+
+    document = tmp_path / "tarifs-2027.pdf"
+    document.write_bytes(b"%PDF-1.4 tarifs")
+    public = add_post(portal.app, "Tarifs 2027")
+    private = add_post(portal.app, "Marges directeurs", level="director")
+    with Session(portal.app.engine) as session, session.begin():
+        for post_id in (public, private):
+            attach(session, portal.app.data_dir, post_id, (document,), portal.app.clock.now())
+    with Session(portal.app.engine) as session:
+        files = dict(session.execute(select(PostAttachment.post_id, PostAttachment.id)).all())
+    await portal.sign_in("C0002")  # a seller
+    page = (await portal.client.get(f"/portal/posts/{public}")).text
+    assert "tarifs-2027.pdf" in page
+    download = await portal.client.get(f"/portal/posts/{public}/files/{files[public]}")
+    assert download.status_code == 200 and download.content == b"%PDF-1.4 tarifs"
+    assert "attachment" in download.headers["content-disposition"]
+    assert (
+        await portal.client.get(f"/portal/posts/{private}/files/{files[private]}")
+    ).status_code == 403
+    # A file id of another post is not reachable through this one.
+    assert (
+        await portal.client.get(f"/portal/posts/{public}/files/{files[private]}")
+    ).status_code == 404

@@ -60,6 +60,13 @@ def _parse_vars(values: tuple[str, ...]) -> dict[str, str]:
     help="Lowest portal level that may read the message's post.",
 )
 @click.option(
+    "--attach",
+    "attachments",
+    multiple=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="A document to download from the post (repeatable).",
+)
+@click.option(
     "--id", "occurrence", default=None, help="Broadcast id: the same id never sends twice."
 )
 @click.option(
@@ -77,6 +84,7 @@ def broadcast(
     variables: tuple[str, ...],
     kind: str,
     level: str,
+    attachments: tuple[Path, ...],
     occurrence: str | None,
     dry_run: bool,
     explain: bool,
@@ -118,6 +126,9 @@ def broadcast(
         kind=MessageKind(kind),
         variables=vars_,
     )
+    from network_anim.attachments import check_files
+
+    problems += check_files(attachments)
     if problems:
         raise UserError(f"template {template!r} cannot be sent", problems)
     occurrence = occurrence or app.clock.now().strftime("%Y%m%d-%H%M%S")
@@ -133,6 +144,7 @@ def broadcast(
         kind=MessageKind(kind),
         level=Level(level),
         variables=vars_,
+        attachments=tuple(path.resolve() for path in attachments),
     )
     plan = _plan_with_progress(app, request, dry_run=dry_run, explain=explain, quiet=as_json)
     if dry_run:

@@ -24,7 +24,7 @@ def validate(config_file: Path) -> None:
     from network_anim.errors import UserError
 
     app = open_app(config_file)
-    problems = config_problems(app.config, app.templates)
+    problems = config_problems(app.config, app.templates, app.loaded.base_dir)
     from network_anim.challenges import read_objectives
 
     for challenge in app.config.challenges:

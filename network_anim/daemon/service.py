@@ -78,7 +78,7 @@ class Daemon:
         from network_anim.cli.common import ensure_schema
 
         ensure_schema(app)
-        problems = config_problems(app.config, app.templates)
+        problems = config_problems(app.config, app.templates, app.loaded.base_dir)
         if problems:
             raise UserError(f"{self.config_path}: {len(problems)} problem(s)", problems)
         if is_sqlite(app.engine):
@@ -333,7 +333,9 @@ class Daemon:
         assert self.app is not None
         try:
             fresh = await asyncio.to_thread(open_app, self.config_path, db_url=self.db_url)
-            problems = await asyncio.to_thread(config_problems, fresh.config, fresh.templates)
+            problems = await asyncio.to_thread(
+                config_problems, fresh.config, fresh.templates, fresh.loaded.base_dir
+            )
             if problems:
                 raise UserError(f"{self.config_path}: {len(problems)} problem(s)", problems)
         except UserError as exc:

@@ -390,4 +390,19 @@ class LeaderboardSnapshot(SQLModel, table=True):
     taken_at: datetime = _utc()
 
 
+class PostAttachment(SQLModel, table=True):
+    """A document to download from a post (price list, sales pitch...). Files are stored
+    once by content hash under data_dir/attachments; rows say which post shows which."""
+
+    __table_args__ = (UniqueConstraint("post_id", "filename"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    post_id: int = Field(foreign_key="post.id", index=True)
+    filename: str = Field(max_length=200)
+    content_type: str = Field(max_length=100)
+    size: int
+    sha256: str = Field(max_length=64)
+    created_at: datetime = _utc()
+
+
 from network_anim.web.portal import models as _portal_models  # noqa: E402,F401  (portal tables)

@@ -14,18 +14,20 @@ from typing import Annotated, Any
 from urllib.parse import quote
 
 from fastapi import APIRouter, Cookie, Depends, Form, HTTPException, Request
-from fastapi.responses import HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from sqlalchemy import exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from network_anim.attachments import stored_path
 from network_anim.db.models import (
     Consent,
     Contact,
     Objective,
     Participant,
     Post,
+    PostAttachment,
     PostRead,
     Reward,
 )
@@ -295,19 +297,59 @@ def record_read(ctx: WebContext, post: Post, contact_id: int, now: datetime) -> 
     responses={403: {"description": "The post is for a higher level."}},
 )
 def post_page(post_id: int, request: Request, ctx: Web, me: Me) -> HTMLResponse:
+    post = _readable_post(ctx, me, post_id)
+    if isinstance(post, int):
+        return _error(request, me, post, _POST_ERRORS[post])
+    record_read(ctx, post, me.contact.id or 0, ctx.app.clock.now())
+    with Session(ctx.app.engine) as session:
+        files = session.scalars(
+            select(PostAttachment)
+            .where(PostAttachment.post_id == post.id)
+            .order_by(PostAttachment.filename)
+        ).all()
+    return _page(
+        request, "post.html", me=me, post=post, body=render_markdown(post.body), files=files
+    )
+
+
+_POST_ERRORS = {404: "not_found", 403: "forbidden", 410: "gone"}
+
+
+def _readable_post(ctx: WebContext, me: auth.SignedIn, post_id: int) -> Post | int:
+    """The post if this contact may read it now, else the HTTP status that says why."""
     now = ctx.app.clock.now()
     with Session(ctx.app.engine) as session:
         post = session.get(Post, post_id)
         if post is not None:
             session.expunge(post)
     if post is None or post.published_at is None or post.published_at > now:
-        return _error(request, me, 404, "not_found")
+        return 404
     if _rank(post.level) > _rank(me.contact.level):
-        return _error(request, me, 403, "forbidden")
+        return 403
     if post.is_flash and post.expires_at is not None and post.expires_at <= now:
-        return _error(request, me, 410, "gone")
-    record_read(ctx, post, me.contact.id or 0, now)
-    return _page(request, "post.html", me=me, post=post, body=render_markdown(post.body))
+        return 410
+    return post
+
+
+@router.get(
+    "/posts/{post_id}/files/{file_id}",
+    summary="Download a post's document",
+    responses={403: {"description": "The post is for a higher level."}},
+)
+def post_file(post_id: int, file_id: int, request: Request, ctx: Web, me: Me) -> Response:
+    post = _readable_post(ctx, me, post_id)
+    if isinstance(post, int):
+        return _error(request, me, post, _POST_ERRORS[post])
+    with Session(ctx.app.engine) as session:
+        attachment = session.get(PostAttachment, file_id)
+    if attachment is None or attachment.post_id != post_id:
+        return _error(request, me, 404, "not_found")
+    return FileResponse(
+        stored_path(ctx.app.data_dir, attachment),
+        media_type=attachment.content_type,
+        filename=attachment.filename,
+        headers={"X-Content-Type-Options": "nosniff"},
+    )
 
 
 # -- points and rewards ------------------------------------------------------------------------
