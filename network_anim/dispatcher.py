@@ -395,59 +395,9 @@ class Dispatcher:
         now: datetime,
         stats: DispatchStats,
     ) -> None:
-        """Move the message to the router's next channel, composed for that channel."""
-        if not delivery.fallback:
-            return
-        channel, rest = delivery.fallback[0], list(delivery.fallback[1:])
-        message = session.get(Message, delivery.message_id)
-        contact = session.get(Contact, delivery.contact_id)
-        assert message is not None and contact is not None
-        company = session.get(Company, contact.company_id)
-        campaign = session.get(Campaign, message.campaign_id)
-        assert company is not None and campaign is not None
-        try:
-            composed = make_composer(self.app).compose(
-                channel=channel,
-                message=message,
-                base_context={
-                    **message_context(self.app.config, campaign, message, now.date()),
-                    **delivery.extra.get("vars", {}),
-                },
-                contact=contact,
-                company=company,
-                post_id=int(delivery.extra.get("post_id", 0)),
-                delivery_key=f"{delivery.idempotency_key}>{channel}",
-            )
-        except (UserError, ValueError) as exc:
-            delivery.last_error = f"{delivery.last_error}; fallback to {channel} impossible: {exc}"[
-                :1000
-            ]
-            return
-        extra = dict(composed.extra)
-        if composed.headers:
-            extra["headers"] = composed.headers
-        session.add(
-            Delivery(
-                idempotency_key=f"{delivery.idempotency_key}>{channel}",  # as composed above
-                message_id=delivery.message_id,
-                contact_id=delivery.contact_id,
-                channel=channel,
-                status=DeliveryStatus.PENDING.value,
-                marketing=delivery.marketing,
-                due_at=now,
-                reason=f"fallback: {delivery.channel} failed ({result.detail})"[:500],
-                fallback=rest,
-                parent_id=delivery.id,
-                subject=composed.rendered.subject[:300],
-                body_text=composed.rendered.text,
-                body_html=composed.rendered.html,
-                extra=extra,
-                cost_estimate=composed.cost_estimate,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        stats.fallbacks[channel] += 1
+        channel = plan_fallback(self.app, session, delivery, result.detail, now)
+        if channel is not None:
+            stats.fallbacks[channel] += 1
 
 
 def _outbound(delivery: Delivery, contact: Contact) -> Outbound:
@@ -473,3 +423,64 @@ def _outbound(delivery: Delivery, contact: Contact) -> Outbound:
         headers=headers,
         extra=extra,
     )
+
+
+def plan_fallback(
+    app: App, session: Session, delivery: Delivery, detail: str, now: datetime
+) -> str | None:
+    """Move a message that failed for good on its channel to the router's next channel,
+    composed for that channel; returns that channel, or None if there is none (or it
+    cannot carry the message, which is then noted on the failed row)."""
+    if not delivery.fallback:
+        return None
+    channel, rest = delivery.fallback[0], list(delivery.fallback[1:])
+    message = session.get(Message, delivery.message_id)
+    contact = session.get(Contact, delivery.contact_id)
+    assert message is not None and contact is not None
+    company = session.get(Company, contact.company_id)
+    campaign = session.get(Campaign, message.campaign_id)
+    assert company is not None and campaign is not None
+    key = f"{delivery.idempotency_key}>{channel}"
+    try:
+        composed = make_composer(app).compose(
+            channel=channel,
+            message=message,
+            base_context={
+                **message_context(app.config, campaign, message, now.date()),
+                **delivery.extra.get("vars", {}),
+            },
+            contact=contact,
+            company=company,
+            post_id=int(delivery.extra.get("post_id", 0)),
+            delivery_key=key,
+        )
+    except (UserError, ValueError) as exc:
+        delivery.last_error = f"{delivery.last_error}; fallback to {channel} impossible: {exc}"[
+            :1000
+        ]
+        return None
+    extra = dict(composed.extra)
+    if composed.headers:
+        extra["headers"] = composed.headers
+    session.add(
+        Delivery(
+            idempotency_key=key,
+            message_id=delivery.message_id,
+            contact_id=delivery.contact_id,
+            channel=channel,
+            status=DeliveryStatus.PENDING.value,
+            marketing=delivery.marketing,
+            due_at=now,
+            reason=f"fallback: {delivery.channel} failed ({detail})"[:500],
+            fallback=rest,
+            parent_id=delivery.id,
+            subject=composed.rendered.subject[:300],
+            body_text=composed.rendered.text,
+            body_html=composed.rendered.html,
+            extra=extra,
+            cost_estimate=composed.cost_estimate,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    return channel

@@ -429,3 +429,29 @@ async def test_challenge_keyword_after_the_end_registers_nobody(hooks: Hooks) ->
     assert answer is not None and "terminé" in answer
     with Session(app.engine) as session:
         assert session.scalar(select(func.count()).select_from(Participant)) == 0
+
+
+async def test_undelivered_sms_goes_on_by_the_next_channel(hooks: Hooks) -> None:
+    from network_anim.db.models import Message, Post
+
+    delivery_id = sms_delivery(hooks.app, "SM0400")
+    with Session(hooks.app.engine) as session, session.begin():
+        delivery = session.get(Delivery, delivery_id)
+        message = session.get(Message, delivery.message_id)
+        message.variables = {"product": "Routeur X200", "quantity": 40}
+        post = Post(
+            message_id=message.id, title="Disponible", body="...", created_at=hooks.app.clock.now()
+        )
+        session.add(post)
+        session.flush()
+        delivery.fallback = ["email"]
+        delivery.extra = {**delivery.extra, "post_id": post.id}
+    await hooks.status("SM0400", "undelivered", error="30003")
+    with Session(hooks.app.engine) as session:
+        rows = session.scalars(select(Delivery).order_by(Delivery.id)).all()
+    assert [(r.channel, r.status) for r in rows] == [("sms", "failed"), ("email", "pending")]
+    assert rows[0].last_error == "Twilio: undelivered (error 30003)"
+    assert rows[1].parent_id == rows[0].id and "Routeur X200" in rows[1].subject
+    await hooks.status("SM0400", "failed")  # a later final status plans nothing more
+    with Session(hooks.app.engine) as session:
+        assert session.scalar(select(func.count()).select_from(Delivery)) == 2

@@ -51,7 +51,8 @@ from twilio.twiml.messaging_response import MessagingResponse
 from network_anim.app import App
 from network_anim.config import ChallengeConfig
 from network_anim.db.models import Contact, Delivery
-from network_anim.domain import LawfulBasis
+from network_anim.dispatcher import plan_fallback
+from network_anim.domain import DeliveryStatus, LawfulBasis
 from network_anim.errors import UserError
 from network_anim.web import Web, WebContext
 from network_anim.web.events import event_row, insert_event, set_consent
@@ -99,6 +100,9 @@ def moves_forward(current: str | None, new: str) -> bool:
     return STATUS_RANK[new] > STATUS_RANK[current]
 
 
+_UNDELIVERED = frozenset({"undelivered", "failed"})
+
+
 def apply_status(app: App, *, sid: str, status: str, error_code: str, now: datetime) -> str:
     """Record one status callback; returns what happened: ``unknown`` (no delivery has
     that SID), ``duplicate`` (already recorded), ``stale`` (an older status arriving
@@ -143,6 +147,14 @@ def apply_status(app: App, *, sid: str, status: str, error_code: str, now: datet
             extra["provider_error"] = error_code
         delivery.extra = extra  # a new dict: the JSON column sees the change
         delivery.updated_at = now
+        if status in _UNDELIVERED and delivery.status == DeliveryStatus.SENT.value:
+            # Accepted by Twilio, then not delivered: as final as an invalid number, so the
+            # message goes on by the router's next channel.
+            delivery.status = DeliveryStatus.FAILED.value
+            delivery.last_error = f"Twilio: {status}" + (
+                f" (error {error_code})" if error_code else ""
+            )
+            plan_fallback(app, session, delivery, delivery.last_error, now)
         return "applied"
 
 
