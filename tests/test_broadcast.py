@@ -227,41 +227,21 @@ def test_frequency_cap_drops_email_but_keeps_the_post(app: App, cli, config_path
 
 def test_unknown_audience_and_template_change_nothing(app: App, cli, config_path: Path) -> None:
     _import(cli, config_path)
-    bad_audience = cli(
-        "broadcast",
-        "-c",
-        str(config_path),
-        "--audience",
-        "nobody",
-        *WELCOME,
-    )
-    assert bad_audience.code == 1 and "unknown audience 'nobody'" in bad_audience.err
-    bad_template = broadcast(
-        cli,
-        config_path,
-        "--urgency",
-        "info",
-        "--template",
-        "nope",
-    )
-    assert bad_template.code == 1 and "unknown template 'nope'" in bad_template.err
-    missing_var = broadcast(
-        cli,
-        config_path,
-        "--urgency",
-        "urgent",
-        "--template",
-        "stock-alert",
-    )
-    assert missing_var.code == 1 and "'product' is undefined" in missing_var.err
-    bad_var = broadcast(
-        cli,
-        config_path,
-        *WELCOME,
-        "--var",
-        "oops",
-    )
-    assert bad_var.code == 1 and "NAME=VALUE" in bad_var.err
+    mistakes = [
+        (("--audience", "nobody", *WELCOME), "unknown audience 'nobody'"),
+        (
+            ("--audience", "all", "--urgency", "info", "--template", "nope"),
+            "unknown template 'nope'",
+        ),
+        (
+            ("--audience", "all", "--urgency", "urgent", "--template", "stock-alert"),
+            "'product' is undefined",
+        ),
+        (("--audience", "all", *WELCOME, "--var", "oops"), "NAME=VALUE"),
+    ]
+    for args, message in mistakes:
+        result = cli("broadcast", "-c", str(config_path), *args)
+        assert result.code == 1 and message in result.err, (args, result)
     assert _deliveries(app) == []
 
 
