@@ -59,6 +59,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "rewards",
         "Rewards shop: catalogue, cancel, supplier file.",
     ),
+    "serve": (
+        "network_anim.cli.serve_cmd",
+        "serve",
+        "Serve the partner portal, tracking links and Twilio webhooks.",
+    ),
     "demo": (
         "network_anim.cli.demo_cmd",
         "demo",

@@ -20,9 +20,9 @@ from network_anim.cli.common import app_options
 def serve(
     host: str, port: int, log_level: str, config_path: Path | None, db_url: str | None
 ) -> None:
-    """Serve the tracking links, one-click unsubscribe and Twilio webhooks over HTTP.
+    """Serve the partner portal, tracking links, unsubscribe and Twilio webhooks over HTTP.
 
-    Routes: /o/TOKEN.gif (open pixel), /c/TOKEN (click), /p/TOKEN (post link),
+    Routes: /portal/ (the partner portal, magic-link login), /o/TOKEN.gif (open pixel), /c/TOKEN (click), /p/TOKEN (post link),
     /u/TOKEN (unsubscribe: GET shows a page, POST unsubscribes), /hooks/twilio/status,
     /hooks/twilio/inbound; the OpenAPI document is at /openapi.json.
 
