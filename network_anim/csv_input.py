@@ -3,8 +3,11 @@ the refusal of spreadsheet formulas."""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from network_anim.errors import UserError
 
@@ -58,3 +61,15 @@ def formula_problem(column: str, raw: str) -> str | None:
             "(spreadsheet injection); remove the leading character"
         )
     return None
+
+
+def open_rows(
+    text: str, *, source: str, known: Sequence[str], required: Sequence[str], hint: str
+) -> tuple[Any, list[str]]:
+    """A csv reader past a checked header, and the header (lower-case, stripped)."""
+    if not text.strip():
+        raise UserError(f"{source}: the file is empty")
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter_of(text))
+    header = [h.strip().lower() for h in next(reader)]
+    check_header(header, source=source, known=known, required=required, hint=hint)
+    return reader, header

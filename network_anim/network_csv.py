@@ -7,8 +7,6 @@ reported with its number and reason; nothing is returned unless the whole file i
 
 from __future__ import annotations
 
-import csv
-import io
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
@@ -17,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
-from network_anim.csv_input import check_header, delimiter_of, formula_problem, read_text
+from network_anim.csv_input import formula_problem, open_rows, read_text
 from network_anim.domain import CHANNEL_NAMES, EmailKind, LawfulBasis, Level
 from network_anim.errors import UserError
 
@@ -124,12 +122,8 @@ def read_network_csv(path: Path, defaults: ImportDefaults) -> NetworkFile:
 
 
 def parse_network_csv(text: str, *, source: str, defaults: ImportDefaults) -> NetworkFile:
-    if not text.strip():
-        raise UserError(f"{source}: the file is empty")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter_of(text))
-    header = [h.strip().lower() for h in next(reader)]
-    check_header(
-        header,
+    reader, header = open_rows(
+        text,
         source=source,
         known=ALL_COLUMNS,
         required=REQUIRED_COLUMNS,

@@ -40,6 +40,7 @@ class TemplateStore:
     def __init__(self, directory: Path, default_language: str) -> None:
         self.directory = directory
         self.default_language = default_language
+        self._paths: dict[tuple[str, str, str, str], str | None] = {}
         self.env = SandboxedEnvironment(
             loader=FileSystemLoader(str(directory)),
             undefined=StrictUndefined,
@@ -62,11 +63,19 @@ class TemplateStore:
         return {p.name.split(".")[1] for p in (self.directory / channel).glob(f"{name}.*.txt")}
 
     def _path(self, channel: str, name: str, language: str, ext: str) -> str | None:
-        for lang in (language, self.default_language):
-            candidate = f"{channel}/{name}.{lang}.{ext}"
-            if (self.directory / candidate).is_file():
-                return candidate
-        return None
+        # Asked once per delivery: look at the disk once per template and language, like
+        # the compiled templates (a reload builds a new store).
+        key = (channel, name, language, ext)
+        if key not in self._paths:
+            self._paths[key] = next(
+                (
+                    candidate
+                    for lang in (language, self.default_language)
+                    if (self.directory / (candidate := f"{channel}/{name}.{lang}.{ext}")).is_file()
+                ),
+                None,
+            )
+        return self._paths[key]
 
     def require(self, channel: str, name: str) -> None:
         if self._path(channel, name, self.default_language, "txt") is None:

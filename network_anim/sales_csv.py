@@ -17,9 +17,7 @@ clock, the challenge period) comes in a :class:`SalesContext`, so parsing stays 
 
 from __future__ import annotations
 
-import csv
 import difflib
-import io
 import math
 import re
 from collections.abc import Callable, Collection, Mapping
@@ -28,7 +26,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from network_anim.csv_input import check_header, delimiter_of, formula_problem, read_text
+from network_anim.csv_input import formula_problem, open_rows, read_text
 from network_anim.errors import UserError
 
 REQUIRED_COLUMNS = ("invoice_ref", "contact_id", "sku", "quantity", "amount", "sold_at")
@@ -110,12 +108,8 @@ class _Row:
 
 
 def parse_sales_csv(text: str, *, source: str, context: SalesContext) -> list[SaleRecord]:
-    if not text.strip():
-        raise UserError(f"{source}: the file is empty")
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter_of(text))
-    header = [h.strip().lower() for h in next(reader)]
-    check_header(
-        header,
+    reader, header = open_rows(
+        text,
         source=source,
         known=ALL_COLUMNS,
         required=REQUIRED_COLUMNS,
