@@ -45,35 +45,42 @@ def _existing(session: Session, model: type, external_ids: list[str]) -> dict[st
     return found
 
 
+def _upsert(
+    session: Session, model: type, rows: dict[str, dict[str, object]], now: datetime
+) -> tuple[dict[str, object], int, int]:
+    """Insert or update rows by external id: (rows by external id, created, updated)."""
+    existing = _existing(session, model, list(rows))
+    by_id: dict[str, object] = {}
+    created = updated = 0
+    for external_id, fields in rows.items():
+        row = existing.get(external_id)
+        if row is None:
+            row = model(external_id=external_id, **fields, created_at=now, updated_at=now)
+            session.add(row)
+            created += 1
+        elif _apply(row, fields):
+            row.updated_at = now  # type: ignore[attr-defined]
+            updated += 1
+        by_id[external_id] = row
+    session.flush()
+    return by_id, created, updated
+
+
 def _upsert_companies(
     session: Session, records: list[CompanyRecord], now: datetime
 ) -> tuple[dict[str, Company], int, int]:
-    existing = _existing(session, Company, [r.external_id for r in records])
-    by_id: dict[str, Company] = {}
-    created = updated = 0
-    for record in records:
-        fields = {name: getattr(record, name) for name in CompanyRecord.__slots__}
-        company = existing.get(record.external_id)
-        if company is None:
-            company = Company(**fields, created_at=now, updated_at=now)
-            session.add(company)
-            created += 1
-        elif _apply(company, fields):
-            company.updated_at = now
-            updated += 1
-        by_id[record.external_id] = company  # type: ignore[assignment]
-    session.flush()
-    return by_id, created, updated
+    rows = {
+        r.external_id: {n: getattr(r, n) for n in CompanyRecord.__slots__ if n != "external_id"}
+        for r in records
+    }
+    return _upsert(session, Company, rows, now)  # type: ignore[return-value]
 
 
 def _upsert_contacts(
     session: Session, records: list[ContactRecord], companies: dict[str, Company], now: datetime
 ) -> tuple[dict[str, Contact], int, int]:
-    existing = _existing(session, Contact, [r.external_id for r in records])
-    by_id: dict[str, Contact] = {}
-    created = updated = 0
-    for record in records:
-        fields = {
+    rows = {
+        record.external_id: {
             "company_id": companies[record.company_external_id].id,
             "civility": record.civility,
             "first_name": record.first_name,
@@ -89,19 +96,9 @@ def _upsert_contacts(
             "language": record.language,
             "active": True,
         }
-        contact = existing.get(record.external_id)
-        if contact is None:
-            contact = Contact(
-                external_id=record.external_id, **fields, created_at=now, updated_at=now
-            )
-            session.add(contact)
-            created += 1
-        elif _apply(contact, fields):
-            contact.updated_at = now
-            updated += 1
-        by_id[record.external_id] = contact  # type: ignore[assignment]
-    session.flush()
-    return by_id, created, updated
+        for record in records
+    }
+    return _upsert(session, Contact, rows, now)  # type: ignore[return-value]
 
 
 def _upsert_consents(
