@@ -82,7 +82,13 @@ def resolve_database_url(loaded: LoadedConfig, override: str | None) -> str:
 def open_app(
     config_path: Path | None, *, db_url: str | None = None, clock: Clock | None = None
 ) -> App:
-    loaded = load_config(config_path)
+    return app_from_config(load_config(config_path), db_url=db_url, clock=clock)
+
+
+def app_from_config(
+    loaded: LoadedConfig, *, db_url: str | None = None, clock: Clock | None = None
+) -> App:
+    """An App for a config already loaded (the demo moves an example config's outputs)."""
     definitions = load_channel_definitions(loaded.resolve(loaded.config.engine.channels_dir))
     return App(
         loaded=loaded,

@@ -662,12 +662,13 @@ def kpis(app: App, challenge_key: str) -> dict[str, Any]:
     }
 
 
-def challenge_tick(app: App) -> int:
-    """Periodic upkeep: challenge rows and objectives follow the config, automatic
-    registration of live challenges, expiry of points past their date."""
+def challenge_tick(app: App, *, sync: bool = True) -> int:
+    """Periodic upkeep: challenge rows and objectives follow the config (``sync``: once
+    per config is enough), automatic registration of live challenges, expiry of points."""
     from network_anim.ledger import expire_due
 
-    sync_challenges(app)
+    if sync:
+        sync_challenges(app)
     now = app.clock.now()
     registered = 0
     for challenge in app.config.challenges:

@@ -12,7 +12,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlmodel import Session
 
-from network_anim.app import App, open_app, resolve_database_url
+from network_anim.app import App, app_from_config, resolve_database_url
 from network_anim.clock import SimulatedClock
 from network_anim.config import LoadedConfig, load_config
 from network_anim.db.migrate import upgrade
@@ -131,16 +131,7 @@ def _past_sales(app: App, start: datetime, seed: int) -> int:
 
 
 def open_demo_app(setup: DemoSetup, start: datetime) -> App:
-    from network_anim.channel_defs import load_channel_definitions
-
-    loaded = setup.config
-    definitions = load_channel_definitions(loaded.resolve(loaded.config.engine.channels_dir))
-    return App(
-        loaded=loaded,
-        definitions=definitions,
-        database_url=setup.database_url,
-        clock=SimulatedClock(start),
-    )
+    return app_from_config(setup.config, clock=SimulatedClock(start))
 
 
-__all__ = ["DemoSetup", "open_app", "open_demo_app", "prepare_demo"]
+__all__ = ["DemoSetup", "open_demo_app", "prepare_demo"]

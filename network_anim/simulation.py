@@ -8,16 +8,17 @@ record; ``netanim demo`` runs it on the demo database with the file transports.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
 
+from apscheduler.triggers.base import BaseTrigger
 from sqlalchemy import Engine, func, insert, select
 from sqlmodel import Session, SQLModel
 
 from network_anim.app import App
-from network_anim.challenges import challenge_tick
+from network_anim.challenges import challenge_tick, sync_challenges
 from network_anim.channels.base import Outbound, SendResult, Transport, TransportBase
 from network_anim.clock import SimulatedClock
 from network_anim.db.engine import make_engine
@@ -78,6 +79,7 @@ async def simulate(
         raise TypeError("simulate() needs an App built on a SimulatedClock")
     report = SimulationReport(start=clock.now(), end=until)
     register_campaigns(app)
+    sync_challenges(app)
     campaigns = scheduled_campaigns(app)
     triggers = {
         c.id: make_trigger(c.schedule, app.config.engine.timezone) for c in campaigns if c.schedule
@@ -92,7 +94,7 @@ async def simulate(
     )
     async with dispatcher:
         while True:
-            challenge_tick(app)
+            challenge_tick(app, sync=False)  # synced once above: the config does not change
             for campaign in campaigns:
                 report.firings.add(catch_up(app, campaign, grace=grace))
             report.sequences.add(enrol_by_triggers(app))
@@ -108,9 +110,9 @@ async def simulate(
             clock.set(upcoming)
 
 
-def _next_moment(app: App, triggers: object, now: datetime) -> datetime:
+def _next_moment(app: App, triggers: Iterable[BaseTrigger], now: datetime) -> datetime:
     candidates = [now + _MAX_STEP]
-    for trigger in triggers:  # type: ignore[attr-defined]
+    for trigger in triggers:
         fire = next_fire_time(trigger, now)
         if fire is not None:
             candidates.append(fire)
