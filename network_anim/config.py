@@ -66,6 +66,8 @@ class EmailSettings(Section):
     timeout: float = Field(default=30.0, gt=0)
     concurrency: int | None = Field(default=None, gt=0)
     rate_per_second: float | None = Field(default=None, gt=0)
+    # Sent emails whose result is not yet recorded, at most: what a crash can resend.
+    max_unrecorded: int = Field(default=1, ge=1, le=10_000)
     # file transport: one .eml file per message
     directory: Path = Path("var/outbox/email")
     # Address that receives List-Unsubscribe mails (mailto: variant of RFC 2369).

@@ -14,6 +14,7 @@ import asyncio
 import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -30,6 +31,7 @@ from network_anim.db.models import Campaign, Company, Consent, Contact, Delivery
 from network_anim.domain import DeliveryStatus, LawfulBasis, Outcome
 from network_anim.errors import UserError
 from network_anim.planner import make_composer
+from network_anim.sent_rows import SentRecorder
 
 _RECLAIM_EVERY_SECONDS = 5.0
 
@@ -88,6 +90,9 @@ class Dispatcher:
         # Which lease owners are known dead (a daemon's liveness lock), for a quick reclaim.
         self.dead_owners = dead_owners
         self._stack = AsyncExitStack()
+        # One thread for every database call of the dispatcher: its connection stays
+        # checked out of the pool between calls' transactions, no thread hop per result.
+        self._db_thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="dispatch-db")
         self._open: dict[str, Transport] = {}
         self._stopping = False
         self.worker_id = worker_id
@@ -95,6 +100,7 @@ class Dispatcher:
         self.batch_size = batch_size
         self.retry = retry
         self.rng = rng or random.Random()
+        self._sent_rows = SentRecorder(app.engine, worker_id)
 
     async def __aenter__(self) -> Self:
         await self._stack.__aenter__()
@@ -106,8 +112,11 @@ class Dispatcher:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._stack.__aexit__(exc_type, exc, tb)
-        self._open.clear()
+        try:
+            await self._stack.__aexit__(exc_type, exc, tb)
+        finally:
+            self._open.clear()
+            self._db_thread.shutdown(wait=False)
 
     async def _transport(self, channel: str) -> Transport | None:
         """Open a channel's transport on first use; it stays open (connections reused)."""
@@ -129,31 +138,71 @@ class Dispatcher:
             await self._transport(channel)
         loop = asyncio.get_running_loop()
         reclaimed_at = loop.time()
-        while not self._stopping:
-            if loop.time() - reclaimed_at > _RECLAIM_EVERY_SECONDS:
-                # A long backlog must not keep a dead worker's rows waiting until it ends.
-                stats.reclaimed += await asyncio.to_thread(self.reclaim_expired)
-                reclaimed_at = loop.time()
-            batch = await self.run_once(message_id=message_id)
-            if batch.total == 0:
-                return stats
-            stats.add(batch)
-            if on_progress is not None:
-                on_progress(batch.total)
-        return stats
+        # The next batch is claimed while this one is being sent, so the sessions never
+        # wait for a claim; what is claimed but not sent when we stop is handed back.
+        upcoming: asyncio.Future[list[Outbound]] | None = None
+        try:
+            upcoming = asyncio.ensure_future(self._in_db(self._claim, message_id))
+            while not self._stopping:
+                claimed = await upcoming
+                upcoming = None
+                if not claimed:
+                    return stats
+                if loop.time() - reclaimed_at > _RECLAIM_EVERY_SECONDS:
+                    # A long backlog must not keep a dead worker's rows waiting until it ends.
+                    stats.reclaimed += await self._in_db(self.reclaim_expired)
+                    reclaimed_at = loop.time()
+                if len(claimed) == self.batch_size:
+                    upcoming = asyncio.ensure_future(self._in_db(self._claim, message_id))
+                batch = await self._send_claimed(claimed)
+                stats.add(batch)
+                if on_progress is not None:
+                    on_progress(batch.total)
+                if upcoming is None:
+                    upcoming = asyncio.ensure_future(self._in_db(self._claim, message_id))
+            return stats
+        finally:
+            if upcoming is not None:
+                await self._hand_back(upcoming)
+
+    async def _hand_back(self, upcoming: asyncio.Future[list[Outbound]]) -> None:
+        """Rows claimed ahead and never sent go back to pending, as if never claimed."""
+        try:
+            claimed = await asyncio.shield(upcoming)
+        except Exception:
+            return  # the claim failed: nothing was taken
+        if claimed:
+            await self._in_db(self._release, [item.delivery_id for item in claimed])
+
+    def _release(self, ids: list[int]) -> None:
+        with self.app.engine.begin() as conn:
+            conn.execute(
+                update(Delivery)
+                .where(
+                    Delivery.id.in_(ids),  # type: ignore[union-attr]
+                    Delivery.status == DeliveryStatus.CLAIMED.value,
+                    Delivery.lease_owner == self.worker_id,
+                )
+                .values(
+                    status=DeliveryStatus.PENDING.value,
+                    lease_owner=None,
+                    lease_until=None,
+                    attempts=Delivery.attempts - 1,
+                )
+            )
 
     def stop_claiming(self) -> None:
         """Finish the batch in hand, claim nothing more (graceful shutdown)."""
         self._stopping = True
 
     async def run_once(self, *, message_id: int | None = None) -> DispatchStats:
-        """Claim one batch and send it, channels side by side.
+        """Claim one batch and send it."""
+        return await self._send_claimed(await self._in_db(self._claim, message_id))
 
-        Results are recorded chunk by chunk (a chunk is what a transport sends at once:
-        its concurrency), so a worker killed mid-batch leaves at most one chunk sent but
-        unrecorded: that is what a restart may send twice, never the whole batch.
-        """
-        claimed = await asyncio.to_thread(self._claim, message_id)
+    async def _send_claimed(self, claimed: list[Outbound]) -> DispatchStats:
+        """Send claimed rows, channels side by side. Results are recorded as they come
+        (streaming transports) or chunk by chunk (a chunk is what a transport sends at
+        once), so a worker killed mid-batch leaves only what is in flight unrecorded."""
         stats = DispatchStats()
         if not claimed:
             return stats
@@ -176,28 +225,48 @@ class Dispatcher:
             problem = f"no transport for {channel}"
         if transport is None:
             failed = [SendResult(Outcome.DEFERRED, detail=problem)] * len(items)
-            await asyncio.to_thread(self._record, list(zip(items, failed, strict=True)), stats)
+            await self._in_db(self._record, list(zip(items, failed, strict=True)), stats)
+            return
+        bucket = self.rate_limits.bucket(channel) if self.rate_limits is not None else None
+        if getattr(transport, "streams_results", False):
+            await self._stream(transport, items, stats, bucket)
             return
         size = getattr(transport, "concurrency", None) or len(items)
-        bucket = self.rate_limits.bucket(channel) if self.rate_limits is not None else None
         if bucket is not None:
             # Two chunks must fit in one second's tokens, or the rate drops to one chunk/s.
             size = min(size, max(1, int(bucket.rate // 2)))
-        streaming = getattr(transport, "streams_results", False)
         for start in range(0, len(items), size):
             chunk = items[start : start + size]
             if bucket is not None:
                 await bucket.acquire(len(chunk))
-            if streaming:
-                # Each answer is recorded before the session takes its next message.
-                async def record_one(index: int, result: SendResult, chunk=chunk) -> None:
-                    await asyncio.to_thread(self._record, [(chunk[index], result)], stats)
+            results = await transport.send_batch(chunk)
+            await self._in_db(self._record, list(zip(chunk, results, strict=True)), stats)
 
-                results = await transport.send_batch(chunk, on_result=record_one)  # type: ignore[call-arg]
-            else:
-                results = await transport.send_batch(chunk)
-            # Rows already recorded are skipped (no longer claimed by us).
-            await asyncio.to_thread(self._record, list(zip(chunk, results, strict=True)), stats)
+    async def _stream(
+        self, transport: Transport, items: list[Outbound], stats: DispatchStats, bucket: Any
+    ) -> None:
+        """The whole batch to a transport that reports each result as it comes (SMTP):
+        its sessions pull messages one by one, paced by the rate limit, and each result
+        is recorded in the next group commit."""
+        writer = _ResultWriter(self, stats)
+        pace = (lambda: bucket.acquire(1)) if bucket is not None else None
+        try:
+            results = await transport.send_batch(  # type: ignore[call-arg]
+                items,
+                on_result=lambda index, result: writer.submit(items[index], result),
+                pace=pace,
+            )
+        finally:
+            await writer.close()
+        # What was never attempted (a session failed before it) is recorded now.
+        rest = [(item, result) for item, result in zip(items, results, strict=True)
+                if item.delivery_id not in writer.submitted]  # fmt: skip
+        if rest:
+            await self._in_db(self._record, rest, stats)
+
+    async def _in_db(self, function: Callable[..., Any], *args: Any) -> Any:
+        """Run a blocking database call on the dispatcher's database thread."""
+        return await asyncio.get_running_loop().run_in_executor(self._db_thread, function, *args)
 
     def due_channels(self, message_id: int | None = None) -> set[str]:
         query = (
@@ -243,12 +312,12 @@ class Dispatcher:
                 )
             )
             rows = session.execute(
-                select(Delivery, Contact)
+                select(*_CLAIMED_COLUMNS)
                 .join(Contact, Contact.id == Delivery.contact_id)  # type: ignore[arg-type]
                 .where(Delivery.id.in_(ids))  # type: ignore[union-attr]
                 .order_by(Delivery.due_at, Delivery.id)
             ).all()
-            return [_outbound(delivery, contact) for delivery, contact in rows]
+            return [_outbound(row) for row in rows]
 
     def reclaim_expired(self) -> int:
         """Take back rows of workers that died: those whose lease ran out, and at once
@@ -302,30 +371,38 @@ class Dispatcher:
     # -- recording --------------------------------------------------------------------
 
     def _record(self, results: Sequence[tuple[Outbound, SendResult]], stats: DispatchStats) -> None:
+        """Record results: sent rows in one bulk transaction (the common case, kept
+        cheap), the others through the ORM (retries, fallbacks, opt-outs)."""
         now = self.app.clock.now()
+        sent = [(i, r) for i, r in results if r.outcome == Outcome.SENT]
+        others = [(i, r) for i, r in results if r.outcome != Outcome.SENT]
+        if sent:
+            with self.app.engine.begin() as conn:
+                # Rows whose lease expired and that another worker took over are theirs.
+                mine = self._sent_rows.owned(conn, [item.delivery_id for item, _ in sent])
+                sent = [(i, r) for i, r in sent if i.delivery_id in mine]
+                if sent:
+                    self._sent_rows.record(conn, sent, now)
+            stats.outcomes.update((item.channel, "sent") for item, _ in sent)
+        if not others:
+            return
         with Session(self.app.engine) as session, session.begin():
-            ids = [item.delivery_id for item, _ in results]
-            rows = {d.id: d for d in session.scalars(select(Delivery).where(Delivery.id.in_(ids)))}  # type: ignore[union-attr]
-            for item, result in results:
+            rows = {
+                d.id: d
+                for d in session.scalars(
+                    select(Delivery).where(Delivery.id.in_([i.delivery_id for i, _ in others]))  # type: ignore[union-attr]
+                )
+            }
+            for item, result in others:
                 delivery = rows[item.delivery_id]
                 if (
                     delivery.lease_owner != self.worker_id
                     or delivery.status != DeliveryStatus.CLAIMED
                 ):
-                    continue  # our lease expired and another worker took over: theirs to record
+                    continue  # our lease expired and another worker took over: theirs
                 outcome = self._apply(session, delivery, result, now, stats)
                 stats.outcomes[(delivery.channel, outcome)] += 1
-                session.add(
-                    Event(
-                        occurred_at=now,
-                        type=outcome,
-                        channel=delivery.channel,
-                        contact_id=delivery.contact_id,
-                        delivery_id=delivery.id,
-                        message_id=delivery.message_id,
-                        data={"detail": result.detail[:500], "provider_id": result.provider_id},
-                    )
-                )
+                session.add(_event(outcome, item, result, now, delivery.contact_id))
 
     def _apply(
         self,
@@ -400,28 +477,124 @@ class Dispatcher:
             stats.fallbacks[channel] += 1
 
 
-def _outbound(delivery: Delivery, contact: Contact) -> Outbound:
-    display = " ".join(p for p in (contact.first_name, contact.last_name) if p)
-    extra = dict(delivery.extra)
+class _ResultWriter:
+    """Group commit of streamed results: whatever arrived while the previous transaction
+    ran goes into the next one, on the dispatcher's database thread. Each result's
+    future is done once its transaction committed (the transport holds a sent message's
+    "unrecorded" permit until then)."""
+
+    def __init__(self, dispatcher: Dispatcher, stats: DispatchStats) -> None:
+        self._dispatcher = dispatcher
+        self._stats = stats
+        self._waiting: list[tuple[Outbound, SendResult, asyncio.Future[None]]] = []
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._failure: BaseException | None = None
+        self.submitted: set[int] = set()
+        self._task = asyncio.create_task(self._run())
+
+    def submit(self, item: Outbound, result: SendResult) -> asyncio.Future[None]:
+        recorded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self.submitted.add(item.delivery_id)
+        if self._failure is not None:
+            recorded.set_exception(self._failure)
+            return recorded
+        self._waiting.append((item, result, recorded))
+        self._wake.set()
+        return recorded
+
+    async def _run(self) -> None:
+        while True:
+            await self._wake.wait()
+            self._wake.clear()
+            if not self._waiting:
+                if self._closing:
+                    return
+                continue
+            batch, self._waiting = self._waiting, []
+            try:
+                await self._dispatcher._in_db(
+                    self._dispatcher._record, [(i, r) for i, r, _ in batch], self._stats
+                )
+            except Exception as exc:  # the database refused: every waiting result fails
+                self._failure = exc
+                for *_, recorded in batch + self._waiting:
+                    recorded.set_exception(exc)
+                self._waiting = []
+                return
+            for *_, recorded in batch:
+                recorded.set_result(None)
+
+    async def close(self) -> None:
+        """Record what is still waiting, then stop."""
+        self._closing = True
+        self._wake.set()
+        await asyncio.shield(self._task)
+
+
+def _event_row(outcome: str, item: Outbound, result: SendResult, now: datetime) -> dict[str, Any]:
+    return {
+        "occurred_at": now,
+        "type": outcome,
+        "channel": item.channel,
+        "contact_id": item.recipient.contact_id,
+        "delivery_id": item.delivery_id,
+        "message_id": item.message_id,
+        "machine": False,
+        "data": {"detail": result.detail[:500], "provider_id": result.provider_id},
+        "dedupe_key": None,
+    }
+
+
+def _event(
+    outcome: str, item: Outbound, result: SendResult, now: datetime, contact_id: int
+) -> Event:
+    return Event(**{**_event_row(outcome, item, result, now), "contact_id": contact_id})
+
+
+# What a send needs of a claimed row and its contact: plain columns, no ORM objects.
+_CLAIMED_COLUMNS = (
+    Delivery.id,
+    Delivery.idempotency_key,
+    Delivery.channel,
+    Delivery.message_id,
+    Delivery.subject,
+    Delivery.body_text,
+    Delivery.body_html,
+    Delivery.extra,
+    Contact.id.label("contact_id"),  # type: ignore[union-attr]
+    Contact.external_id,
+    Contact.first_name,
+    Contact.last_name,
+    Contact.email,
+    Contact.mobile,
+    Contact.language,
+)
+
+
+def _outbound(row: Any) -> Outbound:
+    display = " ".join(p for p in (row.first_name, row.last_name) if p)
+    extra = dict(row.extra)
     headers = extra.pop("headers", {})
     return Outbound(
-        delivery_id=delivery.id or 0,
-        idempotency_key=delivery.idempotency_key,
-        channel=delivery.channel,
+        delivery_id=row.id or 0,
+        idempotency_key=row.idempotency_key,
+        channel=row.channel,
         recipient=Recipient(
-            contact_id=contact.id or 0,
-            external_id=contact.external_id,
+            contact_id=row.contact_id or 0,
+            external_id=row.external_id,
             display_name=display,
-            email=contact.email,
-            phone=contact.mobile,
+            email=row.email,
+            phone=row.mobile,
             postal_lines=tuple(extra.get("postal_lines", ())),
-            language=contact.language,
+            language=row.language,
         ),
-        subject=delivery.subject,
-        text=delivery.body_text,
-        html=delivery.body_html,
+        subject=row.subject,
+        text=row.body_text,
+        html=row.body_html,
         headers=headers,
         extra=extra,
+        message_id=row.message_id,
     )
 
 

@@ -74,6 +74,7 @@ def _build(app: App, name: str) -> Transport:
             username=username,
             password=password,
             concurrency=cfg.concurrency or definition.rate.concurrency,
+            max_unrecorded=cfg.max_unrecorded,
         )
     if definition.adapter == "sms":
         from network_anim.channels import sms

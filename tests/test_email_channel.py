@@ -31,6 +31,8 @@ from aiosmtplib import (
     SMTPSenderRefused,
     SMTPServerDisconnected,
 )
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from network_anim.channels.base import Outbound, Recipient, SendResult
 from network_anim.channels.email import (
@@ -609,3 +611,25 @@ async def test_file_transport_write_error_defers(tmp_path: Path) -> None:
     assert result.outcome is Outcome.DEFERRED
     assert "cannot write" in result.detail
     assert [p.name for p in tmp_path.iterdir() if p.is_file()] == []  # no stray temp file
+
+
+@settings(max_examples=300, deadline=None)
+@given(subject=st.text(min_size=1, max_size=300).filter(lambda t: not t.isascii()))
+def test_non_ascii_subjects_fold_at_78_columns_and_decode_back(subject: str) -> None:
+    from network_anim.channels.email import _single_line
+
+    item = Outbound(
+        delivery_id=1,
+        idempotency_key="k",
+        channel="email",
+        recipient=Recipient(
+            contact_id=1, external_id="c", display_name="Zoé", email="z@example.com"
+        ),
+        subject=subject,
+        text="t",
+    )
+    raw = build_email(item, sender="Animation réseau <a@example.com>")
+    header_block = raw.split(b"\r\n\r\n", 1)[0]
+    assert all(len(line) <= 78 for line in header_block.split(b"\r\n"))
+    parsed = email.message_from_bytes(raw, policy=email.policy.default)
+    assert str(parsed["Subject"]) == _single_line(subject)

@@ -8,6 +8,7 @@ real local peers instead of patching modules.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import TracebackType
@@ -45,6 +46,7 @@ class Outbound:
     headers: Mapping[str, str] = field(default_factory=dict)
     # Free data a channel may need (post level and expiry, letter reference...).
     extra: Mapping[str, Any] = field(default_factory=dict)
+    message_id: int = 0  # the outbox row's message (recorded on its events)
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,8 +67,12 @@ class SendResult:
         return cls(Outcome.SENT, detail=detail, provider_id=provider_id, cost=cost)
 
 
-# Awaited with (index in the batch, result) as each message is answered.
-ResultCallback = Callable[[int, SendResult], Awaitable[None]]
+# Called with (index in the batch, result) as each message is answered; returns a future
+# done once the result is durably recorded (a streaming transport keeps the message
+# counted as "accepted but unrecorded" until then).
+ResultCallback = Callable[[int, SendResult], "asyncio.Future[None]"]
+# Awaited before each message is sent: the channel's rate limit.
+Pace = Callable[[], Awaitable[None]]
 
 
 class Transport(Protocol):

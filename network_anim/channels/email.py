@@ -30,7 +30,6 @@ import ssl
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
 from pathlib import Path
@@ -50,7 +49,7 @@ from aiosmtplib import (
     SMTPTimeoutError,
 )
 
-from network_anim.channels.base import Outbound, ResultCallback, SendResult, TransportBase
+from network_anim.channels.base import Outbound, Pace, ResultCallback, SendResult, TransportBase
 from network_anim.config import EmailSettings
 from network_anim.domain import Outcome
 
@@ -132,7 +131,9 @@ def _mailbox_header(value: str) -> str:
 
 def _single_line(value: str) -> str:
     # A CR or LF in a header value would start a new header (header injection).
-    return _LINE_BREAKS.sub(" ", value)
+    if "\n" in value or "\r" in value:
+        return _LINE_BREAKS.sub(" ", value)
+    return value
 
 
 @lru_cache(maxsize=64)
@@ -164,9 +165,34 @@ def _quoted_printable(text: str) -> str:
     998 limit of RFC 5322) and it is much faster than ``email.quoprimime``. Trailing
     spaces are encoded, so no relay can strip them.
     """
-    normalized = _LINE_BREAKS.sub("\n", text)
+    normalized = _LINE_BREAKS.sub("\n", text) if "\r" in text else text
     encoded = binascii.b2a_qp(normalized.encode("utf-8"), istext=True).decode("ascii")
     return encoded.replace("\n", _CRLF)
+
+
+_WORD_OVERHEAD = len("=?utf-8?b??=")
+
+
+@lru_cache(maxsize=4096)
+def _encoded_words_line(name: str, value: str) -> str:
+    """``name: value`` as RFC 2047 base64 encoded words (UTF-8), each line at most 78
+    columns, split between characters; decodes back to ``value``.
+
+    Cached and hand-made because ``email.header.Header`` spent about 0.3 ms on each
+    subject, as much as the rest of the message together (a broadcast repeats its subject).
+    """
+    words: list[str] = []
+    budget = _MAX_HEADER_LINE - len(name) - 2  # after "Name: "
+    chunk = b""
+    for char in value:
+        data = char.encode("utf-8")
+        # base64 turns each started group of 3 bytes into 4 characters.
+        if chunk and _WORD_OVERHEAD + 4 * -(-(len(chunk) + len(data)) // 3) > budget:
+            words.append(f"=?utf-8?b?{binascii.b2a_base64(chunk, newline=False).decode()}?=")
+            chunk, budget = b"", _MAX_HEADER_LINE - 1  # continuation lines start with a space
+        chunk += data
+    words.append(f"=?utf-8?b?{binascii.b2a_base64(chunk, newline=False).decode()}?=")
+    return f"{name}: " + f"{_CRLF} ".join(words) + _CRLF
 
 
 def _header_line(name: str, value: str) -> str:
@@ -178,8 +204,7 @@ def _header_line(name: str, value: str) -> str:
     """
     value = _single_line(value)
     if not value.isascii():
-        encoded = Header(value, "utf-8", header_name=name).encode(linesep=_CRLF)
-        return f"{name}: {encoded}{_CRLF}"
+        return _encoded_words_line(name, value)
     line = f"{name}: {value}"
     if len(line) <= _MAX_HEADER_LINE:
         return line + _CRLF
@@ -393,14 +418,17 @@ def _data_payload(message: bytes) -> bytes:
     """
     if not message.endswith(b"\r\n"):
         message += b"\r\n"
-    return _LEADING_DOT.sub(b"..", message) + b".\r\n"
+    if message.startswith(b".") or b"\n." in message:
+        message = _LEADING_DOT.sub(b"..", message)
+    return message + b".\r\n"
 
 
 @dataclass(slots=True)
 class _BatchState:
-    # When results are recorded as they come: the end of each message's DATA (the moment
-    # the server may accept it) up to its recording is done one session at a time, so a
-    # crash leaves at most one accepted-but-unrecorded message, whatever the concurrency.
+    # When results are recorded as they come: from the end of a message's DATA (the moment
+    # the server may accept it) until its result is recorded, the message holds one of the
+    # transport's ``max_unrecorded`` permits, so a crash leaves at most that many
+    # accepted-but-unrecorded messages, whatever the concurrency.
     gated: bool = False
     # First connection failure of the batch: when the relay is down or our login is
     # refused, the other messages are deferred at once instead of each waiting for its
@@ -421,6 +449,8 @@ class SmtpTransport(TransportBase):
     ``username``/``password`` are the secrets read from the variables named by
     ``settings.username_env``/``password_env``; no login happens without a username.
     ``tls_context`` overrides certificate checks (a private CA, or tests).
+    ``max_unrecorded`` bounds the messages sent (final "." written) whose result the
+    caller has not yet recorded: what a crash can make a restart send twice.
     """
 
     def __init__(
@@ -431,16 +461,18 @@ class SmtpTransport(TransportBase):
         password: str | None = None,
         concurrency: int = 4,
         tls_context: ssl.SSLContext | None = None,
+        max_unrecorded: int = 1,
     ) -> None:
-        if concurrency < 1:
-            raise ValueError("concurrency must be at least 1")
+        if concurrency < 1 or max_unrecorded < 1:
+            raise ValueError("concurrency and max_unrecorded must be at least 1")
         self._settings = settings
         self._username = username
         self._password = password
         self._tls_context = tls_context
         self._concurrency = concurrency
         self.concurrency = concurrency
-        self._gate = asyncio.Lock()
+        self._gate = asyncio.Semaphore(max_unrecorded)
+        self.max_unrecorded = max_unrecorded
         self._holding = [False] * concurrency
         # Fail at construction on a sender the relay could never accept: a config error.
         self._envelope_sender = _ascii_address(parseaddr(settings.sender)[1])
@@ -475,21 +507,34 @@ class SmtpTransport(TransportBase):
     streams_results = True
 
     async def send_batch(
-        self, items: Sequence[Outbound], on_result: ResultCallback | None = None
+        self,
+        items: Sequence[Outbound],
+        on_result: ResultCallback | None = None,
+        pace: Pace | None = None,
     ) -> list[SendResult]:
         """Send ``items``; one result per item, in order. Never raises for one message.
 
-        ``on_result(index, result)`` is awaited as soon as each message is answered, so a
-        caller can record it before the next one goes out on that session: a crash then
-        leaves at most the messages in flight unrecorded, not the whole batch."""
+        ``on_result(index, result)`` is called as soon as each message is answered and
+        returns a future done once the caller recorded it; no more than
+        ``max_unrecorded`` sent messages wait for their recording at any moment (the next
+        final "." waits), so a crash leaves at most that many sent but unrecorded.
+        ``pace()`` is awaited before each message (the channel's rate limit)."""
         results: list[SendResult | None] = [None] * len(items)
         # A shared iterator is the work queue: each worker pulls the next message as soon
         # as its session is free, so one slow answer does not hold the others back.
         pending = iter(enumerate(items))
         state = _BatchState(gated=on_result is not None)
-        async with self._batch_lock, asyncio.TaskGroup() as workers:
-            for slot in range(min(self._concurrency, len(items))):
-                workers.create_task(self._work(slot, pending, results, state, on_result))
+        recordings: list[asyncio.Future[None]] = []
+        async with self._batch_lock:
+            async with asyncio.TaskGroup() as workers:
+                for slot in range(min(self._concurrency, len(items))):
+                    workers.create_task(
+                        self._work(slot, pending, results, state, on_result, pace, recordings)
+                    )
+            # A recording that failed fails the batch, as it would have done in line.
+            for outcome in await asyncio.gather(*recordings, return_exceptions=True):
+                if isinstance(outcome, BaseException):
+                    raise outcome
         return [
             result or SendResult(Outcome.DEFERRED, detail="not attempted") for result in results
         ]
@@ -501,12 +546,21 @@ class SmtpTransport(TransportBase):
         results: list[SendResult | None],
         state: _BatchState,
         on_result: ResultCallback | None,
+        pace: Pace | None,
+        recordings: list[asyncio.Future[None]],
     ) -> None:
         for index, item in pending:
             try:
+                if pace is not None:
+                    await pace()
                 result = results[index] = await self._send_one(slot, item, state)
                 if on_result is not None:
-                    await on_result(index, result)
+                    recorded = on_result(index, result)
+                    recordings.append(recorded)
+                    if self._holding[slot]:
+                        # The permit now belongs to the recording: freed once it is done.
+                        self._holding[slot] = False
+                        recorded.add_done_callback(lambda _done: self._gate.release())
             finally:
                 if self._holding[slot]:
                     self._holding[slot] = False
@@ -607,13 +661,17 @@ class SmtpTransport(TransportBase):
             protocol = client.protocol
             if protocol is None:
                 raise SMTPServerDisconnected("Connection lost")
-            if state is not None and state.gated:
+            if state is not None and state.gated and self._gate.locked():
                 # Everything but the final "." now; the final dot, which makes the server
                 # take the message, waits its turn (see _BatchState.gated).
                 protocol.write(payload[: -len(_END_OF_DATA)])
                 await self._gate.acquire()
                 self._holding[slot] = True
                 protocol.write(_END_OF_DATA)
+            elif state is not None and state.gated:
+                await self._gate.acquire()  # free: taken at once, one write is enough
+                self._holding[slot] = True
+                protocol.write(payload)
             else:
                 protocol.write(payload)  # raises, with nothing sent, on a closed connection
             data_sent = True
