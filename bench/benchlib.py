@@ -298,6 +298,20 @@ def _kept_tables(body: str) -> str:
     return "".join(kept)
 
 
+def example_settings(database_url: str) -> str:
+    """config.example.toml's [engine], [channels.*] and [routing.*] tables on
+    ``database_url``, with this repository's templates and channel definitions; the other
+    paths stay relative (to the folder the config is written in)."""
+    body = _kept_tables((REPO / "config.example.toml").read_text(encoding="utf-8"))
+    body = _replace_once(
+        body, 'database = "sqlite:///var/netanim.db"', f'database = "{database_url}"'
+    )
+    body = _replace_once(
+        body, 'templates_dir = "templates"', f'templates_dir = "{REPO / "templates"}"'
+    )
+    return _replace_once(body, 'channels_dir = "channels"', f'channels_dir = "{REPO / "channels"}"')
+
+
 def write_config(
     folder: Path,
     database_url: str,
@@ -540,7 +554,7 @@ measure and the guarantees they check.
 """
 
 
-def append_benchmarks(title: str, command: Sequence[str], figures: str) -> None:
+def append_benchmarks(title: str, command: Sequence[str], figures: str, *, notes: str = "") -> None:
     if not BENCHMARKS.exists():
         BENCHMARKS.write_text(HEADER, encoding="utf-8")
     when = dt.datetime.now(dt.UTC).astimezone().strftime("%Y-%m-%d %H:%M %Z")
@@ -550,6 +564,66 @@ def append_benchmarks(title: str, command: Sequence[str], figures: str) -> None:
         f"- machine: {machine()}\n\n"
         f"```\n{figures.rstrip()}\n```\n"
     )
+    if notes:  # Markdown after the figures (links stay links there)
+        section += f"\n{notes.rstrip()}\n"
     with BENCHMARKS.open("a", encoding="utf-8") as handle:
         handle.write(section)
     print(f"appended to {BENCHMARKS.relative_to(REPO)}")
+
+
+# -- Postfix's smtp-sink (issue 7: the sink that is never the limit) ------------------------
+
+
+SMTP_SINK = Path("/usr/sbin/smtp-sink")
+SMTP_SINK_INSTALL = (
+    'echo "postfix postfix/main_mailer_type select No configuration" | '
+    "debconf-set-selections && apt-get install -y postfix"
+)
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 10.0) -> None:
+    import socket
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.05)
+    raise SystemExit(f"smtp-sink did not listen on 127.0.0.1:{port}")
+
+
+@dataclass
+class PostfixSink:
+    """``smtp-sink -c -u nobody 127.0.0.1:PORT 1024``: accepts everything, stores nothing;
+    with ``counter`` its running counters (``mesg=N``) go to that file."""
+
+    proc: subprocess.Popen[bytes]
+    port: int
+    counter: Path | None
+
+    def messages(self) -> int:
+        """Messages received so far (the last ``mesg=`` of the counter file)."""
+        if self.counter is None:
+            raise RuntimeError("started without a counter")
+        tail = self.counter.read_bytes()[-200:].decode("ascii", "replace")
+        found = re.findall(r"mesg=(\d+)", tail)
+        return int(found[-1]) if found else 0
+
+
+def start_postfix_sink(procs: Processes, counter: Path | None = None) -> PostfixSink:
+    if not SMTP_SINK.exists():
+        raise SystemExit(f"{SMTP_SINK} not found: install Debian's postfix ({SMTP_SINK_INSTALL})")
+    port = free_port()
+    argv = [str(SMTP_SINK), *(["-c"] if counter else []), "-u", "nobody", f"127.0.0.1:{port}"]
+    proc = procs.start([*argv, "1024"], log=counter)
+    wait_port(port)
+    return PostfixSink(proc, port, counter)

@@ -39,8 +39,6 @@ import asyncio
 import json
 import os
 import resource
-import shutil
-import socket
 import statistics
 import subprocess
 import sys
@@ -63,22 +61,6 @@ PADDING_PARAGRAPH = (
 
 
 # -- helpers ------------------------------------------------------------------------------
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def wait_port(port: int, timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        with socket.socket() as probe:
-            if probe.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise SystemExit(f"smtp-sink did not listen on 127.0.0.1:{port}")
 
 
 def peak_rss_mb() -> float:
@@ -336,16 +318,12 @@ def main() -> None:
     if args.child:
         child(args)
         return
-    if shutil.which("smtp-sink") is None and not Path("/usr/sbin/smtp-sink").exists():
-        raise SystemExit("smtp-sink not found: install Debian's postfix (see --help)")
     lib.interrupt_on_signals()
     procs = lib.Processes()
     bench_started = time.monotonic()
     try:
         with lib.workspace(args.keep) as folder, database(args.db, folder) as db_url:
-            port = free_port()
-            procs.start(["/usr/sbin/smtp-sink", "-u", "nobody", f"127.0.0.1:{port}", "1024"])
-            wait_port(port)
+            port = lib.start_postfix_sink(procs).port
             config = lib.write_config(
                 folder,
                 db_url,

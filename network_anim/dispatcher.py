@@ -378,12 +378,8 @@ class Dispatcher:
         others = [(i, r) for i, r in results if r.outcome != Outcome.SENT]
         if sent:
             with self.app.engine.begin() as conn:
-                # Rows whose lease expired and that another worker took over are theirs.
-                mine = self._sent_rows.owned(conn, [item.delivery_id for item, _ in sent])
-                sent = [(i, r) for i, r in sent if i.delivery_id in mine]
-                if sent:
-                    self._sent_rows.record(conn, sent, now)
-            stats.outcomes.update((item.channel, "sent") for item, _ in sent)
+                mine = self._sent_rows.record(conn, sent, now)
+            stats.outcomes.update((i.channel, "sent") for i, _ in sent if i.delivery_id in mine)
         if not others:
             return
         with Session(self.app.engine) as session, session.begin():

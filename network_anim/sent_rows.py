@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, Engine
 
@@ -45,24 +46,18 @@ class SentRecorder:
             f"{p}, {p}, {p}, NULL)"
         )
 
-    def owned(self, conn: Connection, ids: Sequence[int]) -> set[int]:
-        """Which of ``ids`` this worker still holds (claimed, its lease); locked on
-        PostgreSQL until the transaction ends, so no reclaim slips in between."""
-        if not ids:
-            return set()
-        p = self._mark
-        sql = (
-            f"SELECT id FROM delivery WHERE id IN ({', '.join([p] * len(ids))}) "
-            f"AND status = 'claimed' AND lease_owner = {p}"
-        )
-        if self._postgres:
-            sql += " FOR UPDATE"
-        return {row[0] for row in conn.exec_driver_sql(sql, (*ids, self._worker_id))}
-
     def record(
         self, conn: Connection, sent: Sequence[tuple[Outbound, SendResult]], now: datetime
-    ) -> None:
-        """Mark ``sent`` rows (all owned by this worker) sent, with one event each."""
+    ) -> set[int]:
+        """Mark the ``sent`` rows this worker still holds (claimed, its lease) sent, with
+        one event each; returns their ids. Rows whose lease expired and that another
+        worker took over are theirs to record."""
+        if self._postgres:
+            return self._record_postgres(conn, sent, now)
+        mine = self._owned(conn, [item.delivery_id for item, _ in sent])
+        sent = [(item, result) for item, result in sent if item.delivery_id in mine]
+        if not sent:
+            return mine
         when = self._time(now) if self._time is not None else now
         conn.exec_driver_sql(
             self._update,
@@ -92,3 +87,46 @@ class SentRecorder:
                 for item, result in sent
             ],
         )
+        return mine
+
+    def _owned(self, conn: Connection, ids: Sequence[int]) -> set[int]:
+        p = self._mark
+        sql = (
+            f"SELECT id FROM delivery WHERE id IN ({', '.join([p] * len(ids))}) "
+            f"AND status = 'claimed' AND lease_owner = {p}"
+        )
+        return {row[0] for row in conn.exec_driver_sql(sql, (*ids, self._worker_id))}
+
+    def _record_postgres(
+        self, conn: Connection, sent: Sequence[tuple[Outbound, SendResult]], now: datetime
+    ) -> set[int]:
+        """One statement (one round trip): the guarded UPDATE locks and marks the rows,
+        its RETURNING feeds the events' INSERT. ``set_config(..., true)`` makes this
+        transaction's commit return before PostgreSQL flushes its WAL (within a fraction
+        of a second): a daemon killed at any time loses nothing, since the server has the
+        record; only a crash of the database server itself could lose the last results,
+        whose emails would then be sent again (at least once). Waiting for a disk flush
+        per result capped one daemon near 50 msg/s on this machine."""
+        values = ", ".join(["(%s::bigint, %s::float8, %s::varchar, %s::text)"] * len(sent))
+        params: list[Any] = []
+        for item, result in sent:
+            provider = result.provider_id[:300] if result.provider_id else None
+            params += [item.delivery_id, result.cost, provider, result.detail[:500]]
+        when = self._time(now) if self._time is not None else now
+        rows = conn.exec_driver_sql(
+            f"WITH v(id, cost, provider_id, detail) AS (VALUES {values}), "
+            "async AS (SELECT set_config('synchronous_commit', 'off', true)), "
+            "marked AS (UPDATE delivery d SET status = 'sent', sent_at = %s, "
+            "cost = COALESCE(v.cost, d.cost_estimate), "
+            "provider_id = COALESCE(v.provider_id, d.provider_id), last_error = '', "
+            "lease_owner = NULL, lease_until = NULL, updated_at = %s FROM v "
+            "WHERE d.id = v.id AND d.status = 'claimed' AND d.lease_owner = %s "
+            "RETURNING d.id, d.channel, d.contact_id, d.message_id, v.provider_id, v.detail) "
+            "INSERT INTO event (occurred_at, type, channel, contact_id, delivery_id, "
+            "message_id, machine, data, dedupe_key) "
+            "SELECT %s, 'sent', m.channel, m.contact_id, m.id, m.message_id, false, "
+            "json_build_object('detail', m.detail, 'provider_id', m.provider_id), NULL "
+            "FROM marked m CROSS JOIN async RETURNING delivery_id",
+            (*params, when, when, self._worker_id, when),
+        )
+        return {row[0] for row in rows}
