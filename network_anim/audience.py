@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import NamedTuple
 
 from sqlalchemy import Select, exists, select
 from sqlmodel import Session
 
 from network_anim.config import Audience
-from network_anim.db.models import Company, Contact, Participant
+from network_anim.db.models import Company, CompanySegment, Contact, Participant
 from network_anim.domain import Level
+from network_anim.rfm import SCHEME as RFM_SCHEME
 
 _LEVELS_FROM = {level: [lv.value for lv in Level if lv.rank >= level.rank] for level in Level}
 
@@ -42,21 +44,85 @@ def audience_query(audience: Audience, *, min_level: Level = Level.SELLER) -> Se
             Participant.challenge_key == audience.challenge, Participant.contact_id == Contact.id
         )
         query = query.where(registered if audience.registered else ~registered)
+    if audience.rfm_segments:
+        query = query.where(
+            exists().where(
+                CompanySegment.company_id == Contact.company_id,
+                CompanySegment.scheme == RFM_SCHEME,
+                CompanySegment.segment.in_(audience.rfm_segments),  # type: ignore[attr-defined]
+            )
+        )
     return query
+
+
+class MemberContact(NamedTuple):
+    """What planning reads of a contact: a plain row, not a tracked ORM object."""
+
+    id: int
+    external_id: str
+    company_id: int
+    civility: str
+    first_name: str
+    last_name: str
+    role: str
+    level: str
+    email: str | None
+    email_kind: str
+    mobile: str | None
+    web_access: bool
+    timezone: str
+    language: str
+
+
+class MemberCompany(NamedTuple):
+    """What planning reads of a contact's company (segments and postal address)."""
+
+    id: int
+    external_id: str
+    name: str
+    sector: str
+    size: str
+    tier: str
+    region: str
+    delivery_point: str
+    building: str
+    street: str
+    locality: str
+    postcode: str
+    city: str
+    country: str
+
+
+_MEMBER_COLUMNS = [
+    *(getattr(Contact, name) for name in MemberContact._fields),
+    *(getattr(Company, name) for name in MemberCompany._fields),
+]
+_SPLIT = len(MemberContact._fields)
 
 
 def iter_audience(
     session: Session, audience: Audience, *, min_level: Level = Level.SELLER, batch: int = 1000
-) -> Iterator[list[tuple[Contact, Company]]]:
-    """Batches of (contact, company), keyed on id so memory stays flat in the network size."""
+) -> Iterator[list[tuple[MemberContact, MemberCompany]]]:
+    """Batches of (contact, company), keyed on id so memory stays flat in the network size.
+
+    Plain rows rather than ORM objects: identity-mapped entities cost several times the
+    query itself, and planning only reads them.
+    """
     last_id = 0
-    base = audience_query(audience, min_level=min_level)
+    base = audience_query(audience, min_level=min_level).with_only_columns(*_MEMBER_COLUMNS)
     while True:
         rows = session.execute(base.where(Contact.id > last_id).limit(batch)).all()  # type: ignore[operator]
         if not rows:
             return
-        yield [(row[0], row[1]) for row in rows]
-        last_id = rows[-1][0].id
+        companies: dict[int, MemberCompany] = {}
+        members = []
+        for row in rows:
+            company = companies.get(row[_SPLIT])
+            if company is None:
+                company = companies[row[_SPLIT]] = MemberCompany._make(row[_SPLIT:])
+            members.append((MemberContact._make(row[:_SPLIT]), company))
+        yield members
+        last_id = rows[-1][0]
 
 
 def count_audience(session: Session, audience: Audience, *, min_level: Level = Level.SELLER) -> int:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from network_anim.channel_defs import Weekday
 from network_anim.domain import CHANNEL_NAMES, EmailKind, Level, MessageKind, Urgency
 from network_anim.errors import UserError
+from network_anim.rfm import SEGMENTS as RFM_SEGMENTS
 from network_anim.validation import parse_model
 
 ChannelName = Literal["email", "sms", "intranet", "flash", "print"]
@@ -193,6 +194,19 @@ class Audience(Section):
     # Participants of a challenge: registered ones (true), the others (false), or both.
     challenge: str | None = None
     registered: bool | None = None
+    # Companies in these RFM segments, as last computed by `netanim segment rfm`.
+    rfm_segments: tuple[str, ...] = ()
+
+    @field_validator("rfm_segments")
+    @classmethod
+    def _known_segments(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [name for name in value if name not in RFM_SEGMENTS]
+        if unknown:
+            raise ValueError(
+                f"unknown RFM segment(s) {', '.join(map(repr, unknown))}: "
+                f"use {', '.join(RFM_SEGMENTS)}"
+            )
+        return value
 
 
 class Schedule(Section):
@@ -325,6 +339,19 @@ class DaemonSettings(Section):
     batch_size: int = Field(default=200, gt=0)
 
 
+class ReportSettings(Section):
+    """How ``netanim report`` measures conversion into sales and the gain behind ROI."""
+
+    # A reached contact converts with an approved sale within this many days of the
+    # campaign's first delivery to them.
+    conversion_window_days: int = Field(default=30, gt=0)
+    # Share of a sale's amount kept as gain (gross margin rate): gain = margin_rate x sales.
+    margin_rate: float = Field(default=0.3, ge=0, le=1)
+    # attributed: every sale of a converted contact in its window; incremental: only what
+    # the reached contacts bought beyond the comparison group's rate.
+    gain_basis: Literal["attributed", "incremental"] = "attributed"
+
+
 class Product(Section):
     """What partners sell (declarations name the SKU)."""
 
@@ -426,6 +453,7 @@ class Config(Section):
     products: tuple[Product, ...] = ()
     rewards: tuple[RewardItem, ...] = ()
     challenges: tuple[ChallengeConfig, ...] = ()
+    reports: ReportSettings = ReportSettings()
 
     @model_validator(mode="after")
     def _references(self) -> Config:

@@ -15,20 +15,29 @@ full. Two rules decide when a request for ``n`` tokens is granted, and both must
   earned. In particular a fresh (or long idle) bucket gives at most ``burst`` tokens at
   once, and over any stretch of activity the tokens granted never exceed
   ``burst + rate * elapsed``.
-* **The window**: over any ``window`` (1 s) the grants never total more than
-  ``window_limit = ceil(rate * window + burst) - 1`` tokens (that is ``rate`` for the
-  default burst of 1 and a whole rate). A request for more than ``window_limit`` tokens
-  is granted alone, into a window holding nothing else. For requests of at most
-  ``burst`` tokens on an exact timer the bucket alone already keeps to this limit; the
-  window rule is what keeps it when requests of ``n > burst`` tokens follow each other,
-  and what makes the lateness credit below safe.
+* **The window**: over any ``window + jitter`` (1 s + 25 ms) the grants never total
+  more than ``window_limit = ceil(rate * window + burst) - 1`` tokens (that is ``rate``
+  for the default burst of 1 and a whole rate). A request for more than
+  ``window_limit`` tokens is granted alone, into a window holding nothing else. The
+  window rule keeps the limit when requests of ``n > burst`` tokens follow each other,
+  and it is what makes the lateness credit below safe.
+
+**Jitter.** The provider counts requests when they reach it, not when we grant them:
+each one arrives some time after its grant (building the request, the event loop busy
+elsewhere, the network), and that time varies. Requests granted within ``window +
+jitter`` can arrive within one ``window`` when the first is delayed ``jitter`` more than
+the last, so counting grants over ``window + jitter`` keeps the provider's count at
+``window_limit`` as long as the delays vary by at most ``jitter``. Measured against a
+stand-in of Twilio (bench/sms_rate.py), a one-second window without this margin took
+51 requests at 50/s (the first request of a run left late). The cost is a pause of
+``jitter`` once a window while the bucket is saturated: ``window_limit`` grants per
+``window + jitter``, 97.6 % of a whole rate with the default 25 ms.
 
 **Default burst: 1 token.** A token bucket admits ``burst + rate - 1`` single-token grants
 within one second (a full bucket emptied at once, then one token every ``1/rate``), so 1
 is the only burst that keeps a one-second window at ``rate`` for the providers that
 count per second. It costs no throughput: when there is enough work the grants come
-every ``1/rate`` and the achieved rate is the configured one. A larger burst only absorbs
-idle gaps; ``rate / 10`` would let 54 messages through in the first second at 50/s.
+every ``1/rate``. A larger burst only absorbs idle gaps; ``rate / 10`` would let 54 messages through in the first second at 50/s.
 
 **Timers.** The event loop wakes a sleeper a little late (the selector rounds timeouts up
 to the millisecond). Two small measures keep the achieved rate and the spacing close to
@@ -38,8 +47,12 @@ the ideal, neither of which can ever grant a token early:
   (``sleep(0)``) instead of in a timed sleep, for sub-millisecond spacing. This uses
   CPU, about ``spin * rate`` of one core while the bucket is saturated (some 5 % at
   50/s), so it is on by default only with the real ``asyncio.sleep`` and can be set to 0.
-* ``slack``: a waiter that wakes up to ``slack`` seconds after its tokens were due is
-  charged as if woken on time, so a late wake-up does not shift every following grant.
+* ``slack``: a waiter that wakes up to ``slack`` seconds (10 ms) after its tokens were
+  due is charged as if woken on time, so a late wake-up does not shift every following
+  grant: the grants that follow catch up with the schedule, never get ahead of it (no
+  token is granted before it is earned). A busy dispatcher (recording results, parsing
+  answers) wakes late by several milliseconds at a time: at 200/s the bench achieved
+  164-179 msg/s with the credit capped at half an interval (2.5 ms), 191-195 with 10 ms.
   The window rule bounds what this credit can do.
 
 Requests are served first come, first served: one waiter at a time (the head of the
@@ -58,11 +71,14 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TypeVar
 
 T = TypeVar("T")
+R = TypeVar("R")
 
 WINDOW = 1.0
 """Seconds over which providers count requests (Twilio: messages per second)."""
-DEFAULT_SLACK = 0.002
+DEFAULT_SLACK = 0.010
 DEFAULT_SPIN = 0.0015
+DEFAULT_JITTER = 0.025
+"""Seconds by which the delays from grant to provider may differ (see the module doc)."""
 
 
 class TokenBucket:
@@ -81,6 +97,7 @@ class TokenBucket:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         window: float = WINDOW,
+        jitter: float = DEFAULT_JITTER,
         slack: float = DEFAULT_SLACK,
         spin: float | None = None,
     ) -> None:
@@ -94,15 +111,16 @@ class TokenBucket:
             raise ValueError(f"window must be a positive number of seconds, not {window!r}")
         if spin is None:
             spin = DEFAULT_SPIN if sleep is asyncio.sleep else 0.0
-        if not (slack >= 0 and spin >= 0):
-            raise ValueError("slack and spin must not be negative")
+        if not all(math.isfinite(x) and x >= 0 for x in (jitter, slack, spin)):
+            raise ValueError("jitter, slack and spin must be finite, not negative seconds")
         self.rate = float(rate)
         self.burst = float(burst)
         self.window = float(window)
+        self.jitter = float(jitter)
         # Grants within a half-open window of length w: fewer than rate * w + burst.
         self.window_limit = max(1, math.ceil(self.rate * self.window + self.burst - 1e-9) - 1)
-        # Neither measure may amount to more than half a token interval.
-        self._slack = min(float(slack), 0.5 / self.rate)
+        self.slack = float(slack)
+        # Spinning for longer than half a token interval would only burn CPU.
         self._spin = min(float(spin), 0.5 / self.rate)
         self._clock = clock
         self._sleep = sleep
@@ -178,7 +196,8 @@ class TokenBucket:
 
     def _window_ready(self, n: int, now: float) -> float:
         """When the grants in the window leave room for ``n`` more tokens."""
-        while self._granted and self._granted[0][0] + self.window <= now:
+        span = self.window + self.jitter
+        while self._granted and self._granted[0][0] + span <= now:
             self._in_window -= self._granted.popleft()[1]
         if self._in_window == 0 or self._in_window + n <= self.window_limit:
             return -math.inf
@@ -186,7 +205,7 @@ class TokenBucket:
         for when, count in self._granted:
             remaining -= count
             if remaining == 0 or remaining + n <= self.window_limit:
-                return when + self.window
+                return when + span
         raise AssertionError("unreachable: the window empties")
 
     def _ready_at(self, n: int, now: float, start: float) -> float:
@@ -195,7 +214,7 @@ class TokenBucket:
     def _take(self, n: int, now: float, start: float, due: float) -> None:
         # A waiter that woke late, by no more than the slack, is charged as if granted when
         # it was due, so that the lateness is not passed on to every following grant.
-        charged = max(now - self._slack, due, self._bucket_ready(n, start))
+        charged = max(now - self.slack, due, self._bucket_ready(n, start))
         self._full_at = max(self._full_at + n / self.rate, charged + min(n, self.burst) / self.rate)
         self._granted.append((now, n))
         self._in_window += n
@@ -241,6 +260,47 @@ class RateLimits:
     def __repr__(self) -> str:
         inner = ", ".join(f"{ch}={b.rate:g}/s" for ch, b in sorted(self._buckets.items()))
         return f"RateLimits({inner})"
+
+
+async def send_paced(
+    items: Sequence[T],
+    send: Callable[[T], Awaitable[R]],
+    *,
+    pace: Callable[[], Awaitable[object]],
+    workers: int,
+    on_result: Callable[[int, R], Awaitable[object]] | None = None,
+) -> list[R]:
+    """``send`` every item, ``workers`` at a time, each request right after its own token.
+
+    What a rate-limited channel needs from the dispatcher: taking ``n`` tokens for a
+    chunk and then sending the chunk at once puts ``n`` requests on the provider within
+    a millisecond (bench/sms_rate.py measured bursts of 8 and 429s at 50/s); here each
+    worker pulls the next item, awaits ``pace()`` (``bucket.acquire(1)``) and sends it at
+    once, so the requests leave one by one at the bucket's rate. The token is taken only
+    once a worker is free: a token never waits for a slot, to be spent in a burst later.
+
+    ``on_result(index, result)``, when given, is awaited before the worker takes its next
+    item (the dispatcher records there): at most ``workers`` results are unrecorded at
+    any moment, as with chunks of ``workers``. Results come back in the items' order.
+    ``send`` is expected not to raise (transports turn failures into results); if it
+    does, the other workers are cancelled and the exception propagates.
+    """
+    if workers < 1:
+        raise ValueError(f"workers must be at least 1, not {workers!r}")
+    results: list[R | None] = [None] * len(items)
+    pending = iter(enumerate(items))  # shared: each worker takes the next item when free
+
+    async def work() -> None:
+        for index, item in pending:
+            await pace()
+            result = results[index] = await send(item)
+            if on_result is not None:
+                await on_result(index, result)
+
+    async with asyncio.TaskGroup() as group:
+        for _ in range(min(workers, len(items))):
+            group.create_task(work())
+    return results  # type: ignore[return-value]  # every index was filled
 
 
 def chunks(items: Sequence[T], size: int) -> list[list[T]]:

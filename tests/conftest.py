@@ -51,6 +51,7 @@ def postgres_url() -> Iterator[str]:
 
 
 _TABLES = (
+    "companysegment",
     "postattachment",
     "portal_session",
     "portal_login",

@@ -20,7 +20,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from network_anim.rate_limit import DEFAULT_SLACK, RateLimits, TokenBucket, chunks
+from network_anim.rate_limit import (
+    DEFAULT_JITTER,
+    DEFAULT_SLACK,
+    RateLimits,
+    TokenBucket,
+    chunks,
+    send_paced,
+)
 
 
 class SimTime:
@@ -103,6 +110,7 @@ async def grant_times(sim: SimTime, bucket: TokenBucket, sizes: Sequence[int]) -
 
 def test_default_burst_is_one_token_and_the_window_limit_is_the_rate() -> None:
     assert TokenBucket(10).burst == 1
+    assert (TokenBucket(10).jitter, TokenBucket(10).slack) == (DEFAULT_JITTER, DEFAULT_SLACK)
     assert [TokenBucket(r).window_limit for r in (10, 50, 200, 0.5, 10.5)] == [10, 50, 200, 1, 11]
     # A token bucket admits burst + rate - 1 grants in one second.
     assert TokenBucket(50, burst=5).window_limit == 54
@@ -121,6 +129,13 @@ def test_burst_must_be_at_least_one(burst: float) -> None:
         TokenBucket(10, burst)
 
 
+@pytest.mark.parametrize("option", ["jitter", "slack", "spin"])
+@pytest.mark.parametrize("value", [-0.001, math.inf, math.nan])
+def test_jitter_slack_and_spin_must_be_finite_and_not_negative(option: str, value: float) -> None:
+    with pytest.raises(ValueError, match=option):
+        TokenBucket(10, **{option: value})
+
+
 @pytest.mark.parametrize("n", [-1, 1.5, True])
 def test_token_counts_are_non_negative_integers(n: Any) -> None:
     bucket = TokenBucket(10)
@@ -137,7 +152,7 @@ def test_token_counts_are_non_negative_integers(n: Any) -> None:
 async def test_the_burst_is_immediate_then_one_token_every_interval(
     rate: float, burst: float | None
 ) -> None:
-    sim, bucket = sim_bucket(rate, burst)
+    sim, bucket = sim_bucket(rate, burst, jitter=0)  # the bucket alone
     times = await grant_times(sim, bucket, [1] * 15)
     upfront = math.floor(bucket.burst)
     assert times[:upfront] == [0.0] * upfront
@@ -173,31 +188,64 @@ async def test_a_request_above_the_burst_waits_for_its_tokens_then_leaves_no_deb
 
 
 async def test_a_request_above_the_window_limit_is_granted_alone_in_its_window() -> None:
-    sim, bucket = sim_bucket(2)  # burst 1, at most 2 tokens a second
+    sim, bucket = sim_bucket(2, jitter=0.25)  # burst 1, at most 2 tokens in 1.25 s
     times = await grant_times(sim, bucket, [5, 1, 1])
     # 5 tokens once earned (at 2.0 s); the next token is due at 2.5 by the bucket but the
-    # window starting at 2.0 already holds 5: it waits until 3.0.
-    assert times == pytest.approx([2.0, 3.0, 3.5])
+    # window starting at 2.0 already holds 5: it waits until 2.0 + 1 s + the jitter.
+    assert times == pytest.approx([2.0, 3.25, 3.75])
 
 
 async def test_batches_keep_the_provider_window_even_when_larger_than_the_burst() -> None:
     # Twilio at 10/s with 8 concurrent sends: the bucket alone would give 8 every 0.8 s,
-    # i.e. 16 within one second. The window rule spaces the batches a second apart.
+    # i.e. 16 within one second. The window rule spaces the batches a second (and the
+    # jitter) apart.
     sim, bucket = sim_bucket(10)
     times = await grant_times(sim, bucket, [8, 8, 8, 2])
-    assert times == pytest.approx([0.7, 1.7, 2.7, 2.9])
+    assert times == pytest.approx([0.7, 1.725, 2.75, 2.95])
+
+
+async def test_grants_a_second_apart_are_held_back_by_the_jitter() -> None:
+    # 4/s, binary fractions: the bucket alone would grant at 0, 0.25, ..., 1.0 (5 grants
+    # in 1 s + 25 ms); the fifth waits until the first has left the longer window.
+    sim, bucket = sim_bucket(4)
+    times = await grant_times(sim, bucket, [1] * 9)
+    j = DEFAULT_JITTER
+    assert times == pytest.approx(
+        [0, 0.25, 0.5, 0.75, 1 + j, 1.25 + j, 1.5 + j, 1.75 + j, 2 + 2 * j]
+    )
+
+
+async def test_a_wake_up_late_by_a_few_milliseconds_is_caught_up() -> None:
+    interval, late = 2**-6, 2**-7  # 64/s; one wake-up 7.8 ms late, within the 10 ms slack
+    sim, bucket = sim_bucket(64, overshoots=[0, 0, late, *[0] * 20])
+    times = await grant_times(sim, bucket, [1] * 7)
+    # The late grant does not push the following ones: the fifth comes 7.8 ms after it.
+    assert times == [
+        0,
+        interval,
+        2 * interval,
+        3 * interval + late,
+        *(k * interval for k in (4, 5, 6)),
+    ]
+    # Later than the slack: the schedule moves by what exceeds the slack.
+    later = 2**-6 + 2**-8  # 19.5 ms
+    sim, bucket = sim_bucket(64, overshoots=[0, 0, later, *[0] * 20])
+    times = await grant_times(sim, bucket, [1] * 5)
+    moved = later - DEFAULT_SLACK
+    expected = [0, interval, 2 * interval, 3 * interval + later, 4 * interval + moved]
+    assert times == pytest.approx(expected, abs=1e-12)
 
 
 async def test_late_wake_ups_within_the_slack_cost_once_per_window_not_once_per_grant() -> None:
     late = 2**-10  # every timer fires ~1 ms late; binary fractions keep the sums exact
-    sim, bucket = sim_bucket(8, overshoots=[late])
+    sim, bucket = sim_bucket(8, overshoots=[late], jitter=0)
     times = await grant_times(sim, bucket, [1] * 25)
     # Each grant is charged as if on time, so the lateness does not add up from one grant
     # to the next; only the window rule (never 9 tokens within 1 s) passes it on, once a
     # window: the 9th token must wait for the late 1st one to leave the window.
     assert times == [0.0] + [k / 8 + late * (1 + (k - 1) // 8) for k in range(1, 25)]
     # Without the slack every late wake-up delays all the following grants.
-    sim, bucket = sim_bucket(8, overshoots=[late], slack=0)
+    sim, bucket = sim_bucket(8, overshoots=[late], slack=0, jitter=0)
     times = await grant_times(sim, bucket, [1] * 25)
     assert times == [0.0] + [k * (1 / 8 + late) for k in range(1, 25)]
 
@@ -206,7 +254,7 @@ async def test_late_wake_ups_within_the_slack_cost_once_per_window_not_once_per_
 
 
 async def test_waiters_are_served_in_arrival_order_and_large_requests_are_not_starved() -> None:
-    sim, bucket = sim_bucket(1)
+    sim, bucket = sim_bucket(1, jitter=0)  # the queue alone: no window pause
     assert bucket.try_acquire()
     served: list[tuple[str, float]] = []
 
@@ -229,7 +277,7 @@ async def test_waiters_are_served_in_arrival_order_and_large_requests_are_not_st
 
 
 async def test_cancelling_the_waiter_at_the_head_takes_no_tokens_and_frees_the_queue() -> None:
-    sim, bucket = sim_bucket(1)
+    sim, bucket = sim_bucket(1, jitter=0)  # the queue alone: no window pause
     assert bucket.try_acquire()
     head = asyncio.create_task(bucket.acquire())
     await sim.settle()
@@ -244,7 +292,7 @@ async def test_cancelling_the_waiter_at_the_head_takes_no_tokens_and_frees_the_q
 
 
 async def test_cancelling_a_queued_waiter_leaves_the_others_their_turn() -> None:
-    sim, bucket = sim_bucket(1)
+    sim, bucket = sim_bucket(1, jitter=0)  # the queue alone: no window pause
     assert bucket.try_acquire()
     first, second, third = (asyncio.create_task(bucket.acquire(n)) for n in (1, 3, 1))
     await sim.run_until(0.5)
@@ -257,7 +305,7 @@ async def test_cancelling_a_queued_waiter_leaves_the_others_their_turn() -> None
 
 
 async def test_a_waiter_cancelled_just_as_its_turn_comes_hands_the_turn_on() -> None:
-    sim, bucket = sim_bucket(1)
+    sim, bucket = sim_bucket(1, jitter=0)  # the queue alone: no window pause
     assert bucket.try_acquire()
 
     async def first_then_cancel_second() -> None:
@@ -302,13 +350,15 @@ requests = st.lists(
     rate=st.floats(0.5, 500),
     burst=st.none() | st.floats(1, 8),
     clients=st.lists(requests, min_size=1, max_size=3),
-    overshoots=st.lists(st.one_of(st.just(0.0), st.floats(0, 0.01)), max_size=5),
+    overshoots=st.lists(st.one_of(st.just(0.0), st.floats(0, 0.03)), max_size=5),
+    delays=st.lists(st.floats(0, 1), min_size=1, max_size=7),
 )
 def test_no_window_and_no_stretch_of_time_gets_more_than_its_share(
     rate: float,
     burst: float | None,
     clients: list[list[tuple[float, int]]],
     overshoots: list[float],
+    delays: list[float],
 ) -> None:
     sim, bucket = sim_bucket(rate, burst, overshoots)
     calls: list[float] = []
@@ -327,17 +377,20 @@ def test_no_window_and_no_stretch_of_time_gets_more_than_its_share(
     times = [t for t, _ in grants]
     sizes = [n for _, n in grants]
     assert times == sorted(times)
-    b, slack = bucket.burst, min(DEFAULT_SLACK, 0.5 / rate)
+    b, slack = bucket.burst, bucket.slack
 
-    # 1. Any window of one second holds fewer than rate + burst tokens (at most the rate
-    #    for a whole rate and the default burst), or else a single request.
-    end = 0
-    for i, start in enumerate(times):
-        while end < len(times) and times[end] < start + 1.0:
-            end += 1
-        total = sum(sizes[i:end])
-        assert total < rate + b + 1e-9 or end - i == 1, (i, times[i:end], sizes[i:end])
-        assert total <= bucket.window_limit or end - i == 1
+    # 1. Any window of one second and the jitter holds fewer than rate + burst tokens (at
+    #    most the rate for a whole rate and the default burst), or else a single request.
+    assert_windows(times, sizes, 1.0 + bucket.jitter, bucket.window_limit, rate + b - 1e-9)
+
+    # 1b. The provider's view: each request reaches it some time after its grant, the
+    #     times differing by up to the jitter. Its one-second windows keep the limit too.
+    arrivals = sorted(
+        (t + bucket.jitter * delays[k % len(delays)], n)
+        for k, (t, n) in enumerate(zip(times, sizes, strict=True))
+    )
+    arrived = [t for t, _ in arrivals]
+    assert_windows(arrived, [n for _, n in arrivals], 1.0, bucket.window_limit, rate + b - 1e-9)
 
     # 2. Never more than the burst plus what was earned since the first request.
     done = itertools.accumulate(sizes)
@@ -351,6 +404,20 @@ def test_no_window_and_no_stretch_of_time_gets_more_than_its_share(
         allowance = max(b, sizes[i]) + rate * slack + 1e-6
         for j in range(i, len(times)):
             assert prefix[j + 1] - prefix[i] <= rate * (times[j] - times[i]) + allowance
+
+
+def assert_windows(
+    times: Sequence[float], sizes: Sequence[int], span: float, limit: int, bound: float
+) -> None:
+    """Every half-open window of ``span`` holds at most ``limit`` tokens (and fewer than
+    ``bound``), or a single request."""
+    end = 0
+    for i, start in enumerate(times):
+        while end < len(times) and times[end] < start + span - 1e-9:
+            end += 1
+        total = sum(sizes[i:end])
+        assert total <= limit or end - i == 1, (i, times[i:end], sizes[i:end])
+        assert total < bound + 2e-9 or end - i == 1
 
 
 # -- registry and helpers -------------------------------------------------------------------
@@ -385,7 +452,77 @@ async def test_rate_limits_meter_limited_channels_only() -> None:
             await limits.acquire(channel)
         return sim.now
 
-    assert await sim.run(send("sms", 5), send("email", 100)) == [1.0, 0.0]
+    # 4/s: the fifth token is due at 1.0, held back by the jitter (window rule).
+    assert await sim.run(send("sms", 5), send("email", 100)) == [1 + DEFAULT_JITTER, 0.0]
+
+
+async def test_send_paced_sends_one_request_per_token_and_never_more_than_the_workers() -> None:
+    sim, bucket = sim_bucket(8, jitter=0)  # a token every 0.125 s
+    started: list[tuple[float, str]] = []
+    in_flight, most = 0, 0
+
+    async def send(item: str) -> str:
+        nonlocal in_flight, most
+        started.append((sim.now, item))
+        in_flight += 1
+        most = max(most, in_flight)
+        await sim.sleep(0.5)  # each answer takes four token intervals
+        in_flight -= 1
+        return item.upper()
+
+    items = list("abcdefg")
+    [results] = await sim.run(send_paced(items, send, pace=bucket.acquire, workers=3))
+    assert results == list("ABCDEFG")  # in the items' order
+    assert most == 3
+    # Three requests a token apart; the fourth waits for a free worker (0.5), then takes
+    # its token at once (the bucket had one): requests never leave two on one token.
+    assert [t for t, _ in started] == [0, 0.125, 0.25, 0.5, 0.625, 0.75, 1.0]
+    assert sorted(item for _, item in started) == items
+
+
+async def test_send_paced_waits_for_each_recording_before_the_next_item() -> None:
+    sim, bucket = sim_bucket(1000)
+    unrecorded, most = 0, 0
+    recorded: list[int] = []
+
+    async def send(item: int) -> int:
+        nonlocal unrecorded, most
+        await sim.sleep(0.01)
+        unrecorded += 1
+        most = max(most, unrecorded)
+        return item * 10
+
+    async def on_result(index: int, result: int) -> None:
+        nonlocal unrecorded
+        await sim.sleep(0.05)  # a slow database
+        recorded.append(result)
+        unrecorded -= 1
+
+    items = list(range(10))
+    [results] = await sim.run(
+        send_paced(items, send, pace=bucket.acquire, workers=2, on_result=on_result)
+    )
+    assert results == [i * 10 for i in items]
+    assert sorted(recorded) == results
+    assert most == 2  # sent but not yet recorded: never more than the workers
+
+
+async def test_send_paced_edge_cases() -> None:
+    async def pace() -> None:
+        return None
+
+    async def send(item: int) -> int:
+        if item == 3:
+            raise RuntimeError("transport bug")
+        return item
+
+    assert await send_paced([], send, pace=pace, workers=4) == []
+    assert await send_paced([1, 2], send, pace=pace, workers=5) == [1, 2]
+    with pytest.raises(ValueError, match="workers"):
+        await send_paced([1], send, pace=pace, workers=0)
+    with pytest.raises(ExceptionGroup) as raised:
+        await send_paced([1, 2, 3, 4], send, pace=pace, workers=2)
+    assert raised.group_contains(RuntimeError, match="transport bug")
 
 
 def test_chunks() -> None:

@@ -289,6 +289,10 @@ class TwilioTransport(TransportBase):
             self.settings.api_base_url, timeout=self.settings.timeout
         )
         self._client = Client(self._account_sid, self._auth_token, http_client=self._http)
+        # The client imports its API modules on first use (some 30 ms): done here, not
+        # between the first message's rate-limit token and its request, which would then
+        # reach Twilio in the same second as the next ones (429 at the rate limit).
+        _ = self._client.messages
 
     async def aclose(self) -> None:
         http, self._http, self._client = self._http, None, None

@@ -64,6 +64,16 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "serve",
         "Serve the partner portal, tracking links and Twilio webhooks.",
     ),
+    "report": (
+        "network_anim.cli.report_cmd",
+        "report",
+        "Funnel, conversion into sales, challenges, costs and ROI.",
+    ),
+    "segment": (
+        "network_anim.cli.segment_cmd",
+        "segment",
+        "RFM segments of companies, for campaign audiences.",
+    ),
     "demo": (
         "network_anim.cli.demo_cmd",
         "demo",

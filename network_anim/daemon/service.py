@@ -35,6 +35,7 @@ from network_anim.db.engine import is_sqlite
 from network_anim.dispatcher import Dispatcher, RetryPolicy
 from network_anim.errors import UserError
 from network_anim.rate_limit import RateLimits
+from network_anim.rfm_store import stale_rfm_warnings
 from network_anim.scheduled import catch_up, make_trigger, register_campaigns, scheduled_campaigns
 from network_anim.sending import worker_id
 from network_anim.sequences import enrol_by_triggers, tick
@@ -114,6 +115,8 @@ class Daemon:
                 await asyncio.to_thread(register_campaigns, app)
                 self._start_ticks()
                 log.info("daemon %s started on %s", self.worker, _safe_url(app))
+                for warning in await asyncio.to_thread(stale_rfm_warnings, app):
+                    log.warning(warning)
                 await self._stop.wait()
                 log.info("stopping: no new claims, finishing the sends in flight")
                 self._dispatcher.stop_claiming()
@@ -350,6 +353,8 @@ class Daemon:
         if self._campaigns is not None:
             self._sync_campaign_jobs()
         log.info("config reloaded from %s", self.config_path)
+        for warning in await asyncio.to_thread(stale_rfm_warnings, self.app):
+            log.warning(warning)
         return True
 
 

@@ -405,4 +405,23 @@ class PostAttachment(SQLModel, table=True):
     created_at: datetime = _utc()
 
 
+class CompanySegment(SQLModel, table=True):
+    """A company's segment under one scheme (RFM: recency, frequency, monetary), as of the
+    last recompute; a recompute replaces all the scheme's rows at once."""
+
+    __table_args__ = (UniqueConstraint("company_id", "scheme"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    company_id: int = Field(foreign_key="company.id", index=True)
+    scheme: str = Field(default="rfm", max_length=20)
+    segment: str = Field(max_length=40)
+    recency_days: int | None = None  # None: no approved sale in the window
+    frequency: int = 0
+    monetary: float = 0.0  # EUR excl. VAT, approved sales in the window
+    r_score: int | None = None
+    f_score: int | None = None
+    m_score: int | None = None
+    computed_at: datetime = _utc()
+
+
 from network_anim.web.portal import models as _portal_models  # noqa: E402,F401  (portal tables)

@@ -1,0 +1,1 @@
+"""Reports: funnel, conversion into sales, challenges, costs and ROI."""
