@@ -20,6 +20,7 @@ from network_anim.db.models import Contact, Sale
 from network_anim.demo_network import generate_network_csv
 from network_anim.network_csv import ImportDefaults, parse_network_csv
 from network_anim.network_import import import_network
+from network_anim.rfm_store import recompute_rfm
 
 _PRODUCTS = (
     ("Routeur X200", 390.0),
@@ -96,6 +97,9 @@ def prepare_demo(
     # The network was imported a while ago: old enough for "no sale for N days".
     import_network(app.engine, network, now=start - timedelta(days=180), source="demo")
     sales = _past_sales(app, start, seed)
+    # Audiences may target RFM segments: score the companies as the operator would before
+    # the first campaign (`netanim segment rfm`).
+    recompute_rfm(app, as_of=start)
     app.close()
     return DemoSetup(folder, loaded, url, csv_path, len(network.contacts), sales)
 
@@ -110,9 +114,11 @@ def _past_sales(app: App, start: datetime, seed: int) -> int:
         for contact in contacts:
             if rng.random() > 0.66:
                 continue
-            for n in range(rng.randint(1, 6)):
+            # About what the simulated months then bring (demo_engagement.Rates), so the
+            # period before a campaign is a fair baseline for its conversion uplift.
+            for n in range(rng.randint(1, 3)):
                 product, price = rng.choice(_PRODUCTS)
-                quantity = rng.randint(1, 10)
+                quantity = rng.choices((1, 2, 3, 5, 10), weights=(55, 25, 12, 6, 2))[0]
                 session.add(
                     Sale(
                         company_id=contact.company_id,
@@ -134,4 +140,14 @@ def open_demo_app(setup: DemoSetup, start: datetime) -> App:
     return app_from_config(setup.config, clock=SimulatedClock(start))
 
 
-__all__ = ["DemoSetup", "open_demo_app", "prepare_demo"]
+def write_demo_report(app: App, folder: Path, start: datetime, end: datetime) -> Path:
+    """The HTML report of the simulated period, as ``folder/report.html``."""
+    from network_anim.reports.build import build_report
+    from network_anim.reports.html import render_html
+
+    path = folder / "report.html"
+    path.write_text(render_html(build_report(app, start=start, end=end)), encoding="utf-8")
+    return path
+
+
+__all__ = ["DemoSetup", "open_demo_app", "prepare_demo", "write_demo_report"]

@@ -3,10 +3,14 @@ from __future__ import annotations
 from collections import Counter
 from datetime import datetime, time, timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
 from network_anim.cli.common import console, simulation_progress
+
+if TYPE_CHECKING:  # the command's imports stay lazy: `netanim --help` loads none of them
+    from network_anim.demo_engagement import EngagementStats
 
 
 @click.command()
@@ -42,7 +46,9 @@ def demo(
     as_json: bool,
 ) -> None:
     """A sample network of ~40 companies and 400 contacts, months of the example campaigns
-    on a simulated clock, every email, SMS and letter written to disk.
+    on a simulated clock, every email, SMS and letter written to disk, and the HTML report
+    of the period (report.html). The network's reactions (opens, clicks, reads, SMS
+    statuses, registrations, sales) are simulated, seeded by --seed.
 
     \b
     Example:
@@ -55,7 +61,8 @@ def demo(
 
     from network_anim.cli.plan_cmd import parse_moment
     from network_anim.config import load_config
-    from network_anim.demo import open_demo_app, prepare_demo
+    from network_anim.demo import open_demo_app, prepare_demo, write_demo_report
+    from network_anim.demo_engagement import EngagementSimulator
     from network_anim.simulation import sent_between, simulate
     from network_anim.transports import ConfiguredTransports
 
@@ -72,7 +79,15 @@ def demo(
     app = open_demo_app(setup, first)
     transports = ConfiguredTransports(app)
     grace = timedelta(minutes=app.config.daemon.misfire_grace_minutes)
-    with simulation_progress(first, last, disabled=as_json) as on_step:
+    # The network's reactions (opens, clicks, reads, sales...) are simulated step by step,
+    # so sequences and challenges see them as they would in production.
+    engagement = EngagementSimulator(app, start=first, seed=seed)
+    with simulation_progress(first, last, disabled=as_json) as progress:
+
+        def on_step(now: datetime) -> None:
+            progress(now)
+            engagement.step(now)
+
         report = asyncio.run(
             simulate(
                 app,
@@ -83,7 +98,9 @@ def demo(
                 on_step=on_step,
             )
         )
+    reactions = engagement.finish(last)
     sent = sent_between(app.engine, first, last)
+    report_html = write_demo_report(app, folder, first, last)
     app.close()
     by_campaign: Counter[tuple[str, str]] = Counter((m.campaign, m.channel) for m in sent)
     cost: Counter[str] = Counter()
@@ -95,6 +112,7 @@ def demo(
         "emails": str(folder / "outbox" / "email"),
         "sms": str(folder / "outbox" / "sms" / "sms.jsonl"),
         "letters": str(folder / "exports" / "print"),
+        "report": str(report_html),
     }
     if as_json:
         click.echo(
@@ -107,14 +125,19 @@ def demo(
                     "messages": len(sent),
                     "by_campaign": {f"{c}/{ch}": n for (c, ch), n in sorted(by_campaign.items())},
                     "cost": {c: round(v, 2) for c, v in cost.items()},
+                    "engagement": {"seed": seed, **reactions.as_json()},
                     "outputs": outputs,
+                    "report_html": str(report_html),
                 }
             )
         )
         return
     _print_summary(by_campaign, cost, report, setup, first, last)
+    _print_engagement(reactions, seed)
     for name, path in outputs.items():
-        console.print(f"  {name:9} {path}")
+        if name != "report":  # last, on its own line: what to open first
+            console.print(f"  {name:9} {path}", soft_wrap=True)
+    console.print(f"HTML report: {report_html}", soft_wrap=True)
 
 
 def _print_summary(by_campaign, cost, report, setup, first, last) -> None:  # type: ignore[no-untyped-def]
@@ -144,4 +167,16 @@ def _print_summary(by_campaign, cost, report, setup, first, last) -> None:  # ty
         f"sequences: {sum(seq.enrolled.values())} enrolments, {seq.completed} completed, "
         f"{sum(seq.exited.values())} exited {dict(seq.exited) or ''}, {seq.branched} unopened branches; "
         f"scheduled firings: {sum(report.firings.planned.values())}"
+    )
+
+
+def _print_engagement(stats: EngagementStats, seed: int) -> None:
+    console.print(
+        f"simulated reactions (seed {seed}, not real people): "
+        f"{stats.human_opens} human opens and {stats.machine_opens} machine opens, "
+        f"{stats.human_clicks} human clicks and {stats.machine_clicks} machine clicks, "
+        f"{stats.post_reads} post reads, {stats.sms_delivered} SMS delivered and "
+        f"{stats.sms_undelivered} undelivered, {stats.registrations} challenge registrations, "
+        f"{stats.sales_declared} sales declared ({stats.sales_approved} approved, "
+        f"{stats.sales_rejected} rejected), {stats.points_awarded} points awarded"
     )

@@ -41,8 +41,8 @@ GROUPING_LABELS: dict[str, str] = {
 }
 
 COMPARISON_LABELS: dict[str, str] = {
-    "unreached": "contacts de la cible non touchés",
-    "baseline": "mêmes contacts, période précédente",
+    "unreached": "cible non touchée",
+    "baseline": "période précédente",
     "none": "aucune",
 }
 

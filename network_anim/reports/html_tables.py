@@ -29,7 +29,9 @@ class Table:
     caption: str
     headers: tuple[str, ...]
     rows: tuple[tuple[str, ...], ...]
-    numeric: tuple[bool, ...]  # right-aligned columns
+    # Per column: "num" (a figure: right-aligned, never wrapped), "key" (a name or a
+    # date: never wrapped) or "" (text that may wrap).
+    classes: tuple[str, ...]
     empty: str = "Aucune ligne sur la période."
 
 
@@ -38,12 +40,13 @@ def _table(
     caption: str,
     headers: Sequence[str],
     rows: Sequence[Sequence[str]],
-    text_columns: int = 1,
-    text_also: frozenset[int] = frozenset(),
+    keys: int = 1,
+    text: frozenset[int] = frozenset(),
 ) -> Table:
-    """Columns from ``text_columns`` on are numbers (right-aligned), but ``text_also``."""
-    numeric = tuple(i >= text_columns and i not in text_also for i in range(len(headers)))
-    return Table(key, caption, tuple(headers), tuple(tuple(r) for r in rows), numeric)
+    """The first ``keys`` columns name the row, the columns in ``text`` are prose, the
+    others figures."""
+    classes = tuple("key" if i < keys else "" if i in text else "num" for i in range(len(headers)))
+    return Table(key, caption, tuple(headers), tuple(tuple(r) for r in rows), classes)
 
 
 def _measured(rate: float | None, channel: str, applies: frozenset[str], count: int) -> str:
@@ -87,7 +90,7 @@ _GROUP_COLUMNS: tuple[tuple[str, Callable[[FunnelRow], str]], ...] = (
 
 
 def _funnel_tables(report: Report) -> list[Table]:
-    by_channel = {r.channel: r for r in report.funnel_totals}
+    by_channel = {r.channel: r for r in report.funnel_totals if r.planned or r.sent}
     channels = ordered_channels(by_channel)
     tables = [
         _table(
@@ -111,12 +114,22 @@ def _funnel_tables(report: Report) -> list[Table]:
                         channel_label(r.channel),
                         *(cell(r) for _, cell in _GROUP_COLUMNS),
                     )
-                    for r in report.funnel
+                    for r in _grouped_rows(report)
                 ],
-                text_columns=2,
+                keys=2,
             )
         )
     return tables
+
+
+def _grouped_rows(report: Report) -> list[FunnelRow]:
+    """Groups in their natural order (best RFM segment first, else alphabetical), and
+    channels in the usual order within each."""
+    groups = {r.group for r in report.funnel}
+    ordered = ordered_segments(groups) if report.filters.by == "segment" else sorted(groups)
+    group_rank = {g: i for i, g in enumerate(ordered)}
+    channel_rank = {c: i for i, c in enumerate(ordered_channels(r.channel for r in report.funnel))}
+    return sorted(report.funnel, key=lambda r: (group_rank[r.group], channel_rank[r.channel]))
 
 
 def _timeline_table(report: Report) -> Table:
@@ -211,24 +224,24 @@ def _conversion_table(report: Report) -> Table:
         "Conversion en ventes par campagne",
         (
             "Campagne",
-            "Contacts touchés",
+            "Touchés",
             "Convertis",
             "Taux",
             "Ventes",
             "Panier moyen",
             "Comparaison",
-            "Contacts comparés",
+            "Comparés",
             "Taux comparé",
             "Écart",
         ),
         rows,
-        text_also=frozenset({6}),
+        text=frozenset({6}),
     )
 
 
 def _cost_table(report: Report) -> Table:
     costs = report.costs
-    by_channel = {c.channel: c for c in costs.channels}
+    by_channel = {c.channel: c for c in costs.channels if c.sent or c.cost}
     rows = [
         (
             channel_label(ch),
@@ -257,7 +270,7 @@ def _cost_table(report: Report) -> Table:
 def _challenge_tables(summary: ChallengeSummary) -> list[Table]:
     leaders = _table(
         f"table-leaders-{summary.key}",
-        f"Classement du challenge {summary.name}",
+        f"Classement — {summary.name}",
         ("Rang", "Participant", "Entreprise", "Points"),
         [
             (
@@ -268,11 +281,11 @@ def _challenge_tables(summary: ChallengeSummary) -> list[Table]:
             )
             for e in summary.leaderboard
         ],
-        text_columns=3,
+        keys=3,
     )
     teams = _table(
         f"table-teams-{summary.key}",
-        f"Atteinte de l'objectif par équipe, {summary.name}",
+        f"Atteinte de l'objectif par équipe — {summary.name}",
         ("Équipe", "Part de l'objectif"),
         [
             (a.subject, fr_format.percent(a.ratio))

@@ -16,6 +16,7 @@ from markupsafe import Markup
 
 from network_anim.reports import charts, fr_format
 from network_anim.reports.charts import HALF_WIDTH, Bar, Series, channel_colour
+from network_anim.reports.html_challenges import ChallengeView, challenge_view
 from network_anim.reports.html_labels import (
     COMPARISON_LABELS,
     GROUPING_LABELS,
@@ -29,20 +30,11 @@ from network_anim.reports.html_labels import (
 )
 from network_anim.reports.html_tables import Table, appendix
 from network_anim.reports.html_timeline import bucket_timeline
-from network_anim.reports.model import ChallengeSummary, FunnelRow, Report, TimelinePoint
+from network_anim.reports.model import FunnelRow, Report, TimelinePoint
 
-LEADERBOARD_SIZE = 10
-TEAMS_SHOWN = 15
 MACHINE_COLOUR = "#6b7280"
 COST_COLOUR = "#9B3A3A"
 GAIN_COLOUR = "#2E7D32"
-ATTAINMENT_BANDS: tuple[tuple[str, float], ...] = (
-    ("moins de 25 %", 0.25),
-    ("25 à 50 %", 0.5),
-    ("50 à 75 %", 0.75),
-    ("75 à 100 %", 1.0),
-    ("100 % et plus", float("inf")),
-)
 
 
 @dataclass(frozen=True)
@@ -57,17 +49,6 @@ class FunnelView:
     channel: str
     chart: Markup
     note: str
-
-
-@dataclass(frozen=True)
-class ChallengeView:
-    key: str
-    name: str
-    facts: tuple[tuple[str, str], ...]
-    participation: Markup
-    attainment: Markup
-    teams: Markup
-    leaderboard: Markup
 
 
 @dataclass(frozen=True)
@@ -91,6 +72,7 @@ class Page:
     roi_text: str
     gain_definition: str
     tables: tuple[Table, ...]
+    campaigns: tuple[str, ...]
     definitions: tuple[tuple[str, str], ...]
 
 
@@ -109,7 +91,7 @@ def page(report: Report) -> Page:
         machine_note=_machine_note(report.funnel_totals),
         funnels=tuple(_funnel(row) for row in _by_channel(report.funnel_totals)),
         mix_chart=_mix_chart(report),
-        challenges=tuple(_challenge(c) for c in report.challenges),
+        challenges=tuple(challenge_view(c) for c in report.challenges),
         conversion_chart=_conversion_chart(report),
         conversion_note=_conversion_note(report),
         cost_chart=_cost_chart(report),
@@ -117,6 +99,7 @@ def page(report: Report) -> Page:
         roi_text=_roi_text(report),
         gain_definition=report.gain_definition,
         tables=appendix(report),
+        campaigns=report.campaigns,
         definitions=tuple(report.definitions.items()),
     )
 
@@ -125,11 +108,13 @@ def page(report: Report) -> Page:
 
 
 def _scope(report: Report) -> str:
-    what = f"campagne « {report.filters.campaign} »" if report.filters.campaign else None
-    campaigns = ", ".join(report.campaigns) if report.campaigns else "aucune campagne"
     grouping = GROUPING_LABELS.get(report.filters.by, report.filters.by)
-    head = what or f"toutes les campagnes ({campaigns})"
-    return f"{head[0].upper()}{head[1:]} · entonnoir par {grouping}"
+    if report.filters.campaign:
+        head = f"Campagne « {report.filters.campaign} »"
+    else:
+        count = len(report.campaigns)
+        head = f"Toutes les campagnes ({count})" if count else "Aucune campagne"
+    return f"{head} · entonnoir par {grouping}"
 
 
 def _period(report: Report, zone: ZoneInfo) -> str:
@@ -285,7 +270,9 @@ def _machine_note(rows: Sequence[FunnelRow]) -> str:
 
 
 def _by_channel(rows: Sequence[FunnelRow]) -> list[FunnelRow]:
-    by_name = {r.channel: r for r in rows}
+    """The channels that had something planned, in the usual order (a channel the
+    campaigns never use would only show an empty panel)."""
+    by_name = {r.channel: r for r in rows if r.planned or r.sent}
     return [by_name[c] for c in ordered_channels(by_name)]
 
 
@@ -338,112 +325,11 @@ def _mix_chart(report: Report) -> Markup:
     )
 
 
-# -- challenges -------------------------------------------------------------------------------
-
-
-def _band(ratio: float) -> int:
-    for index, (_, upper) in enumerate(ATTAINMENT_BANDS):
-        if ratio < upper:
-            return index
-    return len(ATTAINMENT_BANDS) - 1
-
-
-def _challenge(summary: ChallengeSummary) -> ChallengeView:
-    registered = (
-        f"{fr_format.integer(summary.companies_registered)} / "
-        f"{fr_format.integer(summary.companies_targeted)} "
-        f"({fr_format.percent(summary.participation_rate, 0)})"
-    )
-    facts = (
-        ("Entreprises inscrites", registered),
-        (
-            "Participants",
-            f"{fr_format.integer(summary.participants)} dont "
-            f"{fr_format.integer(summary.active_participants)} actifs "
-            f"({fr_format.percent(summary.active_rate, 0)})",
-        ),
-        (
-            "Points distribués / échangés",
-            f"{fr_format.integer(summary.points_issued)} / "
-            f"{fr_format.integer(summary.points_redeemed)}",
-        ),
-        ("Ventes pendant le challenge", fr_format.euros(summary.sales_during, 0)),
-        ("Ventes sur la période de référence", fr_format.euros(summary.sales_baseline, 0)),
-        ("Progression des ventes", fr_format.percent(summary.sales_uplift)),
-    )
-    participation = charts.bar_chart(
-        width=HALF_WIDTH,
-        title=f"Participation au challenge {summary.name}",
-        bars=[
-            Bar("Entreprises ciblées", summary.companies_targeted, "#9ca3af"),
-            Bar(
-                "Entreprises inscrites",
-                summary.companies_registered,
-                "#0072B2",
-                f"{fr_format.integer(summary.companies_registered)} · "
-                f"{fr_format.percent(summary.participation_rate, 0)}",
-            ),
-            Bar("Participants", summary.participants, "#7A5195"),
-            Bar(
-                "Participants actifs",
-                summary.active_participants,
-                "#00805D",
-                f"{fr_format.integer(summary.active_participants)} · "
-                f"{fr_format.percent(summary.active_rate, 0)}",
-            ),
-        ],
-    )
-    bands = [0] * len(ATTAINMENT_BANDS)
-    for item in summary.attainment:
-        bands[_band(item.ratio)] += 1
-    attainment = (
-        charts.bar_chart(
-            width=HALF_WIDTH,
-            title=f"Participants par niveau d'atteinte de l'objectif, {summary.name}",
-            bars=[
-                Bar(label, count, "#00805D" if i == len(bands) - 1 else "#2F7F9F")
-                for i, ((label, _), count) in enumerate(zip(ATTAINMENT_BANDS, bands, strict=True))
-            ],
-            x_label="Nombre de participants",
-        )
-        if summary.attainment
-        else charts.no_data(
-            "Atteinte de l'objectif",
-            "Aucun objectif individuel ou aucun participant.",
-            width=HALF_WIDTH,
-        )
-    )
-    teams = sorted(summary.team_attainment, key=lambda a: (-a.ratio, a.subject))
-    team_chart = charts.bar_chart(
-        title=f"Atteinte de l'objectif par équipe, {summary.name}",
-        bars=[Bar(a.subject, a.ratio, "#7A5195") for a in teams[:TEAMS_SHOWN]],
-        value_format=lambda v: fr_format.percent(v, 0),
-        x_label="Part de l'objectif atteinte",
-        empty_message="Aucun objectif d'équipe.",
-    )
-    leaders = charts.bar_chart(
-        title=f"Classement du challenge {summary.name} (points)",
-        bars=[
-            Bar(
-                f"{entry.rank}. {entry.name}" + (f" ({entry.company})" if entry.company else ""),
-                float(entry.points),
-                "#B34700" if entry.rank <= 3 else "#8C6D1F",
-            )
-            for entry in summary.leaderboard[:LEADERBOARD_SIZE]
-        ],
-        value_format=lambda v: f"{fr_format.integer(v)}{fr_format.NBSP}pts",
-        empty_message="Personne n'a encore marqué de points.",
-    )
-    return ChallengeView(
-        summary.key, summary.name, facts, participation, attainment, team_chart, leaders
-    )
-
-
 # -- conversion, cost and ROI -----------------------------------------------------------------
 
 
 def _conversion_chart(report: Report) -> Markup:
-    campaigns = report.conversion.campaigns
+    campaigns = [c for c in report.conversion.campaigns if c.reached.contacts]
     return charts.grouped_bars(
         title="Taux de conversion en ventes : contacts touchés et groupe de comparaison",
         categories=[c.campaign for c in campaigns],
@@ -472,7 +358,7 @@ def _conversion_note(report: Report) -> str:
 
 
 def _cost_chart(report: Report) -> Markup:
-    rows = {c.channel: c for c in report.costs.channels}
+    rows = {c.channel: c for c in report.costs.channels if c.sent or c.cost}
     return charts.bar_chart(
         width=HALF_WIDTH,
         title="Coût des envois par canal",
@@ -493,6 +379,8 @@ def _cost_chart(report: Report) -> Markup:
 
 def _gain_chart(report: Report) -> Markup:
     costs = report.costs
+    if not (costs.total or costs.gain):
+        return charts.no_data("Coût et gain", "Ni coût ni vente sur la période.", width=HALF_WIDTH)
     return charts.bar_chart(
         width=HALF_WIDTH,
         title="Coût et gain",
@@ -518,4 +406,4 @@ def _roi_text(report: Report) -> str:
     return f"{formula} : chaque euro dépensé a rapporté {back} de marge."
 
 
-__all__ = ["ChallengeView", "FunnelView", "Page", "Tile", "page"]
+__all__ = ["FunnelView", "Page", "Tile", "page"]
