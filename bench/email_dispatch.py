@@ -63,6 +63,12 @@ PADDING_PARAGRAPH = (
 # -- helpers ------------------------------------------------------------------------------
 
 
+def cpu_seconds() -> float:
+    """User + system CPU time of this process so far (every thread)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
 def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -102,13 +108,14 @@ def engine_run(config: Path) -> dict[str, Any]:
 
     app = open_app(config)
     try:
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), cpu_seconds()
         stats = asyncio.run(send_due(app))
-        seconds = time.perf_counter() - started
+        seconds, cpu = time.perf_counter() - started, cpu_seconds() - cpu
     finally:
         app.close()
     return {
         "seconds": seconds,
+        "cpu": cpu,
         "messages": stats.total,
         "outcomes": {f"{c}/{o}": n for (c, o), n in stats.outcomes.items()},
         "peak_rss_mb": peak_rss_mb(),
@@ -168,10 +175,11 @@ def aiosmtplib_run(config: Path, port: int, concurrency: int) -> dict[str, Any]:
         await asyncio.gather(*(worker() for _ in range(concurrency)))
         return sent
 
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), cpu_seconds()
     sent = asyncio.run(main())
     return {
         "seconds": time.perf_counter() - started,
+        "cpu": cpu_seconds() - cpu,
         "messages": sent,
         "peak_rss_mb": peak_rss_mb(),
     }
@@ -266,6 +274,11 @@ def check_engine_run(db_url: str, messages: int) -> str:
 
 def median_rate(results: list[dict[str, Any]]) -> float:
     return statistics.median(r["messages"] / r["seconds"] for r in results)
+
+
+def cpu_per_message(results: list[dict[str, Any]]) -> str:
+    """Median CPU milliseconds per message (all threads of the contender's process)."""
+    return f"{statistics.median(1000 * r['cpu'] / r['messages'] for r in results):.2f}"
 
 
 def rates(results: list[dict[str, Any]]) -> str:
@@ -379,7 +392,8 @@ def main() -> None:
         e = median_rate(results)
         rows.append(
             f"| engine, max_unrecorded = {mode} (claim, MIME, SMTP, record) | {e:,.0f} | "
-            f"{rates(results)} | x{e / b:.2f} | x{e / s:.2f} | x{e / src:.2f} |"
+            f"{rates(results)} | {cpu_per_message(results)} | x{e / b:.2f} | x{e / s:.2f} | "
+            f"x{e / src:.2f} |"
         )
         verdicts.append(
             f"max_unrecorded {mode}: >= 0.6 x aiosmtplib {'OK' if e >= 0.6 * b else 'NOT MET'}, "
@@ -390,12 +404,13 @@ def main() -> None:
             f"backend: {backend}; {args.messages} emails of ~{args.size} B; SMTP sessions: "
             f"{args.concurrency}; sink: smtp-sink -u nobody 127.0.0.1:PORT 1024; {args.runs} rounds",
             "",
-            "| contender | median msg/s | runs | / aiosmtplib | / smtplib | / smtp-source |",
-            "|---|---:|---|---:|---:|---:|",
+            "| contender | median msg/s | runs | CPU ms/msg | / aiosmtplib | / smtplib | / smtp-source |",
+            "|---|---:|---|---:|---:|---:|---:|",
             *rows,
-            f"| bare aiosmtplib loop, pre-serialised | {b:,.0f} | {rates(bare)} | x1.00 | | |",
-            f"| naive smtplib, EmailMessage + connection per message | {s:,.0f} | {rates(naive)} | | x1.00 | |",
-            f"| smtp-source -d -s 10 | {src:,.0f} | {rates(source)} | | | x1.00 |",
+            f"| bare aiosmtplib loop, pre-serialised | {b:,.0f} | {rates(bare)} | "
+            f"{cpu_per_message(bare)} | x1.00 | | |",
+            f"| naive smtplib, EmailMessage + connection per message | {s:,.0f} | {rates(naive)} | | | x1.00 | |",
+            f"| smtp-source -d -s 10 | {src:,.0f} | {rates(source)} | | | | x1.00 |",
             "",
             f"engine checks: {'; '.join(checks)}",
             f"engine peak RSS: {max(r['peak_rss_mb'] for rs in engine.values() for r in rs):.0f} MB; "
