@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -100,7 +100,15 @@ async def test_scheduled_firing_goes_out_once_across_a_restart(
     app = open_app(config)
     with Session(app.engine) as session:
         assert session.scalar(select(func.count()).select_from(Occurrence)) == 1
-        assert set(session.scalars(select(Delivery.status))) == {"sent"}
+        # Every row went out, but those waiting for their legal window (a promotional SMS
+        # planned after 20:00 in Paris waits for the next morning): the test runs on the
+        # real clock, at any hour.
+        waiting = {
+            (d.status, d.due_at > datetime.now(UTC))
+            for d in session.scalars(select(Delivery))
+            if d.status != "sent"
+        }
+        assert waiting <= {("pending", True)}
     app.close()
 
 

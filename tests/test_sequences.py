@@ -6,18 +6,21 @@ from __future__ import annotations
 import asyncio
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import event, select, update
 from sqlmodel import Session
 
+from network_anim import sequences
 from network_anim.app import App, open_app
 from network_anim.clock import SimulatedClock
 from network_anim.db.models import Contact, Delivery, Enrolment, Event, Message, Sale
 from network_anim.network_csv import ImportDefaults, read_network_csv
 from network_anim.network_import import import_network
-from network_anim.sequences import enrol
+from network_anim.planner import plan_in_session
+from network_anim.sequences import enrol, enrol_by_triggers, tick
 from network_anim.simulation import simulate
 from network_anim.transports import ConfiguredTransports
 from tests.conftest import SAMPLE_NETWORK, use_smtp, use_twilio, write_config
@@ -26,6 +29,7 @@ from tests.peers.twilio_standin import TwilioStandin
 
 PARIS = ZoneInfo("Europe/Paris")
 FRIDAY_EVENING = datetime(2026, 12, 18, 17, 0, tzinfo=PARIS)
+MONDAY_MORNING = datetime(2026, 12, 21, 9, 0, tzinfo=PARIS)  # s1's window opens
 
 FOUR_STEPS = """
 [[campaigns]]
@@ -34,7 +38,7 @@ name = "Four steps"
 kind = "nurture"
 audience = "all"
 enrol = { on = ["manual"] }
-exit_on = ["converted", "unsubscribed"]
+exit_on = ["converted", "replied", "unsubscribed", "left_audience"]
 
 [[campaigns.steps]]
 name = "s1"
@@ -268,3 +272,173 @@ def test_smtp_failures_during_a_sequence(sequence_app: App, smtp_server: SmtpPee
     # 550: permanent, the reminder falls back to SMS; 451: retried later, then sent.
     assert ("C0001", "email", "failed", 1) in rows and ("C0001", "sms", "sent", 1) in rows
     assert ("C0002", "email", "sent", 2) in rows
+
+
+# -- the tick in batches ---------------------------------------------------------------------
+
+
+def _enrolments(app: App) -> dict[str, Enrolment]:
+    with Session(app.engine) as session:
+        rows = session.execute(
+            select(Contact.external_id, Enrolment).join(Contact, Contact.id == Enrolment.contact_id)
+        ).all()
+    return {external_id: enrolment for external_id, enrolment in rows}
+
+
+def test_a_tick_works_through_several_batches(sequence_app: App) -> None:
+    app = sequence_app
+    _enrol(app, "C0001", "C0002", "C0006", "C0007", "C0014")
+    app.clock.set(MONDAY_MORNING)  # type: ignore[attr-defined]
+    stats = tick(app, batch=2)
+    assert stats.steps == {"seq:s1": 5}
+    enrolments = _enrolments(app)
+    assert {e.status for e in enrolments.values()} == {"active"}
+    assert {e.step_index for e in enrolments.values()} == {1}
+    # s2 is 4 business days after s1 was due (Friday 25 is Christmas).
+    assert {e.next_due_at for e in enrolments.values()} == {
+        datetime(2026, 12, 28, 9, 0, tzinfo=PARIS)
+    }
+    with Session(app.engine) as session:
+        planned = session.scalars(select(Delivery.contact_id).distinct()).all()
+    assert len(planned) == 5
+    assert tick(app, batch=2).steps == {}  # nothing left due
+
+
+def test_exits_count_company_sales_replies_and_leaving_the_audience(sequence_app: App) -> None:
+    app = sequence_app
+    _enrol(app, "C0002", "C0006", "C0007", "C0014", "C0015")
+    now = app.clock.now()
+    with Session(app.engine) as session, session.begin():
+        contacts = {c.external_id: c for c in session.scalars(select(Contact))}
+        # A sale of C0006 and C0007's company that names no one: both converted.
+        session.add(
+            Sale(
+                company_id=contacts["C0006"].company_id,
+                invoice_ref="F-2",
+                amount=800.0,
+                sold_at=now,
+                created_at=now,
+            )
+        )
+        # C0015's company sold long before the enrolment: no exit.
+        session.add(
+            Sale(
+                company_id=contacts["C0015"].company_id,
+                invoice_ref="F-3",
+                amount=800.0,
+                sold_at=now - timedelta(days=365),
+                created_at=now,
+            )
+        )
+        session.add(
+            Event(occurred_at=now, type="replied", channel="sms", contact_id=contacts["C0014"].id)
+        )
+        contacts["C0002"].active = False
+    app.clock.set(MONDAY_MORNING)  # type: ignore[attr-defined]
+    stats = tick(app)
+    assert stats.exited == {"converted": 2, "replied": 1, "left_audience": 1}
+    assert stats.steps == {"seq:s1": 1}
+    assert {k: (e.status, e.exit_reason) for k, e in _enrolments(app).items()} == {
+        "C0002": ("exited", "left_audience"),
+        "C0006": ("exited", "converted"),
+        "C0007": ("exited", "converted"),
+        "C0014": ("exited", "replied"),
+        "C0015": ("active", ""),
+    }
+
+
+def test_enrolling_again_after_the_end_starts_a_new_cycle(sequence_app: App) -> None:
+    app = sequence_app
+    _enrol(app, "C0001")
+    with Session(app.engine) as session, session.begin():
+        session.execute(update(Enrolment).values(status="completed", step_index=3))
+    app.clock.advance(timedelta(days=3))  # type: ignore[attr-defined]
+    campaign = app.config.campaign("seq")
+    assert campaign is not None
+    with Session(app.engine) as session, session.begin():
+        helene = session.scalars(select(Contact).where(Contact.external_id == "C0001")).one()
+        # The same contact twice in one call is enrolled once.
+        assert enrol(app, session, campaign, [helene, helene], trigger="manual") == 1
+    enrolment = _enrolments(app)["C0001"]
+    assert (enrolment.status, enrolment.cycle, enrolment.step_index) == ("active", 1, 0)
+    assert enrolment.enrolled_at == app.clock.now()
+    # Monday 17:00 is past s1's window (09:00-12:00): Tuesday 09:00.
+    assert enrolment.next_due_at == datetime(2026, 12, 22, 9, 0, tzinfo=PARIS)
+
+
+def _due_at_the_branching_step(app: App) -> None:
+    """Every enrolment still at its first step jumps to s3 (the step with an unopened
+    branch, which looks up the previous email), due now."""
+    with Session(app.engine) as session, session.begin():
+        session.execute(
+            update(Enrolment)
+            .where(Enrolment.step_index == 0)
+            .values(step_index=2, next_due_at=app.clock.now())
+        )
+
+
+def _statements_of_a_tick(app: App, monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """What a tick sends itself (the planner's statements are the planner's business)."""
+    sent: list[str] = []
+    planning = False
+
+    def record(conn, cursor, statement, parameters, context, executemany):  # type: ignore[no-untyped-def]
+        if not planning:
+            sent.append(" ".join(statement.split()))
+
+    def plan(*args: Any, **kwargs: Any) -> Any:
+        nonlocal planning
+        planning = True
+        try:
+            return plan_in_session(*args, **kwargs)
+        finally:
+            planning = False
+
+    monkeypatch.setattr(sequences, "plan_in_session", plan)
+    event.listen(app.engine, "before_cursor_execute", record)
+    try:
+        tick(app)
+    finally:
+        event.remove(app.engine, "before_cursor_execute", record)
+        monkeypatch.undo()
+    return sent
+
+
+def test_a_tick_sends_as_many_statements_for_five_due_steps_as_for_one(
+    sequence_app: App, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    app = sequence_app
+    app.clock.set(MONDAY_MORNING)  # type: ignore[attr-defined]
+    _enrol(app, "C0001")
+    _due_at_the_branching_step(app)
+    one = _statements_of_a_tick(app, monkeypatch)
+    _enrol(app, "C0002", "C0006", "C0007", "C0014")
+    _due_at_the_branching_step(app)
+    five = _statements_of_a_tick(app, monkeypatch)
+    assert [e.step_index for e in _enrolments(app).values()] == [3] * 5
+    # Per batch, not per contact: the claim, the exit checks, the branch lookups (last
+    # email, opens) and one write-back.
+    assert len(five) == len(one)
+
+
+def test_the_imported_trigger_enrols_the_audience_a_batch_at_a_time(
+    tmp_path: Path, database_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("NETANIM_SECRET_KEY", "k" * 40)
+    imported = FOUR_STEPS.replace('enrol = { on = ["manual"] }', 'enrol = { on = ["imported"] }')
+    config = write_config(tmp_path, database_url, imported, example_campaigns=False)
+    app = open_app(config, clock=SimulatedClock(FRIDAY_EVENING))
+    try:
+        import_network(
+            app.engine,
+            read_network_csv(SAMPLE_NETWORK, ImportDefaults()),
+            now=FRIDAY_EVENING - timedelta(days=30),
+            source="test",
+        )
+        with Session(app.engine) as session:
+            active = session.scalars(select(Contact.external_id).where(Contact.active)).all()
+        assert enrol_by_triggers(app, batch=4).enrolled == {"seq": len(active)}
+        assert set(_enrolments(app)) == set(active)
+        assert enrol_by_triggers(app, batch=4).enrolled == {}
+    finally:
+        app.close()

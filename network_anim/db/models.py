@@ -185,7 +185,11 @@ class Delivery(SQLModel, table=True):
 class Event(SQLModel, table=True):
     """Everything that happened to a delivery or a contact: sent, delivered, opened, read..."""
 
-    __table_args__ = (Index("ix_event_type_time", "type", "occurred_at"),)
+    __table_args__ = (
+        Index("ix_event_type_time", "type", "occurred_at"),
+        # A sequence's exit checks: a due batch's replies and unsubscriptions, by contact.
+        Index("ix_event_contact_type_time", "contact_id", "type", "occurred_at"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     occurred_at: datetime = _utc()
@@ -247,6 +251,8 @@ class Enrolment(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("campaign_key", "contact_id"),
         Index("ix_enrolment_status_due", "status", "next_due_at"),
+        # The tick's claim: one campaign's due rows in (next_due_at, id) order, no sort.
+        Index("ix_enrolment_campaign_due", "campaign_key", "status", "next_due_at", "id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
