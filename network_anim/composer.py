@@ -7,7 +7,7 @@ moves a message to the router's next channel, so both paths produce the same mes
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
@@ -18,6 +18,7 @@ from network_anim.domain import MessageKind
 from network_anim.errors import UserError
 from network_anim.links import LinkSigner
 from network_anim.rendering import Rendered, TemplateStore
+from network_anim.sms_encoding import sms_segments
 
 _STOP = re.compile(r"\bstop\b", re.IGNORECASE)
 
@@ -103,6 +104,8 @@ class Composer:
         self.signer = signer
         # A function (contact, company) -> tuple[str, ...] of the letter's address block.
         self._postal_lines = postal_lines
+        self._last_people: tuple[Contact, Company, dict[str, Any]] | None = None
+        self._last_post_url: tuple[tuple[int, int] | None, str] = (None, "")
 
     def compose(
         self,
@@ -115,17 +118,14 @@ class Composer:
         post_id: int,
         delivery_key: str | None = None,
     ) -> Composed:
-        post_url = self.signer.post_url(post_id, contact.id or 0)
+        contact_id = contact.id or 0
         context = {
             **base_context,
-            **contact_context(contact, company),
-            "post_url": post_url,
-            "unsubscribe_url": self.signer.unsubscribe_url(contact.id or 0, channel),
+            **self._people_context(contact, company),
+            "post_url": self._post_url(post_id, contact_id),
+            "unsubscribe_url": self.signer.unsubscribe_url(contact_id, channel),
         }
-        template_channel = channel
-        rendered = self.templates.render(
-            template_channel, message.template, contact.language, context
-        )
+        rendered = self.templates.render(channel, message.template, contact.language, context)
         definition = self.definitions[channel]
         self._check_length(channel, message, rendered, definition)
         headers: dict[str, str] = {}
@@ -135,12 +135,12 @@ class Composer:
             headers = self._email_headers(context["unsubscribe_url"], message)
             if rendered.html and delivery_key:
                 # Outside links become signed click URLs; an open pixel is added.
-                rendered = replace(
-                    rendered, html=self.signer.track_html(rendered.html, delivery_key)
+                rendered = Rendered(
+                    rendered.subject,
+                    rendered.text,
+                    self.signer.track_html(rendered.html, delivery_key),
                 )
         elif channel == "sms":
-            from network_anim.sms_encoding import sms_segments
-
             if message.kind == MessageKind.MARKETING:
                 problem = sms_mention_problem(rendered.text, self.config.channels.sms.sender_name)
                 if problem:
@@ -155,6 +155,20 @@ class Composer:
         elif channel == "flash":
             extra["flash"] = True
         return Composed(rendered=rendered, headers=headers, extra=extra, cost_estimate=cost)
+
+    def _people_context(self, contact: Contact, company: Company) -> dict[str, Any]:
+        """``contact_context``, built once for the channels of one contact in a row (the
+        planner composes them one after the other)."""
+        last = self._last_people
+        if last is None or last[0] is not contact or last[1] is not company:
+            last = self._last_people = (contact, company, contact_context(contact, company))
+        return last[2]
+
+    def _post_url(self, post_id: int, contact_id: int) -> str:
+        """The signed post link, signed once for the channels of one contact in a row."""
+        if self._last_post_url[0] != (post_id, contact_id):
+            self._last_post_url = ((post_id, contact_id), self.signer.post_url(post_id, contact_id))
+        return self._last_post_url[1]
 
     def compose_post(
         self, message: Message, base_context: dict[str, Any], language: str, *, flash: bool

@@ -252,6 +252,10 @@ def _clean(value: str | None) -> str:
     """Drop control and format characters, collapse every run of white space to one space."""
     if not value:
         return ""
+    if value.isprintable():
+        # No character of the dropped categories (printable excludes all of them); the
+        # common case, checked in C rather than character by character.
+        return " ".join(value.split())
     # Tabs and line breaks (category Cc too) survive the filter so split() turns them into
     # word gaps; a NUL or a zero-width joiner would only confuse a sorting machine.
     kept = "".join(
