@@ -164,7 +164,8 @@ class Delivery(SQLModel, table=True):
     reason: str = Field(default="", max_length=500)
     # Channels still to try, in order, if this one fails permanently.
     fallback: list[str] = _json(default_factory=list)
-    parent_id: int | None = Field(default=None, foreign_key="delivery.id")
+    # Indexed: deleting outbox rows checks this foreign key (a purge was quadratic).
+    parent_id: int | None = Field(default=None, foreign_key="delivery.id", index=True)
     attempts: int = 0
     last_error: str = Field(default="", max_length=1000)
     lease_owner: str | None = Field(default=None, max_length=80)
