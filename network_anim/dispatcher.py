@@ -553,24 +553,18 @@ class _ResultWriter:
         await asyncio.shield(self._task)
 
 
-def _event_row(outcome: str, item: Outbound, result: SendResult, now: datetime) -> dict[str, Any]:
-    return {
-        "occurred_at": now,
-        "type": outcome,
-        "channel": item.channel,
-        "contact_id": item.recipient.contact_id,
-        "delivery_id": item.delivery_id,
-        "message_id": item.message_id,
-        "machine": False,
-        "data": {"detail": result.detail[:500], "provider_id": result.provider_id},
-        "dedupe_key": None,
-    }
-
-
 def _event(
     outcome: str, item: Outbound, result: SendResult, now: datetime, contact_id: int
 ) -> Event:
-    return Event(**{**_event_row(outcome, item, result, now), "contact_id": contact_id})
+    return Event(
+        occurred_at=now,
+        type=outcome,
+        channel=item.channel,
+        contact_id=contact_id,
+        delivery_id=item.delivery_id,
+        message_id=item.message_id,
+        data={"detail": result.detail[:500], "provider_id": result.provider_id},
+    )
 
 
 # What a send needs of a claimed row and its contact: plain columns, no ORM objects.
