@@ -123,25 +123,24 @@ def engine_run(config: Path) -> dict[str, Any]:
 
 
 def queued_items(config: Path) -> list[Any]:
-    """Every queued row as the dispatcher hands it to a transport (an ``Outbound``)."""
+    """Every queued row as the dispatcher hands it to a transport (an ``Outbound``): the
+    engine's own claim of the whole outbox, put back to pending before and after."""
     os.environ["NETANIM_SECRET_KEY"] = lib.SECRET
-    from sqlalchemy import select
+    from datetime import timedelta
 
     from network_anim.app import open_app
-    from network_anim.db.models import Contact, Delivery
-    from network_anim.dispatcher import _CLAIMED_COLUMNS, _outbound
+    from network_anim.claims import Claimer
 
     app = open_app(config)
     try:
-        with app.engine.connect() as conn:
-            rows = conn.execute(
-                select(*_CLAIMED_COLUMNS)
-                .join(Contact, Contact.id == Delivery.contact_id)  # type: ignore[arg-type]
-                .order_by(Delivery.id)
-            ).all()
+        reset_outbox(str(app.engine.url))
+        items = Claimer(app.engine, "bench").claim(
+            now=app.clock.now() + timedelta(days=3650), lease=timedelta(hours=1), limit=10**9
+        )
+        reset_outbox(str(app.engine.url))
     finally:
         app.close()
-    return [_outbound(row) for row in rows]
+    return sorted(items, key=lambda item: item.delivery_id)
 
 
 def serialised_messages(config: Path) -> list[tuple[str, bytes]]:

@@ -19,22 +19,28 @@ from contextlib import AsyncExitStack
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self, TypeVar
 
 from sqlalchemy import and_, or_, select, update
 from sqlmodel import Session
 
 from network_anim.app import App
-from network_anim.channels.base import Outbound, Recipient, SendResult, Transport
+from network_anim.channels.base import Outbound, SendResult, Transport
+from network_anim.claims import Claimer
 from network_anim.composer import message_context
 from network_anim.db.models import Campaign, Company, Consent, Contact, Delivery, Event, Message
+from network_anim.db.raw import Busy
 from network_anim.domain import DeliveryStatus, LawfulBasis, Outcome
 from network_anim.errors import UserError
 from network_anim.planner import make_composer
 from network_anim.rate_limit import send_paced
 from network_anim.sent_rows import SentRecorder
 
+if TYPE_CHECKING:
+    from network_anim.db.pg_async import AsyncPostgres
+
 _RECLAIM_EVERY_SECONDS = 5.0
+T = TypeVar("T")
 
 
 @dataclass
@@ -102,6 +108,12 @@ class Dispatcher:
         self.retry = retry
         self.rng = rng or random.Random()
         self._sent_rows = SentRecorder(app.engine, worker_id)
+        self._claimer = Claimer(app.engine, worker_id)
+        self._postgres: AsyncPostgres | None = None
+        if app.engine.dialect.name == "postgresql":
+            from network_anim.db.pg_async import AsyncPostgres
+
+            self._postgres = AsyncPostgres(app.engine)
 
     async def __aenter__(self) -> Self:
         await self._stack.__aenter__()
@@ -118,6 +130,8 @@ class Dispatcher:
         finally:
             self._open.clear()
             self._db_thread.shutdown(wait=False)
+            if self._postgres is not None:
+                await self._postgres.aclose()
 
     async def _transport(self, channel: str) -> Transport | None:
         """Open a channel's transport on first use; it stays open (connections reused)."""
@@ -143,7 +157,7 @@ class Dispatcher:
         # wait for a claim; what is claimed but not sent when we stop is handed back.
         upcoming: asyncio.Future[list[Outbound]] | None = None
         try:
-            upcoming = asyncio.ensure_future(self._in_db(self._claim, message_id))
+            upcoming = asyncio.ensure_future(self._claim_next(message_id))
             while not self._stopping:
                 claimed = await upcoming
                 upcoming = None
@@ -154,13 +168,13 @@ class Dispatcher:
                     stats.reclaimed += await self._in_db(self.reclaim_expired)
                     reclaimed_at = loop.time()
                 if len(claimed) == self.batch_size:
-                    upcoming = asyncio.ensure_future(self._in_db(self._claim, message_id))
+                    upcoming = asyncio.ensure_future(self._claim_next(message_id))
                 batch = await self._send_claimed(claimed)
                 stats.add(batch)
                 if on_progress is not None:
                     on_progress(batch.total)
                 if upcoming is None:
-                    upcoming = asyncio.ensure_future(self._in_db(self._claim, message_id))
+                    upcoming = asyncio.ensure_future(self._claim_next(message_id))
             return stats
         finally:
             if upcoming is not None:
@@ -198,7 +212,7 @@ class Dispatcher:
 
     async def run_once(self, *, message_id: int | None = None) -> DispatchStats:
         """Claim one batch and send it."""
-        return await self._send_claimed(await self._in_db(self._claim, message_id))
+        return await self._send_claimed(await self._claim_next(message_id))
 
     async def _send_claimed(self, claimed: list[Outbound]) -> DispatchStats:
         """Send claimed rows, channels side by side. Results are recorded as they come
@@ -226,7 +240,7 @@ class Dispatcher:
             problem = f"no transport for {channel}"
         if transport is None:
             failed = [SendResult(Outcome.DEFERRED, detail=problem)] * len(items)
-            await self._in_db(self._record, list(zip(items, failed, strict=True)), stats)
+            await self._record(list(zip(items, failed, strict=True)), stats)
             return
         bucket = self.rate_limits.bucket(channel) if self.rate_limits is not None else None
         if getattr(transport, "streams_results", False):
@@ -260,7 +274,7 @@ class Dispatcher:
             if bucket is not None:
                 await bucket.acquire(len(chunk))
             results = await transport.send_batch(chunk)
-            await self._in_db(self._record, list(zip(chunk, results, strict=True)), stats)
+            await self._record(list(zip(chunk, results, strict=True)), stats)
 
     async def _stream(
         self, transport: Transport, items: list[Outbound], stats: DispatchStats, bucket: Any
@@ -282,11 +296,43 @@ class Dispatcher:
         rest = [(item, result) for item, result in zip(items, results, strict=True)
                 if item.delivery_id not in writer.submitted]  # fmt: skip
         if rest:
-            await self._in_db(self._record, rest, stats)
+            await self._record(rest, stats)
 
-    async def _in_db(self, function: Callable[..., Any], *args: Any) -> Any:
+    async def _in_db(self, function: Callable[..., T], *args: Any) -> T:
         """Run a blocking database call on the dispatcher's database thread."""
         return await asyncio.get_running_loop().run_in_executor(self._db_thread, function, *args)
+
+    async def _claim_next(self, message_id: int | None) -> list[Outbound]:
+        if self._postgres is not None:
+            statement = self._claimer.postgres_claim(
+                now=self.app.clock.now(),
+                lease=self.lease,
+                limit=self.batch_size,
+                message_id=message_id,
+            )
+            return self._claimer.joined_outbound(await self._postgres.fetch(*statement))
+        return await self._on_sqlite(self._claim, message_id)
+
+    async def _record_sent(
+        self, sent: Sequence[tuple[Outbound, SendResult]], now: datetime
+    ) -> set[int]:
+        if self._postgres is not None:
+            statement = self._sent_rows.postgres_statement(sent, now)
+            return {row[0] for row in await self._postgres.fetch(*statement)}
+        return await self._on_sqlite(self._sent_rows.record, sent, now)
+
+    async def _on_sqlite(self, function: Callable[..., T], *args: Any) -> T:
+        """A hot-path call (claim, record sent rows) on SQLite: in the event loop itself,
+        unless another writer holds the lock (then on the database thread, which may
+        wait for it). A thread hop per call cost more than the work: with the default
+        ``max_unrecorded = 1``, where each result is committed on its own, handing the
+        GIL between the two threads halved the throughput (10,000 emails: 27 s vs 13 s).
+        Commits in WAL mode are local and short. (PostgreSQL's hot path is asyncio-native,
+        see db.pg_async.)"""
+        try:
+            return function(*args, nowait=True)
+        except Busy:
+            return await self._in_db(function, *args)
 
     def due_channels(self, message_id: int | None = None) -> set[str]:
         query = (
@@ -302,42 +348,14 @@ class Dispatcher:
 
     # -- claiming ---------------------------------------------------------------------
 
-    def _claim(self, message_id: int | None) -> list[Outbound]:
-        now = self.app.clock.now()
-        with Session(self.app.engine) as session, session.begin():
-            query = (
-                select(Delivery.id)
-                .where(Delivery.status == DeliveryStatus.PENDING.value)
-                .where(Delivery.due_at <= now)
-                .order_by(Delivery.due_at, Delivery.id)
-                .limit(self.batch_size)
-            )
-            if message_id is not None:
-                query = query.where(Delivery.message_id == message_id)
-            if session.get_bind().dialect.name == "postgresql":
-                # Several daemons share the outbox: each skips the rows another holds.
-                query = query.with_for_update(skip_locked=True)
-            ids = list(session.scalars(query))
-            if not ids:
-                return []
-            session.execute(
-                update(Delivery)
-                .where(Delivery.id.in_(ids))  # type: ignore[union-attr]
-                .values(
-                    status=DeliveryStatus.CLAIMED.value,
-                    lease_owner=self.worker_id,
-                    lease_until=now + self.lease,
-                    attempts=Delivery.attempts + 1,
-                    updated_at=now,
-                )
-            )
-            rows = session.execute(
-                select(*_CLAIMED_COLUMNS)
-                .join(Contact, Contact.id == Delivery.contact_id)  # type: ignore[arg-type]
-                .where(Delivery.id.in_(ids))  # type: ignore[union-attr]
-                .order_by(Delivery.due_at, Delivery.id)
-            ).all()
-            return [_outbound(row) for row in rows]
+    def _claim(self, message_id: int | None, nowait: bool = False) -> list[Outbound]:
+        return self._claimer.claim(
+            now=self.app.clock.now(),
+            lease=self.lease,
+            limit=self.batch_size,
+            message_id=message_id,
+            nowait=nowait,
+        )
 
     def reclaim_expired(self) -> int:
         """Take back rows of workers that died: those whose lease ran out, and at once
@@ -390,18 +408,23 @@ class Dispatcher:
 
     # -- recording --------------------------------------------------------------------
 
-    def _record(self, results: Sequence[tuple[Outbound, SendResult]], stats: DispatchStats) -> None:
+    async def _record(
+        self, results: Sequence[tuple[Outbound, SendResult]], stats: DispatchStats
+    ) -> None:
         """Record results: sent rows in one bulk transaction (the common case, kept
         cheap), the others through the ORM (retries, fallbacks, opt-outs)."""
         now = self.app.clock.now()
         sent = [(i, r) for i, r in results if r.outcome == Outcome.SENT]
         others = [(i, r) for i, r in results if r.outcome != Outcome.SENT]
         if sent:
-            with self.app.engine.begin() as conn:
-                mine = self._sent_rows.record(conn, sent, now)
+            mine = await self._record_sent(sent, now)
             stats.outcomes.update((i.channel, "sent") for i, _ in sent if i.delivery_id in mine)
-        if not others:
-            return
+        if others:
+            await self._in_db(self._record_others, others, stats, now)
+
+    def _record_others(
+        self, others: Sequence[tuple[Outbound, SendResult]], stats: DispatchStats, now: datetime
+    ) -> None:
         with Session(self.app.engine) as session, session.begin():
             rows = {
                 d.id: d
@@ -534,9 +557,7 @@ class _ResultWriter:
                 continue
             batch, self._waiting = self._waiting, []
             try:
-                await self._dispatcher._in_db(
-                    self._dispatcher._record, [(i, r) for i, r, _ in batch], self._stats
-                )
+                await self._dispatcher._record([(i, r) for i, r, _ in batch], self._stats)
             except Exception as exc:  # the database refused: every waiting result fails
                 self._failure = exc
                 for *_, recorded in batch + self._waiting:
@@ -564,52 +585,6 @@ def _event(
         delivery_id=item.delivery_id,
         message_id=item.message_id,
         data={"detail": result.detail[:500], "provider_id": result.provider_id},
-    )
-
-
-# What a send needs of a claimed row and its contact: plain columns, no ORM objects.
-_CLAIMED_COLUMNS = (
-    Delivery.id,
-    Delivery.idempotency_key,
-    Delivery.channel,
-    Delivery.message_id,
-    Delivery.subject,
-    Delivery.body_text,
-    Delivery.body_html,
-    Delivery.extra,
-    Contact.id.label("contact_id"),  # type: ignore[union-attr]
-    Contact.external_id,
-    Contact.first_name,
-    Contact.last_name,
-    Contact.email,
-    Contact.mobile,
-    Contact.language,
-)
-
-
-def _outbound(row: Any) -> Outbound:
-    display = " ".join(p for p in (row.first_name, row.last_name) if p)
-    extra = dict(row.extra)
-    headers = extra.pop("headers", {})
-    return Outbound(
-        delivery_id=row.id or 0,
-        idempotency_key=row.idempotency_key,
-        channel=row.channel,
-        recipient=Recipient(
-            contact_id=row.contact_id or 0,
-            external_id=row.external_id,
-            display_name=display,
-            email=row.email,
-            phone=row.mobile,
-            postal_lines=tuple(extra.get("postal_lines", ())),
-            language=row.language,
-        ),
-        subject=row.subject,
-        text=row.body_text,
-        html=row.body_html,
-        headers=headers,
-        extra=extra,
-        message_id=row.message_id,
     )
 
 

@@ -1,9 +1,9 @@
-"""Record sent outbox rows in bulk: the dispatcher's hot path, written for the driver.
+"""Record sent outbox rows: the dispatcher's hot path, written for the driver.
 
 Sending 1,000+ emails a second leaves a few tenths of a millisecond per message for its
-recording. SQLAlchemy's statement compilation and parameter processing cost more than
-that, so the two statements here (mark the rows sent, add their ``sent`` events) are
-plain SQL run with the driver's ``executemany``, parameters converted once by the same
+recording, and the default ``max_unrecorded = 1`` commits each result on its own. The
+statements (mark the rows this worker still holds sent, add their ``sent`` events) are
+plain SQL on the driver (:mod:`network_anim.db.raw`), parameters converted by the same
 column types the ORM uses. Everything rarer than "sent" (retries, fallbacks, opt-outs)
 stays in the ORM code of :mod:`network_anim.dispatcher`.
 """
@@ -14,31 +14,26 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Engine
 
 from network_anim.channels.base import Outbound, SendResult
 from network_anim.db.models import Delivery, Event
+from network_anim.db.raw import RawSql
 
 
 class SentRecorder:
     def __init__(self, engine: Engine, worker_id: str) -> None:
-        dialect = engine.dialect
-        self._engine = engine
+        self._sql = sql = RawSql(engine)
         self._worker_id = worker_id
-        self._postgres = dialect.name == "postgresql"
-        self._mark = "%s" if dialect.paramstyle in ("format", "pyformat") else "?"
-        columns = Delivery.__table__.c  # type: ignore[attr-defined]
-        self._time = columns.sent_at.type.dialect_impl(dialect).bind_processor(dialect)
-        self._json = (
-            Event.__table__.c.data.type.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[attr-defined]
-            or (lambda value: value)
-        )
-        p = self._mark
-        self._update = (
+        self._time = sql.bind(Delivery.__table__.c.sent_at)  # type: ignore[attr-defined]
+        self._json = sql.bind(Event.__table__.c.data)  # type: ignore[attr-defined]
+        p = sql.mark
+        self._mark_sent = (
             f"UPDATE delivery SET status = 'sent', sent_at = {p}, "
             f"cost = COALESCE({p}, cost_estimate), provider_id = COALESCE({p}, provider_id), "
             f"last_error = '', lease_owner = NULL, lease_until = NULL, updated_at = {p} "
-            f"WHERE id = {p}"
+            f"WHERE id = {p} AND status = 'claimed' AND lease_owner = {p} "
+            "RETURNING contact_id"
         )
         self._insert = (
             "INSERT INTO event (occurred_at, type, channel, contact_id, delivery_id, "
@@ -47,73 +42,62 @@ class SentRecorder:
         )
 
     def record(
-        self, conn: Connection, sent: Sequence[tuple[Outbound, SendResult]], now: datetime
+        self, sent: Sequence[tuple[Outbound, SendResult]], now: datetime, nowait: bool = False
     ) -> set[int]:
-        """Mark the ``sent`` rows this worker still holds (claimed, its lease) sent, with
-        one event each; returns their ids. Rows whose lease expired and that another
-        worker took over are theirs to record."""
-        if self._postgres:
-            return self._record_postgres(conn, sent, now)
-        mine = self._owned(conn, [item.delivery_id for item, _ in sent])
-        sent = [(item, result) for item, result in sent if item.delivery_id in mine]
-        if not sent:
-            return mine
-        when = self._time(now) if self._time is not None else now
-        conn.exec_driver_sql(
-            self._update,
-            [
-                (
-                    when,
-                    result.cost,
-                    result.provider_id[:300] if result.provider_id else None,
-                    when,
-                    item.delivery_id,
+        """In one transaction, mark the ``sent`` rows this worker still holds (claimed,
+        its lease) sent, with one event each; returns their ids. Rows whose lease
+        expired and that another worker took over are theirs to record. ``nowait`` as
+        in :meth:`RawSql.transaction`."""
+        if self._sql.postgres:
+            return self._record_postgres(sent, now)
+        when = self._time(now)
+        events: list[tuple[Any, ...]] = []
+        with self._sql.transaction(nowait=nowait) as cursor:
+            # One guarded UPDATE per row (a prepared statement, a few microseconds each):
+            # its RETURNING says whether the row was still ours, in the same step.
+            for item, result in sent:
+                provider = result.provider_id[:300] if result.provider_id else None
+                cursor.execute(
+                    self._mark_sent,
+                    (when, result.cost, provider, when, item.delivery_id, self._worker_id),
                 )
-                for item, result in sent
-            ],
-        )
-        conn.exec_driver_sql(
-            self._insert,
-            [
-                (
-                    when,
-                    item.channel,
-                    item.recipient.contact_id,
-                    item.delivery_id,
-                    item.message_id,
-                    False,
-                    self._json({"detail": result.detail[:500], "provider_id": result.provider_id}),
-                )
-                for item, result in sent
-            ],
-        )
-        return mine
-
-    def _owned(self, conn: Connection, ids: Sequence[int]) -> set[int]:
-        p = self._mark
-        sql = (
-            f"SELECT id FROM delivery WHERE id IN ({', '.join([p] * len(ids))}) "
-            f"AND status = 'claimed' AND lease_owner = {p}"
-        )
-        return {row[0] for row in conn.exec_driver_sql(sql, (*ids, self._worker_id))}
+                mine = cursor.fetchall()  # fetched to the end: the statement is done
+                if not mine:
+                    continue
+                data = {"detail": result.detail[:500], "provider_id": result.provider_id}
+                events.append(
+                    (when, item.channel, mine[0][0], item.delivery_id, item.message_id, False,
+                     self._json(data))
+                )  # fmt: skip
+            if events:
+                cursor.executemany(self._insert, events)
+        return {event[3] for event in events}
 
     def _record_postgres(
-        self, conn: Connection, sent: Sequence[tuple[Outbound, SendResult]], now: datetime
+        self, sent: Sequence[tuple[Outbound, SendResult]], now: datetime
     ) -> set[int]:
-        """One statement (one round trip): the guarded UPDATE locks and marks the rows,
-        its RETURNING feeds the events' INSERT. ``set_config(..., true)`` makes this
-        transaction's commit return before PostgreSQL flushes its WAL (within a fraction
-        of a second): a daemon killed at any time loses nothing, since the server has the
-        record; only a crash of the database server itself could lose the last results,
-        whose emails would then be sent again (at least once). Waiting for a disk flush
-        per result capped one daemon near 50 msg/s on this machine."""
+        with self._sql.transaction() as cursor:
+            cursor.execute(*self.postgres_statement(sent, now))
+            return {row[0] for row in cursor.fetchall()}
+
+    def postgres_statement(
+        self, sent: Sequence[tuple[Outbound, SendResult]], now: datetime
+    ) -> tuple[str, tuple[Any, ...]]:
+        """The recording as one PostgreSQL statement (one round trip), returning the
+        recorded ids: the guarded UPDATE locks and marks the rows, its RETURNING feeds
+        the events' INSERT. ``set_config(..., true)`` makes this transaction's commit
+        return before PostgreSQL flushes its WAL (within a fraction of a second): a
+        daemon killed at any time loses nothing, since the server has the record; only
+        a crash of the database server itself could lose the last results, whose emails
+        would then be sent again (at least once). Waiting for a disk flush per result
+        capped one daemon near 50 msg/s on this machine."""
         values = ", ".join(["(%s::bigint, %s::float8, %s::varchar, %s::text)"] * len(sent))
         params: list[Any] = []
         for item, result in sent:
             provider = result.provider_id[:300] if result.provider_id else None
             params += [item.delivery_id, result.cost, provider, result.detail[:500]]
-        when = self._time(now) if self._time is not None else now
-        rows = conn.exec_driver_sql(
+        when = self._time(now)
+        return (
             f"WITH v(id, cost, provider_id, detail) AS (VALUES {values}), "
             "async AS (SELECT set_config('synchronous_commit', 'off', true)), "
             "marked AS (UPDATE delivery d SET status = 'sent', sent_at = %s, "
@@ -129,4 +113,3 @@ class SentRecorder:
             "FROM marked m CROSS JOIN async RETURNING delivery_id",
             (*params, when, when, self._worker_id, when),
         )
-        return {row[0] for row in rows}

@@ -10,6 +10,9 @@ from sqlalchemy.exc import ArgumentError
 
 from network_anim.errors import UserError
 
+# How long a SQLite writer waits for another one before "database is locked".
+BUSY_TIMEOUT_MS = 30_000
+
 
 def normalise_url(url: str) -> str:
     """``postgresql://`` and ``postgres://`` mean psycopg 3, the driver we install."""
@@ -29,7 +32,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             ["use sqlite:///path/to/file.db or postgresql://user@host:5432/dbname"],
         ) from None
     if parsed.get_backend_name() == "sqlite":
-        engine = create_engine(url, connect_args={"timeout": 30}, **kwargs)
+        engine = create_engine(url, connect_args={"timeout": BUSY_TIMEOUT_MS / 1000}, **kwargs)
         _tune_sqlite(engine)
         return engine
     if parsed.get_backend_name() != "postgresql":
@@ -47,7 +50,7 @@ def _tune_sqlite(engine: Engine) -> None:
         dbapi_conn.isolation_level = None  # we issue BEGIN ourselves, see _on_begin
         cursor = dbapi_conn.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute(f"PRAGMA busy_timeout={BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.close()
