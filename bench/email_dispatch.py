@@ -130,11 +130,12 @@ def queued_items(config: Path) -> list[Any]:
 
     from network_anim.app import open_app
     from network_anim.claims import Claimer
+    from network_anim.db.raw import RawSql
 
     app = open_app(config)
     try:
         reset_outbox(str(app.engine.url))
-        items = Claimer(app.engine, "bench").claim(
+        items = Claimer(RawSql(app.engine), "bench").claim(
             now=app.clock.now() + timedelta(days=3650), lease=timedelta(hours=1), limit=10**9
         )
         reset_outbox(str(app.engine.url))

@@ -14,8 +14,6 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine
-
 from network_anim.channels.base import Outbound, Recipient
 from network_anim.db.models import Delivery
 from network_anim.db.raw import RawSql
@@ -29,8 +27,8 @@ _CONTACT_COLUMNS = "id, external_id, first_name, last_name, email, mobile, langu
 
 
 class Claimer:
-    def __init__(self, engine: Engine, worker_id: str) -> None:
-        self._sql = sql = RawSql(engine)
+    def __init__(self, sql: RawSql, worker_id: str) -> None:
+        self._sql = sql
         self._worker_id = worker_id
         columns = Delivery.__table__.c  # type: ignore[attr-defined]
         self._time = sql.bind(columns.due_at)

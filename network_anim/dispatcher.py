@@ -29,7 +29,7 @@ from network_anim.channels.base import Outbound, SendResult, Transport
 from network_anim.claims import Claimer
 from network_anim.composer import message_context
 from network_anim.db.models import Campaign, Company, Consent, Contact, Delivery, Event, Message
-from network_anim.db.raw import Busy
+from network_anim.db.raw import Busy, RawSql
 from network_anim.domain import DeliveryStatus, LawfulBasis, Outcome
 from network_anim.errors import UserError
 from network_anim.planner import make_composer
@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from network_anim.db.pg_async import AsyncPostgres
 
 _RECLAIM_EVERY_SECONDS = 5.0
+_GATHER_SECONDS = 0.01
 T = TypeVar("T")
 
 
@@ -107,8 +108,9 @@ class Dispatcher:
         self.batch_size = batch_size
         self.retry = retry
         self.rng = rng or random.Random()
-        self._sent_rows = SentRecorder(app.engine, worker_id)
-        self._claimer = Claimer(app.engine, worker_id)
+        self._sql = RawSql(app.engine)
+        self._sent_rows = SentRecorder(self._sql, worker_id)
+        self._claimer = Claimer(self._sql, worker_id)
         self._postgres: AsyncPostgres | None = None
         if app.engine.dialect.name == "postgresql":
             from network_anim.db.pg_async import AsyncPostgres
@@ -130,6 +132,7 @@ class Dispatcher:
         finally:
             self._open.clear()
             self._db_thread.shutdown(wait=False)
+            self._sql.close()
             if self._postgres is not None:
                 await self._postgres.aclose()
 
@@ -282,7 +285,7 @@ class Dispatcher:
         """The whole batch to a transport that reports each result as it comes (SMTP):
         its sessions pull messages one by one, paced by the rate limit, and each result
         is recorded in the next group commit."""
-        writer = _ResultWriter(self, stats)
+        writer = _ResultWriter(self, stats, gather=getattr(transport, "max_unrecorded", 1))
         pace = (lambda: bucket.acquire(1)) if bucket is not None else None
         try:
             results = await transport.send_batch(  # type: ignore[call-arg]
@@ -527,9 +530,15 @@ class _ResultWriter:
     future is done once its transaction committed (the transport holds a sent message's
     "unrecorded" permit until then)."""
 
-    def __init__(self, dispatcher: Dispatcher, stats: DispatchStats) -> None:
+    def __init__(self, dispatcher: Dispatcher, stats: DispatchStats, gather: int = 1) -> None:
         self._dispatcher = dispatcher
         self._stats = stats
+        # How many results may wait together (the transport's max_unrecorded). Below
+        # that, a result waits up to _GATHER_SECONDS for others to join its commit: a
+        # commit for every two answers cost a third of the CPU (10,000 emails: 4,452
+        # commits, 8.8 s; 1,340 commits, 6.6 s). With max_unrecorded = 1 nothing waits.
+        self._gather = gather
+        self._timer: asyncio.TimerHandle | None = None
         self._waiting: list[tuple[Outbound, SendResult, asyncio.Future[None]]] = []
         self._wake = asyncio.Event()
         self._closing = False
@@ -544,13 +553,19 @@ class _ResultWriter:
             recorded.set_exception(self._failure)
             return recorded
         self._waiting.append((item, result, recorded))
-        self._wake.set()
+        if len(self._waiting) >= self._gather:
+            self._wake.set()
+        elif self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(_GATHER_SECONDS, self._wake.set)
         return recorded
 
     async def _run(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
+            if self._timer is not None:
+                self._timer.cancel()
+                self._timer = None
             if not self._waiting:
                 if self._closing:
                     return

@@ -14,16 +14,14 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine
-
 from network_anim.channels.base import Outbound, SendResult
 from network_anim.db.models import Delivery, Event
 from network_anim.db.raw import RawSql
 
 
 class SentRecorder:
-    def __init__(self, engine: Engine, worker_id: str) -> None:
-        self._sql = sql = RawSql(engine)
+    def __init__(self, sql: RawSql, worker_id: str) -> None:
+        self._sql = sql
         self._worker_id = worker_id
         self._time = sql.bind(Delivery.__table__.c.sent_at)  # type: ignore[attr-defined]
         self._json = sql.bind(Event.__table__.c.data)  # type: ignore[attr-defined]
