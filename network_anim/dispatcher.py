@@ -149,7 +149,9 @@ class Dispatcher:
         self, *, message_id: int | None = None, on_progress: Any = None
     ) -> DispatchStats:
         """Send every row due now (optionally of one message), batch after batch."""
-        stats = DispatchStats(reclaimed=self.reclaim_expired())
+        # On the database thread: another writer may hold SQLite's lock (the loop must
+        # keep turning meanwhile).
+        stats = DispatchStats(reclaimed=await self._in_db(self.reclaim_expired))
         # Open what the due rows need before claiming any: a missing credential is then
         # reported up front instead of leaving claimed rows behind.
         for channel in sorted(self.due_channels(message_id)):

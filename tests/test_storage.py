@@ -148,10 +148,65 @@ async def test_result_of_a_lost_lease_is_not_recorded_twice(network: App, clock)
     from network_anim.dispatcher import DispatchStats
 
     stats = DispatchStats()
-    slow._record([(item, SendResult.sent("late")) for item in claimed], stats)
+    async with slow:
+        await slow._record([(item, SendResult.sent("late")) for item in claimed], stats)
     assert stats.total == 0  # the slow worker's lease was gone: it records nothing
     with Session(network.engine) as session:
         assert "late" not in set(session.scalars(select(Delivery.provider_id)))
+
+
+async def test_the_loop_does_not_wait_for_another_sqlite_writer(network: App) -> None:
+    """Claims and records run in the event loop on SQLite, but never wait there: while
+    another process holds the write lock they go to the database thread and the loop
+    keeps turning (the daemon's timers, other channels, signals)."""
+    if network.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's single writer lock")
+    import sqlite3
+
+    plan_message(network, _request("busy"))
+    other = sqlite3.connect(str(network.engine.url.database), isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")  # another writer (an import, the portal) holds the lock
+    turns = 0
+
+    async def count_turns() -> None:
+        nonlocal turns
+        while True:
+            await asyncio.sleep(0.01)
+            turns += 1
+
+    recorder = {ch: RecordingTransport() for ch in ("email", "intranet", "print")}
+    counter = asyncio.create_task(count_turns())
+    async with Dispatcher(network, recorder, worker_id="w") as dispatcher:
+        draining = asyncio.create_task(dispatcher.drain())
+        await asyncio.sleep(0.5)
+        assert not draining.done()  # waiting for the lock...
+        assert turns >= 10  # ...without blocking the loop
+        other.execute("COMMIT")
+        stats = await draining
+    counter.cancel()
+    other.close()
+    assert stats.total == 27
+    with Session(network.engine) as session:
+        assert set(session.scalars(select(Delivery.status))) == {"sent"}
+
+
+async def test_async_postgres_connection_comes_back_after_a_loss(network: App) -> None:
+    if network.engine.dialect.name != "postgresql":
+        pytest.skip("the asyncio-native PostgreSQL connection")
+    from sqlalchemy import text
+    from sqlalchemy.exc import DBAPIError
+
+    from network_anim.db.pg_async import AsyncPostgres
+
+    postgres = AsyncPostgres(network.engine)
+    [(pid,)] = await postgres.fetch("SELECT pg_backend_pid()", ())
+    with network.engine.begin() as conn:  # the server restarts, a proxy drops the link...
+        conn.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    with pytest.raises(DBAPIError) as lost:
+        await postgres.fetch("SELECT 1", ())
+    assert lost.value.connection_invalidated
+    assert await postgres.fetch("SELECT %s::int + 1", (1,)) == [(2,)]  # a new connection
+    await postgres.aclose()
 
 
 @pytest.mark.parametrize("bad", [datetime(2026, 1, 1)])
