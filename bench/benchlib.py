@@ -257,6 +257,33 @@ def sql_rows(db_url: str, query: str) -> list[tuple[Any, ...]]:
         return list(conn.execute(query))  # type: ignore[arg-type]
 
 
+def reset_outbox(db_url: str) -> None:
+    """Every outbox row back to pending, never attempted, and no event: the next round
+    starts from the same outbox. PostgreSQL: TRUNCATE, not DELETE, and VACUUM ANALYZE,
+    so no round inherits the dead rows of the one before (with DELETE, one daemon went
+    557 -> 411 -> 359 msg/s over three rounds)."""
+    reset = (
+        "UPDATE delivery SET status = 'pending', attempts = 0, sent_at = NULL, "
+        "lease_owner = NULL, lease_until = NULL, provider_id = NULL, cost = NULL"
+    )
+    if db_url.startswith("sqlite:///"):
+        conn = sqlite3.connect(db_url[len("sqlite:///") :], timeout=30, isolation_level=None)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            conn.execute("DELETE FROM event")
+            conn.execute(reset)
+            conn.execute("COMMIT")
+        finally:
+            conn.close()
+        return
+    import psycopg
+
+    with psycopg.connect(db_url.replace("+psycopg", ""), autocommit=True) as pg:
+        pg.execute("TRUNCATE event")
+        pg.execute(reset)
+        pg.execute("VACUUM ANALYZE delivery, event")
+
+
 def status_counts(db_url: str, message_id: int | None = None) -> dict[str, int]:
     """Outbox rows per status (of one message)."""
     where = f" WHERE message_id = {int(message_id)}" if message_id is not None else ""

@@ -134,11 +134,11 @@ def queued_items(config: Path) -> list[Any]:
 
     app = open_app(config)
     try:
-        reset_outbox(str(app.engine.url))
+        lib.reset_outbox(str(app.engine.url))
         items = Claimer(RawSql(app.engine), "bench").claim(
             now=app.clock.now() + timedelta(days=3650), lease=timedelta(hours=1), limit=10**9
         )
-        reset_outbox(str(app.engine.url))
+        lib.reset_outbox(str(app.engine.url))
     finally:
         app.close()
     return sorted(items, key=lambda item: item.delivery_id)
@@ -238,21 +238,6 @@ def pad_bodies(db_url: str, size: int) -> float:
         conn.execute(text("UPDATE delivery SET body_html = body_html || :p"), {"p": padding})
     engine.dispose()
     return float(size)
-
-
-def reset_outbox(db_url: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    engine = create_engine(db_url)
-    with engine.begin() as conn:
-        conn.execute(text("DELETE FROM event"))
-        conn.execute(
-            text(
-                "UPDATE delivery SET status = 'pending', attempts = 0, sent_at = NULL, "
-                "lease_owner = NULL, lease_until = NULL, provider_id = NULL, cost = NULL"
-            )
-        )
-    engine.dispose()
 
 
 def with_max_unrecorded(config: Path, value: int) -> Path:
@@ -363,7 +348,7 @@ def main() -> None:
             for n in range(args.runs):
                 line = [f"round {n + 1}:"]
                 for mode in modes:
-                    reset_outbox(db_url)
+                    lib.reset_outbox(db_url)
                     result = run_child(
                         ["--child", "engine", "--config", str(configs[mode]), *common]
                     )

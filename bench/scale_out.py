@@ -67,22 +67,10 @@ def parse() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def reset_outbox(db_url: str) -> None:
-    import psycopg
-
-    with psycopg.connect(db_url.replace("+psycopg", ""), autocommit=True) as conn:
-        conn.execute("DELETE FROM event")
-        conn.execute(
-            "UPDATE delivery SET status = 'pending', attempts = 0, sent_at = NULL, "
-            "lease_owner = NULL, lease_until = NULL, provider_id = NULL, cost = NULL"
-        )
-        conn.execute("VACUUM ANALYZE delivery")
-
-
 def one_round(
     n: int, args: argparse.Namespace, config: Path, folder: Path, db_url: str, rows: int
 ) -> Round:
-    reset_outbox(db_url)
+    lib.reset_outbox(db_url)
     procs = lib.Processes()
     try:
         sink = lib.start_postfix_sink(procs, folder / f"sink-{n}-{time.monotonic_ns()}.txt")

@@ -196,7 +196,8 @@ class Event(SQLModel, table=True):
     occurred_at: datetime = _utc()
     type: str = Field(max_length=30)
     channel: str = Field(default="", max_length=20)
-    contact_id: int | None = Field(default=None, foreign_key="contact.id", index=True)
+    # Indexed by ix_event_contact_type_time (contact first), foreign key lookups included.
+    contact_id: int | None = Field(default=None, foreign_key="contact.id")
     delivery_id: int | None = Field(default=None, foreign_key="delivery.id", index=True)
     message_id: int | None = Field(default=None, foreign_key="message.id")
     # Opens and clicks by prefetchers and scanners are recorded but flagged.
