@@ -316,7 +316,9 @@ class Dispatcher:
                 message_id=message_id,
             )
             return self._claimer.joined_outbound(await self._postgres.fetch(*statement))
-        return await self._on_sqlite(self._claim, message_id)
+        # On the database thread: one claim per batch, and SQLite's work on its 200 rows
+        # (about 10 ms) then overlaps the sending of the batch before (no GIL held).
+        return await self._in_db(self._claim, message_id)
 
     async def _record_sent(
         self, sent: Sequence[tuple[Outbound, SendResult]], now: datetime

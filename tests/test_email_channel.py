@@ -12,11 +12,12 @@ import email
 import email.policy
 import ssl
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiosmtplib import (
@@ -54,6 +55,36 @@ from tests.peers.smtp_server import (
 )
 
 SENDER = "Animation réseau <animation@example.com>"
+
+
+# Every SMTP test runs twice: against a server that answers one command at a time, and
+# against one offering PIPELINING, where the transport writes MAIL, RCPT and DATA at once
+# (the faults then hit a pipelined envelope).
+@pytest.fixture(params=[False, True], ids=["plain", "pipelining"])
+def pipelining(request: pytest.FixtureRequest) -> bool:
+    return bool(request.param)
+
+
+@pytest.fixture
+def smtp_server(pipelining: bool) -> Iterator[SmtpPeer]:
+    with SmtpPeer(pipelining=pipelining) as peer:
+        yield peer
+
+
+@pytest.fixture
+def smtp_server_factory(pipelining: bool) -> Iterator[Callable[..., SmtpPeer]]:
+    peers: list[SmtpPeer] = []
+
+    def start(**options: Any) -> SmtpPeer:
+        peer = SmtpPeer(pipelining=pipelining, **options).start()
+        peers.append(peer)
+        return peer
+
+    yield start
+    for peer in peers:
+        peer.stop()
+
+
 UNSUBSCRIBE = (
     "<mailto:unsubscribe@example.com?subject=unsubscribe-4f2a9c>, "
     "<https://portal.example.com/unsubscribe/4f2a9c7be1d04a55a0c3d2e1f6a7b8c9>"
@@ -324,11 +355,16 @@ def test_classify_authentication_error_points_at_credentials() -> None:
 # --------------------------------------------------------------------------------------
 
 
-async def test_smtp_delivers_a_batch_over_few_reused_connections(smtp_server: SmtpPeer) -> None:
+async def test_smtp_delivers_a_batch_over_few_reused_connections(
+    smtp_server: SmtpPeer, pipelining: bool
+) -> None:
     items = [outbound(n, email_address=f"seller{n}@example.fr") for n in range(20)]
 
     async with SmtpTransport(settings_for(smtp_server), concurrency=3) as transport:
         results = await transport.send_batch(items)
+        sessions = [session for session in transport._clients if session is not None]
+        # The envelope goes in one write exactly when the server offers PIPELINING.
+        assert sessions and all(session.pipelining is pipelining for session in sessions)
         opened_by_first_batch = smtp_server.connections
         more = await transport.send_batch([outbound(99, email_address="late@example.fr")])
 

@@ -9,12 +9,12 @@ The module follows the adapter split of DESIGN.md §2:
   :class:`FileEmailTransport` (one file per message, the credential-free default), make
   the single network or file call.
 
-Why the SMTP transaction is driven by hand instead of ``SMTP.sendmail``: the dispatcher
-must tell "the server never got the message" (safe to retry) from "the server may have
-queued it" (never resend automatically). ``sendmail`` and ``SMTP.data`` raise the same
-``SMTPServerDisconnected`` whether the connection dropped before the ``354`` go-ahead or
-after the whole payload was written, so the transport sends ``DATA`` and the payload as
-two steps and records which one failed.
+Why the SMTP transactions are driven by hand (:mod:`network_anim.channels.smtp_wire`)
+once aiosmtplib has opened the session: the dispatcher must tell "the server never got
+the message" (safe to retry) from "the server may have queued it" (never resend
+automatically), so the envelope and the payload are two steps and the transport records
+which one failed; and aiosmtplib's per-command machinery cost more CPU than the rest of
+the engine's work on an email (the envelope is also pipelined where the server offers it).
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ from aiosmtplib import (
 )
 
 from network_anim.channels.base import Outbound, Pace, ResultCallback, SendResult, TransportBase
+from network_anim.channels.smtp_wire import SmtpWire
 from network_anim.config import EmailSettings
 from network_anim.domain import Outcome
 
@@ -404,7 +405,6 @@ def classify_smtp_error(exc: BaseException, *, data_sent: bool) -> SendResult:
 # Transports
 # --------------------------------------------------------------------------------------
 
-_LEADING_DOT = re.compile(rb"(?m)^\.")
 _NO_ADDRESS = SendResult(Outcome.FAILED, detail="no email address")
 
 
@@ -418,9 +418,10 @@ def _data_payload(message: bytes) -> bytes:
     """
     if not message.endswith(b"\r\n"):
         message += b"\r\n"
-    if message.startswith(b".") or b"\n." in message:
-        message = _LEADING_DOT.sub(b"..", message)
-    return message + b".\r\n"
+    if message.startswith(b"."):
+        message = b"." + message
+    # Every line ends with CRLF, so every line but the first starts after one.
+    return message.replace(b"\r\n.", b"\r\n..") + b".\r\n"
 
 
 @dataclass(slots=True)
@@ -476,7 +477,7 @@ class SmtpTransport(TransportBase):
         self._holding = [False] * concurrency
         # Fail at construction on a sender the relay could never accept: a config error.
         self._envelope_sender = _ascii_address(parseaddr(settings.sender)[1])
-        self._clients: list[SMTP | None] = [None] * concurrency
+        self._clients: list[SmtpWire | None] = [None] * concurrency
         self._local_hostname: str | None = None
         self._batch_lock = asyncio.Lock()
         self.connections_opened = 0
@@ -494,10 +495,11 @@ class SmtpTransport(TransportBase):
         self._clients = [None] * self._concurrency
         await asyncio.gather(*(self._quit(client) for client in clients))
 
-    async def _quit(self, client: SMTP) -> None:
+    async def _quit(self, client: SmtpWire) -> None:
         try:
             if client.is_connected:
-                await client.quit(timeout=min(self._settings.timeout, 5.0))
+                async with asyncio.timeout(min(self._settings.timeout, 5.0)):
+                    await client.quit()
         except Exception:
             pass  # the server may already be gone: closing our side is all that is left
         finally:
@@ -597,7 +599,7 @@ class SmtpTransport(TransportBase):
                 continue
             return result
 
-    async def _connect(self, slot: int, state: _BatchState) -> SMTP | SendResult:
+    async def _connect(self, slot: int, state: _BatchState) -> SmtpWire | SendResult:
         old = self._clients[slot]
         if old is not None:
             old.close()
@@ -621,18 +623,22 @@ class SmtpTransport(TransportBase):
         )
         try:
             await client.connect()  # closes itself on failure
+            # EHLO now: the extensions (PIPELINING, SIZE) decide how messages are sent.
+            await _ehlo_if_needed(client)
+            wire = SmtpWire.take_over(client, timeout=settings.timeout)
         except Exception as exc:
+            client.close()
             result = classify_smtp_error(exc, data_sent=False)
             result = replace(result, detail=f"{result.detail} [{settings.host}:{settings.port}]")
             state.connect_failure = result
             return result
-        self._clients[slot] = client
+        self._clients[slot] = wire
         self.connections_opened += 1
-        return client
+        return wire
 
     async def _transact(
         self,
-        client: SMTP,
+        client: SmtpWire,
         recipient: str,
         payload: bytes,
         size: int,
@@ -642,51 +648,28 @@ class SmtpTransport(TransportBase):
     ) -> tuple[SendResult, bool]:
         """One mail transaction; returns the result and whether a retry is safe and useful.
 
-        ``DATA`` and the payload are separate steps so that a lost connection is known to
-        have happened before the payload (DEFERRED) or after it (UNKNOWN). aiosmtplib's
-        ``SMTP.data`` does both under one call; its protocol's ``write`` and
-        ``read_response`` are the same calls it makes inside.
+        The envelope (MAIL, RCPT, DATA) and the payload are separate steps so that a lost
+        connection is known to have happened before the payload (DEFERRED) or after it
+        (UNKNOWN).
         """
         data_sent = False
-        at_mail = True
         try:
-            await _ehlo_if_needed(client)
-            # MAIL and RCPT written here rather than through SMTP.mail/rcpt: those re-parse
-            # both addresses with email.utils.parseaddr on every message (a fifth of the
-            # send path's CPU), and _ascii_address already made them safe, plain mailboxes.
-            mail = b"FROM:<" + self._envelope_sender.encode("ascii") + b">"
-            if client.supports_extension("size"):
-                mail += b" SIZE=" + str(size).encode("ascii")
-            reply = await client.execute_command(b"MAIL", mail)
-            if reply.code != 250:
-                raise SMTPSenderRefused(reply.code, reply.message, self._envelope_sender)
-            at_mail = False
-            reply = await client.execute_command(
-                b"RCPT", b"TO:<" + recipient.encode("ascii") + b">"
-            )
-            if reply.code not in (250, 251):
-                raise SMTPRecipientRefused(reply.code, reply.message, recipient)
-            reply = await client.execute_command(b"DATA")
-            if reply.code != 354:
-                raise SMTPDataError(reply.code, reply.message)
-            protocol = client.protocol
-            if protocol is None:
-                raise SMTPServerDisconnected("Connection lost")
+            await client.transaction_start(self._envelope_sender, recipient, size)
             if state is not None and state.gated and self._gate.locked():
                 # Everything but the final "." now; the final dot, which makes the server
                 # take the message, waits its turn (see _BatchState.gated).
-                protocol.write(payload[: -len(_END_OF_DATA)])
+                client.write(payload[: -len(_END_OF_DATA)])
                 await self._gate.acquire()
                 self._holding[slot] = True
-                protocol.write(_END_OF_DATA)
+                client.write(_END_OF_DATA)
             elif state is not None and state.gated:
                 await self._gate.acquire()  # free: taken at once, one write is enough
                 self._holding[slot] = True
-                protocol.write(payload)
+                client.write(payload)
             else:
-                protocol.write(payload)  # raises, with nothing sent, on a closed connection
+                client.write(payload)  # raises, with nothing sent, on a closed connection
             data_sent = True
-            reply = await protocol.read_response(timeout=client.timeout)
+            reply = await client.reply()
             if reply.code != 250:
                 raise SMTPDataError(reply.code, reply.message)
         except asyncio.CancelledError:
@@ -697,7 +680,11 @@ class SmtpTransport(TransportBase):
             # Only a session lost before MAIL was answered may be retried: from RCPT on,
             # the server has seen the envelope, and after the payload it may have queued
             # the message.
-            retry = at_mail and not data_sent and isinstance(exc, SMTPServerDisconnected)
+            retry = (
+                not client.mail_answered
+                and not data_sent
+                and isinstance(exc, SMTPServerDisconnected)
+            )
             return classify_smtp_error(exc, data_sent=data_sent), retry
         accepted = _reply_text(reply.code, reply.message)
         return SendResult.sent(provider_id=message_id, detail=accepted), False
@@ -714,7 +701,7 @@ async def _ehlo_if_needed(client: SMTP) -> None:
             await client.helo()
 
 
-async def _end_transaction(client: SMTP, exc: Exception) -> None:
+async def _end_transaction(client: SmtpWire, exc: Exception) -> None:
     """Leave the session ready for the next message, or closed if that is not certain."""
     if isinstance(exc, SMTPResponseException) and exc.code > 0 and client.is_connected:
         # A clear refusal: the session is fine, RSET clears any half-built envelope.

@@ -149,13 +149,16 @@ class SmtpPeer:
     ``starttls`` offers STARTTLS with that server context; ``implicit_tls`` wraps the
     whole connection (port 465 style); ``credentials`` turns on AUTH (PLAIN/LOGIN, no
     TLS required so tests stay simple); ``idle_timeout`` makes the server close a
-    session silent for that many seconds (aiosmtpd's default is 300).
+    session silent for that many seconds (aiosmtpd's default is 300); ``pipelining``
+    advertises PIPELINING (RFC 2920), which aiosmtpd does not by default although it
+    reads pipelined commands in order, as the standard asks.
     """
 
     starttls: ssl.SSLContext | None = None
     implicit_tls: ssl.SSLContext | None = None
     credentials: tuple[str, str] | None = None
     idle_timeout: float | None = None
+    pipelining: bool = False
     host: str = "127.0.0.1"
     port: int = 0
     messages: list[Received] = field(default_factory=list)
@@ -226,6 +229,20 @@ class SmtpPeer:
                     return None
                 fault.times -= 1
             return fault
+
+    async def handle_EHLO(
+        self,
+        server: SMTP,
+        session: Session,
+        envelope: Envelope,
+        hostname: str,
+        responses: list[str],
+    ) -> list[str]:
+        session.host_name = hostname
+        if self.pipelining:
+            # Before the last line ("250 HELP"): every line but the last has "250-".
+            responses.insert(len(responses) - 1, "250-PIPELINING")
+        return responses
 
     async def handle_MAIL(
         self,
