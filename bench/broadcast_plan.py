@@ -502,12 +502,13 @@ def _reset(db_url: str, message_id: int | None = None) -> None:
 
 
 def baseline_child(config: Path, message_id: int) -> dict[str, Any]:
-    from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+    from jinja2 import Environment, FileSystemLoader
     from sqlalchemy import insert
 
     from network_anim.app import open_app
     from network_anim.clock import SimulatedClock
     from network_anim.db.models import Delivery
+    from network_anim.rendering import TEMPLATE_OPTIONS
 
     app = open_app(config, clock=SimulatedClock(NOW))
     try:
@@ -515,14 +516,8 @@ def baseline_child(config: Path, message_id: int) -> dict[str, Any]:
         _reset(app.database_url)
         directory = app.templates.directory
         started = time.perf_counter()
-        env = Environment(  # the engine's options, without its sandbox
-            loader=FileSystemLoader(str(directory)),
-            undefined=StrictUndefined,
-            autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
-            trim_blocks=True,
-            lstrip_blocks=True,
-            auto_reload=False,
-        )
+        # The engine's options, without its sandbox.
+        env = Environment(loader=FileSystemLoader(str(directory)), **TEMPLATE_OPTIONS)
         compiled: dict[tuple[str, str, str], Any] = {}
 
         def template(channel: str, language: str, ext: str) -> Any:

@@ -42,12 +42,12 @@ class SentRecorder:
     def record(
         self, sent: Sequence[tuple[Outbound, SendResult]], now: datetime, nowait: bool = False
     ) -> set[int]:
-        """In one transaction, mark the ``sent`` rows this worker still holds (claimed,
-        its lease) sent, with one event each; returns their ids. Rows whose lease
-        expired and that another worker took over are theirs to record. ``nowait`` as
-        in :meth:`RawSql.transaction`."""
-        if self._sql.postgres:
-            return self._record_postgres(sent, now)
+        """SQLite: in one transaction, mark the ``sent`` rows this worker still holds
+        (claimed, its lease) sent, with one event each; returns their ids. Rows whose
+        lease expired and that another worker took over are theirs to record. ``nowait``
+        as in :meth:`RawSql.transaction`. (PostgreSQL: :meth:`postgres_statement`, run
+        on the dispatcher's asyncio connection.)"""
+        assert not self._sql.postgres, "PostgreSQL records through postgres_statement"
         when = self._time(now)
         events: list[tuple[Any, ...]] = []
         with self._sql.transaction(nowait=nowait) as cursor:
@@ -70,13 +70,6 @@ class SentRecorder:
             if events:
                 cursor.executemany(self._insert, events)
         return {event[3] for event in events}
-
-    def _record_postgres(
-        self, sent: Sequence[tuple[Outbound, SendResult]], now: datetime
-    ) -> set[int]:
-        with self._sql.transaction() as cursor:
-            cursor.execute(*self.postgres_statement(sent, now))
-            return {row[0] for row in cursor.fetchall()}
 
     def postgres_statement(
         self, sent: Sequence[tuple[Outbound, SendResult]], now: datetime

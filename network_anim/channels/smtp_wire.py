@@ -119,44 +119,49 @@ class SmtpWire(asyncio.Protocol):
         mail = b"MAIL FROM:<" + sender.encode("ascii") + b">"
         if self.size:
             mail += b" SIZE=" + str(size).encode("ascii")
-        commands = (mail + b"\r\n", b"RCPT TO:<" + recipient.encode("ascii") + b">\r\n")
+        commands = (
+            mail + b"\r\n",
+            b"RCPT TO:<" + recipient.encode("ascii") + b">\r\n",
+            b"DATA\r\n",
+        )
+        checks = (
+            lambda reply: _check_mail(reply, sender),
+            lambda reply: _check_rcpt(reply, recipient),
+            _check_data,
+        )
         self.mail_answered = False
         if not self.pipelining:
-            self.write(commands[0])
-            mail_reply = await self.reply()
-            self.mail_answered = True
-            _check_mail(mail_reply, sender)
-            self.write(commands[1])
-            _check_rcpt(await self.reply(), recipient)
-            self.write(b"DATA\r\n")
-            _check_data(await self.reply())
+            for command, check in zip(commands, checks, strict=True):
+                self.write(command)
+                reply = await self.reply()
+                self.mail_answered = True
+                check(reply)
             return
-        self.write(commands[0] + commands[1] + b"DATA\r\n")
-        # Every pipelined command gets its reply, refused or not: read all three, so the
-        # session stays in step, then report the first refusal.
-        mail_reply = await self.reply()
-        self.mail_answered = True
-        rcpt_reply: SMTPResponse | None = None
+        self.write(b"".join(commands))
+        # Every pipelined command gets its reply, refused or not: read all three so the
+        # session stays in step, then report the first refusal, which also explains a
+        # loss best (a 421 closes the session after it).
+        replies: list[SMTPResponse] = []
+        lost: SMTPServerDisconnected | SMTPReadTimeoutError | None = None
         try:
-            rcpt_reply = await self.reply()
-            data_reply = await self.reply()
-        except (SMTPServerDisconnected, SMTPReadTimeoutError):
-            # A refusal explains the loss best (a 421 closes the session after it).
-            _check_mail(mail_reply, sender)
-            if rcpt_reply is not None:
-                _check_rcpt(rcpt_reply, recipient)
-            raise
+            while len(replies) < len(commands):
+                replies.append(await self.reply())
+                self.mail_answered = True
+        except (SMTPServerDisconnected, SMTPReadTimeoutError) as exc:
+            lost = exc
         try:
-            _check_mail(mail_reply, sender)
-            _check_rcpt(rcpt_reply, recipient)
+            for reply, check in zip(replies, checks[:2], strict=False):
+                check(reply)
         except SMTPResponseException:
-            if data_reply.code == 354:
+            if lost is None and replies[2].code == 354:
                 # A server that opened DATA for a refused envelope: end the empty
                 # message at once; it will refuse it (RFC 2920 §3.1).
                 self.write(b".\r\n")
                 await self.reply()
             raise
-        _check_data(data_reply)
+        if lost is not None:
+            raise lost
+        _check_data(replies[2])
 
     async def rset(self) -> None:
         self.write(b"RSET\r\n")
