@@ -31,7 +31,7 @@ class SentRecorder:
             f"cost = COALESCE({p}, cost_estimate), provider_id = COALESCE({p}, provider_id), "
             f"last_error = '', lease_owner = NULL, lease_until = NULL, updated_at = {p} "
             f"WHERE id = {p} AND status = 'claimed' AND lease_owner = {p} "
-            "RETURNING contact_id"
+            "RETURNING contact_id, channel, message_id"
         )
         self._insert = (
             "INSERT INTO event (occurred_at, type, channel, contact_id, delivery_id, "
@@ -40,33 +40,38 @@ class SentRecorder:
         )
 
     def record(
-        self, sent: Sequence[tuple[Outbound, SendResult]], now: datetime, nowait: bool = False
+        self,
+        sent: Sequence[tuple[int, SendResult]],
+        now: datetime,
+        nowait: bool = False,
+        owner: str | None = None,
     ) -> set[int]:
-        """SQLite: in one transaction, mark the ``sent`` rows this worker still holds
-        (claimed, its lease) sent, with one event each; returns their ids. Rows whose
-        lease expired and that another worker took over are theirs to record. ``nowait``
-        as in :meth:`RawSql.transaction`. (PostgreSQL: :meth:`postgres_statement`, run
-        on the dispatcher's asyncio connection.)"""
+        """SQLite: in one transaction, mark the ``(delivery id, result)`` rows that
+        ``owner`` (default: this worker) still holds (claimed, its lease) sent, with one
+        event each; returns their ids. Rows whose lease expired and that another worker
+        took over are theirs to record. ``nowait`` as in :meth:`RawSql.transaction`.
+        (PostgreSQL: :meth:`postgres_statement`, run on the dispatcher's asyncio
+        connection.)"""
         assert not self._sql.postgres, "PostgreSQL records through postgres_statement"
         when = self._time(now)
+        holder = owner or self._worker_id
         events: list[tuple[Any, ...]] = []
         with self._sql.transaction(nowait=nowait) as cursor:
             # One guarded UPDATE per row (a prepared statement, a few microseconds each):
             # its RETURNING says whether the row was still ours, in the same step.
-            for item, result in sent:
+            for delivery_id, result in sent:
                 provider = result.provider_id[:300] if result.provider_id else None
                 cursor.execute(
-                    self._mark_sent,
-                    (when, result.cost, provider, when, item.delivery_id, self._worker_id),
+                    self._mark_sent, (when, result.cost, provider, when, delivery_id, holder)
                 )
                 mine = cursor.fetchall()  # fetched to the end: the statement is done
                 if not mine:
                     continue
+                contact_id, channel, message_id = mine[0]
                 data = {"detail": result.detail[:500], "provider_id": result.provider_id}
                 events.append(
-                    (when, item.channel, mine[0][0], item.delivery_id, item.message_id, False,
-                     self._json(data))
-                )  # fmt: skip
+                    (when, channel, contact_id, delivery_id, message_id, False, self._json(data))
+                )
             if events:
                 cursor.executemany(self._insert, events)
         return {event[3] for event in events}
