@@ -527,12 +527,16 @@ def log_tail(path: Path, lines: int = 30) -> str:
 _EXCEPTION_LINE = re.compile(r"^\s*((?:\w+\.)*\w*(?:Error|Exception)\b.*)$")
 
 
+_RECOVERED_LINE = re.compile(r"(\d+) recorded sent from their journals")
+
+
 def log_findings(logs: Sequence[Path]) -> dict[str, Any]:
-    """ERROR records in daemon logs (with the exception each ends on), and APScheduler's
+    """ERROR records in daemon logs (with the exception each ends on), APScheduler's
     "skipped: maximum number of running instances" warnings (a dispatch tick due while
-    the previous drain still runs)."""
+    the previous drain still runs), and the sends of killed daemons recorded from their
+    sent journals."""
     errors: list[str] = []
-    skipped = 0
+    skipped = recovered = 0
     for log in logs:
         with contextlib.suppress(OSError):
             lines = log.read_text(encoding="utf-8", errors="replace").splitlines()
@@ -547,7 +551,14 @@ def log_findings(logs: Sequence[Path]) -> dict[str, Any]:
                     errors.append(text)
                 elif "maximum number of running instances reached" in line:
                     skipped += 1
-    return {"error_records": len(errors), "errors": errors[:3], "skipped_tick_warnings": skipped}
+                elif found := _RECOVERED_LINE.search(line):
+                    recovered += int(found.group(1))
+    return {
+        "error_records": len(errors),
+        "errors": errors[:3],
+        "skipped_tick_warnings": skipped,
+        "recorded_from_journals": recovered,
+    }
 
 
 # -- docs/BENCHMARKS.md ---------------------------------------------------------------------

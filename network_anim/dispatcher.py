@@ -11,6 +11,7 @@ others (SMS, letters: they cannot be taken back) become ``unknown`` for an opera
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping, Sequence
@@ -41,6 +42,7 @@ from network_anim.sent_rows import SentRecorder
 if TYPE_CHECKING:
     from network_anim.db.pg_async import AsyncPostgres
 
+log = logging.getLogger("netanim.dispatch")
 _RECLAIM_EVERY_SECONDS = 5.0
 _GATHER_SECONDS = 0.01
 # Results per group commit when a sent journal holds them meanwhile (see sent_journal).
@@ -161,10 +163,8 @@ class Dispatcher:
         self, *, message_id: int | None = None, on_progress: Any = None
     ) -> DispatchStats:
         """Send every row due now (optionally of one message), batch after batch."""
-        # On the database thread: another writer may hold SQLite's lock (the loop must
-        # keep turning meanwhile).
-        recovered, reclaimed = await self._in_db(self.reclaim_expired)
-        stats = DispatchStats(reclaimed=reclaimed, recovered=recovered)
+        stats = DispatchStats()
+        await self._reclaim(stats)
         # Open what the due rows need before claiming any: a missing credential is then
         # reported up front instead of leaving claimed rows behind.
         for channel in sorted(self.due_channels(message_id)):
@@ -183,9 +183,7 @@ class Dispatcher:
                     return stats
                 if loop.time() - reclaimed_at > _RECLAIM_EVERY_SECONDS:
                     # A long backlog must not keep a dead worker's rows waiting until it ends.
-                    recovered, reclaimed = await self._in_db(self.reclaim_expired)
-                    stats.recovered += recovered
-                    stats.reclaimed += reclaimed
+                    await self._reclaim(stats)
                     reclaimed_at = loop.time()
                 if len(claimed) == self.batch_size:
                     upcoming = asyncio.ensure_future(self._claim_next(message_id))
@@ -199,6 +197,19 @@ class Dispatcher:
         finally:
             if upcoming is not None:
                 await self._hand_back(upcoming)
+
+    async def _reclaim(self, stats: DispatchStats) -> None:
+        # On the database thread: another writer may hold SQLite's lock.
+        recovered, reclaimed = await self._in_db(self.reclaim_expired)
+        if recovered or reclaimed:
+            # Logged now: a drain that is killed never reports its stats.
+            log.info(
+                "stopped workers' rows: %d recorded sent from their journals, %d taken back",
+                recovered,
+                reclaimed,
+            )
+        stats.recovered += recovered
+        stats.reclaimed += reclaimed
 
     async def _hand_back(self, upcoming: asyncio.Future[list[Outbound]]) -> None:
         """Rows claimed ahead and never sent go back to pending, as if never claimed."""

@@ -40,6 +40,7 @@ def dispatch(as_json: bool, config_path: Path | None, db_url: str | None) -> Non
             "outcomes": {ch: dict(c) for ch, c in by_channel.items()},
             "fallbacks": dict(stats.fallbacks),
             "reclaimed": stats.reclaimed,
+            "recovered": stats.recovered,
         }
         click.echo(json.dumps(payload))
         return
