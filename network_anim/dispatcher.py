@@ -627,7 +627,12 @@ class _ResultWriter:
             if result.outcome != Outcome.SENT:
                 self._wake.set()  # not journaled: its sender waits for the commit, now
                 return recorded
-            self._journal.note(item.delivery_id, self._dispatcher.app.clock.now(), result)
+            try:
+                self._journal.note(item.delivery_id, self._dispatcher.app.clock.now(), result)
+            except OSError as exc:  # a full disk: the database may still take it
+                log.warning("sent journal %s: %s; waiting for the commit", self._journal.path, exc)
+                self._wake.set()
+                return recorded
             noted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
             noted.set_result(None)
             return noted

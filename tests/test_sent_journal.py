@@ -4,6 +4,8 @@ recorded after a crash instead of being sent again."""
 from __future__ import annotations
 
 import asyncio
+import errno
+import logging
 import os
 import signal
 import subprocess
@@ -30,7 +32,7 @@ from network_anim.domain import Level, MessageKind, Urgency
 from network_anim.planner import MessageRequest, plan_message
 from network_anim.sent_journal import SentJournal, journal_folder
 from network_anim.transports import ConfiguredTransports
-from tests.conftest import REPO, use_smtp, write_config
+from tests.conftest import REPO, SAMPLE_NETWORK, WELCOME, run_at, use_smtp, write_config
 from tests.peers.smtp_server import SmtpPeer
 from tests.test_storage import RecordingTransport, _request
 
@@ -258,3 +260,27 @@ async def _survive(app: App) -> object:
         dead_owners=SqliteLiveness("survivor").dead,
     ) as dispatcher:
         return await dispatcher.drain()
+
+
+def test_a_journal_that_cannot_be_written_costs_a_commit_per_send_not_a_send(
+    app: App, cli, config_path: Path, clock, monkeypatch: pytest.MonkeyPatch, caplog
+) -> None:
+    _sqlite_only(app)
+
+    def disk_full(*_args: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(SentJournal, "note", disk_full)
+    caplog.set_level(logging.WARNING, logger="netanim.dispatch")
+    with SmtpPeer() as peer:
+        use_smtp(config_path, peer)
+        assert cli("import", "network", str(SAMPLE_NETWORK), "-c", str(config_path)).code == 0
+        result = run_at(cli, config_path, clock.now(), *WELCOME, "--id", "full", "--json")
+        assert result.code == 0, result
+        received = len(peer.messages)
+    with Session(app.engine) as session:
+        emails = Counter(
+            session.scalars(select(Delivery.status).where(Delivery.channel == "email"))
+        )
+    assert emails == {"sent": received} and received > 0
+    assert "No space left on device; waiting for the commit" in caplog.text
