@@ -200,6 +200,11 @@ class Dispatcher:
 
     async def _reclaim(self, stats: DispatchStats) -> None:
         # On the database thread: another writer may hold SQLite's lock.
+        own = self._journal
+        if own is not None and own.dirty and own.idle:
+            # A recording failed earlier: what it noted is recorded now (not resent).
+            stats.recovered += await self._in_db(self._replay_journals, {self.worker_id}, set())
+            own.clear()
         recovered, reclaimed = await self._in_db(self.reclaim_expired)
         if recovered or reclaimed:
             # Logged now: a drain that is killed never reports its stats.
@@ -416,7 +421,7 @@ class Dispatcher:
             lapsed = set(conn.scalars(claimed_by.where(Delivery.lease_until < now)))  # type: ignore[operator]
         journaled = set()
         if self._journal_folder is not None:
-            journaled = sent_journal.owners(self._journal_folder) - {self.worker_id}
+            journaled = sent_journal.owners(self._journal_folder)
         candidates = owners | journaled
         dead = self.dead_owners(candidates) if candidates else set()
         recovered = self._replay_journals(journaled & (dead | lapsed), dead)
@@ -605,7 +610,8 @@ class _ResultWriter:
         # max_unrecorded = 1 and no journal nothing waits.
         self._gather = gather
         self._timer: asyncio.TimerHandle | None = None
-        self._waiting: list[tuple[Outbound, SendResult, asyncio.Future[None]]] = []
+        # The future is None for a noted result: its sender already has a done one.
+        self._waiting: list[tuple[Outbound, SendResult, asyncio.Future[None] | None]] = []
         self._wake = asyncio.Event()
         self._closing = False
         self._failure: BaseException | None = None
@@ -613,30 +619,32 @@ class _ResultWriter:
         self._task = asyncio.create_task(self._run())
 
     def submit(self, item: Outbound, result: SendResult) -> asyncio.Future[None]:
-        recorded: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
         self.submitted.add(item.delivery_id)
-        if self._failure is not None:
-            recorded.set_exception(self._failure)
-            return recorded
-        self._waiting.append((item, result, recorded))
-        if len(self._waiting) >= self._gather:
-            self._wake.set()
-        elif self._timer is None:
-            self._timer = asyncio.get_running_loop().call_later(_GATHER_SECONDS, self._wake.set)
-        if self._journal is not None:
-            if result.outcome != Outcome.SENT:
-                self._wake.set()  # not journaled: its sender waits for the commit, now
-                return recorded
-            try:
-                self._journal.note(item.delivery_id, self._dispatcher.app.clock.now(), result)
-            except OSError as exc:  # a full disk: the database may still take it
-                log.warning("sent journal %s: %s; waiting for the commit", self._journal.path, exc)
-                self._wake.set()
-                return recorded
-            noted: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            noted.set_result(None)
-            return noted
-        return recorded
+        # Noted even after a failed commit: the dispatcher records the notes later.
+        noted = result.outcome == Outcome.SENT and self._note(item, result)
+        future: asyncio.Future[None] = loop.create_future()
+        if noted:
+            future.set_result(None)
+        elif self._failure is not None:
+            future.set_exception(self._failure)
+        if self._failure is None:
+            self._waiting.append((item, result, None if noted else future))
+            if len(self._waiting) >= self._gather or (self._journal is not None and not noted):
+                self._wake.set()  # what is not journaled waits for its commit: now
+            elif self._timer is None:
+                self._timer = loop.call_later(_GATHER_SECONDS, self._wake.set)
+        return future
+
+    def _note(self, item: Outbound, result: SendResult) -> bool:
+        if self._journal is None:
+            return False
+        try:
+            self._journal.note(item.delivery_id, self._dispatcher.app.clock.now(), result)
+        except OSError as exc:  # a full disk: the database may still take it
+            log.warning("sent journal %s: %s; waiting for the commit", self._journal.path, exc)
+            return False
+        return True
 
     async def _run(self) -> None:
         while True:
@@ -656,11 +664,13 @@ class _ResultWriter:
             except Exception as exc:  # the database refused: every waiting result fails
                 self._failure = exc
                 for *_, recorded in batch + self._waiting:
-                    recorded.set_exception(exc)
+                    if recorded is not None:
+                        recorded.set_exception(exc)
                 self._waiting = []
                 return
             for *_, recorded in batch:
-                recorded.set_result(None)
+                if recorded is not None:
+                    recorded.set_result(None)
 
     async def close(self) -> None:
         """Record what is still waiting, then stop. A failed recording is raised here

@@ -54,13 +54,16 @@ def journal_folder(engine: Engine) -> Path | None:
 
 class SentJournal:
     """One worker's journal. Writers (one per batch being sent) enter and leave it; when
-    the last one leaves, everything noted is committed and the file is emptied."""
+    the last one leaves and every writer committed what it noted, the file is emptied.
+    A writer whose recording failed leaves the journal ``dirty``: its notes stay until
+    the dispatcher has recorded them (:meth:`clear` then)."""
 
     def __init__(self, folder: Path, owner: str) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         self.path = _path(folder, owner)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         self._writers = 0
+        self.dirty = False
 
     def note(self, delivery_id: int, at: datetime, result: SendResult) -> None:
         """Append one accepted message: one ``write()``, durable once it returns (the
@@ -74,8 +77,18 @@ class SentJournal:
     def leave(self, committed: bool) -> None:
         """A writer is done; ``committed``: everything it noted is in the database."""
         self._writers -= 1
-        if committed and self._writers == 0:
+        self.dirty = self.dirty or not committed
+        if self.idle and not self.dirty:
             os.ftruncate(self._fd, 0)
+
+    @property
+    def idle(self) -> bool:
+        return self._writers == 0
+
+    def clear(self) -> None:
+        """Everything noted is in the database (replayed after a failure)."""
+        os.ftruncate(self._fd, 0)
+        self.dirty = False
 
     def close(self) -> None:
         empty = os.fstat(self._fd).st_size == 0

@@ -8,14 +8,17 @@ import errno
 import logging
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from network_anim import sent_journal
@@ -31,6 +34,7 @@ from network_anim.dispatcher import Dispatcher
 from network_anim.domain import Level, MessageKind, Urgency
 from network_anim.planner import MessageRequest, plan_message
 from network_anim.sent_journal import SentJournal, journal_folder
+from network_anim.sent_rows import SentRecorder
 from network_anim.transports import ConfiguredTransports
 from tests.conftest import REPO, SAMPLE_NETWORK, WELCOME, run_at, use_smtp, write_config
 from tests.peers.smtp_server import SmtpPeer
@@ -65,10 +69,12 @@ def test_the_journal_is_emptied_when_its_last_writer_has_committed(tmp_path: Pat
     assert sent_journal.read(tmp_path, "w") == []
     journal.enter()
     journal.note(2, NOON, SendResult.sent())
-    journal.leave(committed=False)  # its recording failed: the notes stay
-    assert [n.delivery_id for n in sent_journal.read(tmp_path, "w")] == [2]
+    journal.leave(committed=False)  # its recording failed: the notes stay...
     journal.enter()
-    journal.leave(committed=True)
+    journal.leave(committed=True)  # ...whatever comes after, until they are recorded
+    assert journal.dirty and [n.delivery_id for n in sent_journal.read(tmp_path, "w")] == [2]
+    journal.clear()
+    assert not journal.dirty and sent_journal.read(tmp_path, "w") == []
     journal.close()
     assert not journal.path.exists()  # empty at the end: removed
 
@@ -176,17 +182,11 @@ def test_emails_of_a_killed_sender_are_recorded_from_its_journal_not_resent(
     """A real SIGKILL between two group commits (default max_unrecorded = 1): what the
     journal holds is recorded as sent by the next worker, the rest is sent again, and
     no message reaches the SMTP server more than once plus the one the permit allows."""
-    monkeypatch.setenv("NETANIM_SECRET_KEY", "k" * 40)
-    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'kill.db'}", example_campaigns=False)
-    network = tmp_path / "network.csv"
-    network.write_text(generate_network_csv(companies=12, contacts=150, seed=7), encoding="utf-8")
     with SmtpPeer() as peer:
-        use_smtp(config, peer)
-        assert cli("init", "-c", str(config)).code == 0
-        assert cli("import", "network", str(network), "-c", str(config)).code == 0
+        config = _smtp_config(tmp_path, cli, monkeypatch, peer)
         app = open_app(config)
         try:
-            expected = _plan_emails(app)
+            expected = _plan_emails(app, "kill")
             assert len(expected) >= 50
             child = tmp_path / "child.py"
             child.write_text(_KILLED_AT_SECOND_COMMIT, encoding="utf-8")
@@ -225,14 +225,68 @@ def test_emails_of_a_killed_sender_are_recorded_from_its_journal_not_resent(
     assert sent_journal.owners(folder) == set()
 
 
-def _plan_emails(app: App) -> dict[int, str]:
+async def test_sends_noted_before_a_failed_commit_are_recorded_by_the_next_drain(
+    tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The database refuses a group commit mid-batch: the drain fails, but what the relay
+    accepted is in the journal, and the next drain records it: nothing is sent twice."""
+    commits = 0
+    record = SentRecorder.record
+
+    def refuse_the_second(self: SentRecorder, *args: Any, **kwargs: Any) -> set[int]:
+        nonlocal commits
+        commits += 1
+        if commits == 2:
+            raise OperationalError(
+                "UPDATE delivery", {}, sqlite3.OperationalError("disk I/O error")
+            )
+        return record(self, *args, **kwargs)
+
+    with SmtpPeer() as peer:
+        app = open_app(_smtp_config(tmp_path, cli, monkeypatch, peer))
+        try:
+            expected = _plan_emails(app, "refused")
+            monkeypatch.setattr(SentRecorder, "record", refuse_the_second)
+            transports = ConfiguredTransports(app)
+            async with Dispatcher(
+                app, transports, worker_id="w", resend_safe=transports.resend_safe
+            ) as dispatcher:
+                with pytest.raises(OperationalError):
+                    await dispatcher.drain()
+                stats = await dispatcher.drain()
+            with Session(app.engine) as session:
+                statuses = Counter(session.scalars(select(Delivery.status)))
+                events = session.scalar(
+                    select(func.count()).select_from(Event).where(Event.type == "sent")
+                )
+        finally:
+            app.close()
+        received = Counter(r.message()["Message-ID"] for r in peer.messages)
+    assert stats.recovered > 0
+    assert statuses == {"sent": len(expected)} and events == len(expected)
+    assert received == Counter(expected.values())  # each exactly once
+
+
+def _smtp_config(tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch, peer: SmtpPeer) -> Path:  # type: ignore[no-untyped-def]
+    """A SQLite database with a generated network, email through ``peer``."""
+    monkeypatch.setenv("NETANIM_SECRET_KEY", "k" * 40)
+    config = write_config(tmp_path, f"sqlite:///{tmp_path / 'sends.db'}", example_campaigns=False)
+    network = tmp_path / "network.csv"
+    network.write_text(generate_network_csv(companies=12, contacts=150, seed=7), encoding="utf-8")
+    use_smtp(config, peer)
+    assert cli("init", "-c", str(config)).code == 0
+    assert cli("import", "network", str(network), "-c", str(config)).code == 0
+    return config
+
+
+def _plan_emails(app: App, occurrence: str) -> dict[int, str]:
     """One operational email per reachable contact; the Message-ID each row must carry."""
     request = MessageRequest(
         campaign_key="broadcast",
         campaign_name="One-off broadcasts",
         campaign_kind="broadcast",
         step="welcome",
-        occurrence="kill",
+        occurrence=occurrence,
         audience=Audience(name="all"),
         urgency=Urgency.REMINDER,
         template="welcome",
