@@ -148,7 +148,8 @@ class Delivery(SQLModel, table=True):
     """The outbox: one row per message, contact and channel, written before anything leaves."""
 
     __table_args__ = (
-        Index("ix_delivery_status_due", "status", "due_at"),
+        # With id: a claim (ORDER BY due_at, id LIMIT n) reads n rows, not every pending one.
+        Index("ix_delivery_status_due", "status", "due_at", "id"),
         Index("ix_delivery_contact_channel_created", "contact_id", "channel", "created_at"),
     )
 
