@@ -665,3 +665,51 @@ def start_postfix_sink(procs: Processes, counter: Path | None = None) -> Postfix
     proc = procs.start([*argv, "1024"], log=counter)
     wait_port(port)
     return PostfixSink(proc, port, counter)
+
+
+# -- where the CPU goes (Linux /proc) -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """The machine's CPU seconds (busy, all cores) and those of process groups, at one
+    moment: two samples give what a window of a bench cost, and who spent it."""
+
+    busy: float
+    total: float
+    groups: dict[str, float]
+
+    def since(self, before: CpuSample) -> CpuSample:
+        return CpuSample(
+            self.busy - before.busy,
+            self.total - before.total,
+            {k: v - before.groups.get(k, 0.0) for k, v in self.groups.items()},
+        )
+
+
+def cpu_sample(groups: dict[str, set[int]]) -> CpuSample:
+    """``groups`` name sets of pids; every process named ``postgres`` counts as
+    ``postgresql`` (its backends come and go)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    with open("/proc/stat", encoding="ascii") as stat:
+        fields = [int(v) for v in stat.readline().split()[1:]]
+    total = sum(fields[:8]) / tick  # guest time is already in user
+    idle = (fields[3] + fields[4]) / tick
+    spent = dict.fromkeys([*groups, "postgresql"], 0.0)
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", encoding="ascii", errors="replace") as f:
+                head, _, rest = f.read().rpartition(")")
+        except OSError:
+            continue  # the process ended
+        values = rest.split()
+        seconds = (int(values[11]) + int(values[12])) / tick
+        pid = int(entry.name)
+        name = next((g for g, pids in groups.items() if pid in pids), None)
+        if name is None and head.endswith("(postgres"):
+            name = "postgresql"
+        if name is not None:
+            spent[name] += seconds
+    return CpuSample(total - idle, total, spent)

@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import benchlib as lib
+import psycopg
 
 DEFAULT_DB = "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
 
@@ -44,6 +45,7 @@ class Round:
     received: int
     attempts: dict[int, int]
     exit_codes: list[int]
+    cpu: lib.CpuSample  # from the first message at the sink to the last row recorded
 
     @property
     def rate(self) -> float:
@@ -81,24 +83,74 @@ def one_round(
         daemons = [procs.start(lib.daemon_argv(round_config), log=log) for log in logs]
         deadline = lib.Deadline(args.timeout)
         first_at: float | None = None
-        while True:
-            now = time.monotonic()
-            if first_at is None and sink.messages() > 0:
-                first_at = now
-            if first_at is not None and lib.status_counts(db_url) == {"sent": rows}:
-                done_at = now
-                break
-            for proc, log in zip(daemons, logs, strict=True):
-                if proc.poll() is not None:
-                    raise SystemExit(f"a daemon exited ({proc.returncode}):\n{lib.log_tail(log)}")
-            deadline.check(f"{n} daemon(s) draining the outbox")
-            time.sleep(0.05)
+        groups = {"daemons": {proc.pid for proc in daemons}, "sink": {sink.proc.pid}}
+        # One connection and an index-only question: the polling must not take CPU from
+        # what it measures (a new connection and a count by status of the whole outbox
+        # every 50 ms cost a tenth of a core).
+        with psycopg.connect(db_url.replace("+psycopg", ""), autocommit=True) as watch:
+            while True:
+                now = time.monotonic()
+                if first_at is None and sink.messages() > 0:
+                    first_at, cpu_at_first = now, lib.cpu_sample(groups)
+                if first_at is not None and not _unsent(watch):
+                    done_at, cpu = now, lib.cpu_sample(groups).since(cpu_at_first)
+                    break
+                for proc, log in zip(daemons, logs, strict=True):
+                    if proc.poll() is not None:
+                        raise SystemExit(
+                            f"a daemon exited ({proc.returncode}):\n{lib.log_tail(log)}"
+                        )
+                deadline.check(f"{n} daemon(s) draining the outbox")
+                time.sleep(0.05)
+        if (statuses := lib.status_counts(db_url)) != {"sent": rows}:
+            raise SystemExit(f"the outbox is not all sent: {statuses}")
         exit_codes = procs.terminate_all(daemons)
         time.sleep(0.3)  # the counter file is written when sessions end
         attempts = dict(lib.sql_rows(db_url, "SELECT attempts, count(*) FROM delivery GROUP BY 1"))
-        return Round(n, done_at - first_at, sink.messages(), attempts, exit_codes)
+        return Round(n, done_at - first_at, sink.messages(), attempts, exit_codes, cpu)
     finally:
         procs.close()
+
+
+def _unsent(conn: psycopg.Connection[tuple[int]]) -> bool:
+    # (status, due_at) index: only the pending and claimed rows are visited.
+    query = "SELECT EXISTS (SELECT 1 FROM delivery WHERE status IN ('pending', 'claimed'))"
+    row = conn.execute(query).fetchone()
+    return bool(row and row[0])
+
+
+def cpu_table(rounds: list[Round], counts: list[int], rows: int) -> list[str]:
+    """Where the CPU went, per daemon count (medians over the rounds), and what that
+    allows: at one daemon's cost per message, the whole machine would send at most
+    rate / busy share; more daemons cannot go beyond it (their cost per message only
+    grows with contention)."""
+    lines = [
+        "| daemons | machine busy | CPU ms/msg: daemons | PostgreSQL | sink | rest (kernel, "
+        "bench) |",
+        "|---:|---:|---:|---:|---:|---:|",
+    ]
+    share: dict[int, float] = {}
+    for n in counts:
+        mine = [r.cpu for r in rounds if r.daemons == n]
+        share[n] = statistics.median(c.busy / c.total for c in mine)
+
+        def per_message(group: str, samples: list[lib.CpuSample] = mine) -> float:
+            return statistics.median(c.groups[group] for c in samples) / rows * 1000
+
+        rest = statistics.median(c.busy - sum(c.groups.values()) for c in mine) / rows * 1000
+        lines.append(
+            f"| {n} | {share[n]:.0%} | {per_message('daemons'):.2f} | "
+            f"{per_message('postgresql'):.2f} | {per_message('sink'):.2f} | {rest:.2f} |"
+        )
+    one = counts[0]
+    rate = statistics.median(r.rate for r in rounds if r.daemons == one)
+    lines += [
+        "",
+        f"ceiling: {one} daemon(s) kept {share[one]:.0%} of the machine busy, so at that cost "
+        f"per message the whole machine sends at most {rate / share[one]:,.0f} msg/s, "
+        f"x{1 / share[one]:.2f} of {one} daemon(s), whatever the number of daemons",
+    ]
+    return lines
 
 
 def _point_at(config: Path, port: int) -> None:
@@ -171,6 +223,8 @@ def main() -> None:
             f"smtp-sink -c -u nobody 127.0.0.1:PORT 1024; {args.runs} rounds",
             "",
             *table,
+            "",
+            *cpu_table(rounds, counts, planned.rows),
             "",
             f"every row claimed exactly once in every round: {'yes' if once else 'NO'}",
             f"target {top} daemons >= 2 x one: "
