@@ -6,14 +6,17 @@ consent updated."""
 from __future__ import annotations
 
 import json
+from collections import Counter
 from datetime import timedelta
 from pathlib import Path
 
-from sqlalchemy import select
+import pytest
+from sqlalchemy import func, select
 from sqlmodel import Session
 
 from network_anim.app import App
 from network_anim.db.models import Consent, Contact, Delivery, Event
+from network_anim.demo_network import generate_network_csv
 from tests.conftest import SAMPLE_NETWORK, STOCK_ALERT, WELCOME, run_at, use_smtp, use_twilio
 from tests.peers.smtp_server import Fault, SmtpPeer
 from tests.peers.twilio_standin import TwilioStandin
@@ -206,3 +209,70 @@ def test_missing_twilio_credentials_is_reported_before_claiming(
     )
     assert result.code == 1 and "TWILIO_AUTH_TOKEN is not set" in result.err
     assert {d.status for d in _rows(app).values()} == {"pending"}
+
+
+async def test_no_email_is_accepted_after_a_result_could_not_be_recorded(
+    database_url: str, config_path: Path, cli, smtp_server: SmtpPeer, monkeypatch
+) -> None:
+    """PostgreSQL records each result before the next final "." (no journal there): when
+    the database refuses a recording mid-batch, the sessions stop, so what the relay took
+    but nobody recorded stays within max_unrecorded (1) and the next worker sends the rest
+    once (at most one duplicate)."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("SQLite notes results in its sent journal (tests/test_sent_journal.py)")
+    from sqlalchemy.exc import OperationalError
+
+    from network_anim.app import open_app
+    from network_anim.daemon.locks import SqliteLiveness
+    from network_anim.dispatcher import Dispatcher
+    from network_anim.transports import ConfiguredTransports
+    from tests.test_sent_journal import _plan_emails
+
+    use_smtp(config_path, smtp_server)
+    network = config_path.parent / "network.csv"
+    network.write_text(generate_network_csv(companies=12, contacts=150, seed=7), encoding="utf-8")
+    assert cli("import", "network", str(network), "-c", str(config_path)).code == 0
+    app = open_app(config_path)
+    try:
+        expected = _plan_emails(app, "refused")
+        recordings = 0
+        record_sent = Dispatcher._record_sent
+
+        async def refuse_the_third(self: Dispatcher, *args: object) -> set[int]:
+            nonlocal recordings
+            recordings += 1
+            if recordings == 3:
+                raise OperationalError("UPDATE delivery", {}, Exception("connection lost"))
+            return await record_sent(self, *args)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(Dispatcher, "_record_sent", refuse_the_third)
+        transports = ConfiguredTransports(app)
+        async with Dispatcher(
+            app, transports, worker_id="w1", resend_safe=transports.resend_safe
+        ) as first:
+            with pytest.raises(OperationalError):
+                await first.drain()
+        monkeypatch.setattr(Dispatcher, "_record_sent", record_sent)
+        with Session(app.engine) as session:
+            recorded = session.scalar(
+                select(func.count()).select_from(Delivery).where(Delivery.status == "sent")
+            )
+        assert recorded == 2
+        assert len(smtp_server.messages) <= recorded + 1  # the refused one, at most
+        survivor = Dispatcher(
+            app,
+            transports,
+            worker_id="w2",
+            resend_safe=transports.resend_safe,
+            dead_owners=SqliteLiveness("w2").dead,  # w1 is gone
+        )
+        async with survivor:
+            await survivor.drain()
+        with Session(app.engine) as session:
+            statuses = Counter(session.scalars(select(Delivery.status)))
+    finally:
+        app.close()
+    received = Counter(r.message()["Message-ID"] for r in smtp_server.messages)
+    assert statuses == {"sent": len(expected)}
+    assert set(received) == set(expected.values())
+    assert sum(received.values()) - len(expected) <= 1

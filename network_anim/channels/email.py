@@ -406,6 +406,9 @@ def classify_smtp_error(exc: BaseException, *, data_sent: bool) -> SendResult:
 # --------------------------------------------------------------------------------------
 
 _NO_ADDRESS = SendResult(Outcome.FAILED, detail="no email address")
+_RECORDING_FAILED = SendResult(
+    Outcome.DEFERRED, detail="not sent: a result of the batch could not be recorded"
+)
 
 
 _END_OF_DATA = b".\r\n"
@@ -435,6 +438,9 @@ class _BatchState:
     # refused, the other messages are deferred at once instead of each waiting for its
     # own connect timeout.
     connect_failure: SendResult | None = None
+    # A result could not be recorded (the database is gone): no further message may be
+    # accepted, each would be sent again once its row is taken back.
+    recording_failed: bool = False
 
 
 class SmtpTransport(TransportBase):
@@ -552,6 +558,8 @@ class SmtpTransport(TransportBase):
         recordings: list[asyncio.Future[None]],
     ) -> None:
         for index, item in pending:
+            if state.recording_failed:
+                return  # the rest stays "not attempted"
             try:
                 if pace is not None:
                     await pace()
@@ -562,11 +570,16 @@ class SmtpTransport(TransportBase):
                     if self._holding[slot]:
                         # The permit now belongs to the recording: freed once it is done.
                         self._holding[slot] = False
-                        recorded.add_done_callback(lambda _done: self._gate.release())
+                        recorded.add_done_callback(lambda done: self._recorded(done, state))
             finally:
                 if self._holding[slot]:
                     self._holding[slot] = False
                     self._gate.release()
+
+    def _recorded(self, done: asyncio.Future[None], state: _BatchState) -> None:
+        if done.cancelled() or done.exception() is not None:
+            state.recording_failed = True
+        self._gate.release()
 
     async def _send_one(self, slot: int, item: Outbound, state: _BatchState) -> SendResult:
         if not item.recipient.email:
@@ -655,17 +668,20 @@ class SmtpTransport(TransportBase):
         data_sent = False
         try:
             await client.transaction_start(self._envelope_sender, recipient, size)
-            if state is not None and state.gated and self._gate.locked():
-                # Everything but the final "." now; the final dot, which makes the server
-                # take the message, waits its turn (see _BatchState.gated).
-                client.write(payload[: -len(_END_OF_DATA)])
+            if state is not None and state.gated:
+                rest = payload  # a free permit is taken at once: one write is enough
+                if self._gate.locked():
+                    # Everything but the final "." now; the final dot, which makes the
+                    # server take the message, waits its turn (see _BatchState.gated).
+                    client.write(payload[: -len(_END_OF_DATA)])
+                    rest = _END_OF_DATA
                 await self._gate.acquire()
+                if state.recording_failed:
+                    self._gate.release()
+                    client.close()  # without the final ".", the server drops the message
+                    return _RECORDING_FAILED, False
                 self._holding[slot] = True
-                client.write(_END_OF_DATA)
-            elif state is not None and state.gated:
-                await self._gate.acquire()  # free: taken at once, one write is enough
-                self._holding[slot] = True
-                client.write(payload)
+                client.write(rest)
             else:
                 client.write(payload)  # raises, with nothing sent, on a closed connection
             data_sent = True
