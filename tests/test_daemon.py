@@ -250,3 +250,29 @@ def test_sigterm_stops_the_process_cleanly_and_sighup_reloads(
     text = log.read_text()
     assert "config reloaded" in text and "stopped" in text and "Traceback" not in text
     assert not (tmp_path / "var" / "daemon.pid").exists()
+
+
+async def test_a_tick_skipped_while_its_previous_run_goes_on_is_not_logged(caplog) -> None:
+    """max_instances = 1 skips a dispatch tick due during a long drain, on purpose: the
+    real APScheduler must not warn about it every interval (other warnings still show)."""
+    import logging
+
+    from network_anim.daemon.service import TICK_LOG, tick_scheduler
+
+    caplog.set_level(logging.INFO, logger="apscheduler")
+    runs = 0
+
+    async def long_drain() -> None:
+        nonlocal runs
+        runs += 1
+        await asyncio.sleep(0.4)
+
+    scheduler = tick_scheduler()
+    scheduler.add_job(long_drain, "interval", seconds=0.05, max_instances=1, coalesce=True)
+    scheduler.start()
+    await asyncio.sleep(0.6)
+    scheduler.shutdown(wait=False)
+    TICK_LOG.warning("another warning")
+    assert 1 <= runs <= 2  # the ticks due while a run goes on were skipped
+    assert "maximum number of running instances" not in caplog.text
+    assert "another warning" in caplog.text
