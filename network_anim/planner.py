@@ -330,6 +330,7 @@ class _PlanRun:
             has_postal_address,
             contact.web_access,
             contact.timezone,
+            company.country,
             frozenset(bases.items()) if bases else None,
             frozenset(counts.items()) if counts else None,
         )
@@ -342,6 +343,8 @@ class _PlanRun:
                 has_postal_address=has_postal_address,
                 web_access=contact.web_access,
                 timezone=contact.timezone,
+                # Public holidays in the send windows are the company's country's.
+                country=company.country or "FR",
                 bases=bases or {},
                 recent_counts=counts or {},
             )

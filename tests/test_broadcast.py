@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from email import message_from_bytes, policy
 from pathlib import Path
 
@@ -11,7 +11,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from network_anim.app import App
-from network_anim.db.models import Delivery, Message, Post
+from network_anim.db.models import Contact, Delivery, Message, Post
 from tests.conftest import SAMPLE_NETWORK, STOCK_ALERT, WELCOME, broadcast, run_at
 
 
@@ -279,3 +279,23 @@ def test_broadcast_attaches_documents_to_the_post(
     assert {f.filename for f in files} == {"argumentaire.pdf"} and len(files) == 2
     stored = tmp_path / "var" / "attachments" / files[0].sha256
     assert stored.read_bytes() == b"%PDF-1.4 argumentaire"
+
+
+def test_a_french_holiday_holds_french_sms_but_not_belgian_ones(
+    app: App, cli, config_path: Path
+) -> None:
+    """The SMS window skips public holidays of the contact's company's country: on
+    Bastille Day the French contacts' SMS wait for the next day, the Brussels one goes."""
+    _import(cli, config_path)
+    bastille_day = datetime(2026, 7, 14, 9, 0, tzinfo=UTC)  # a Tuesday, 11:00 in Paris
+    assert run_at(cli, config_path, bastille_day, *STOCK_ALERT, "--id", "b1").code == 0
+    with Session(app.engine) as session:
+        rows = session.execute(
+            select(Delivery.due_at, Contact.external_id)
+            .join(Contact)
+            .where(Delivery.channel == "sms")
+        ).all()
+    due = {external_id: due_at for due_at, external_id in rows}
+    assert due["C0012"] == bastille_day  # Brussels: an ordinary Tuesday
+    french = [when for external_id, when in due.items() if external_id != "C0012"]
+    assert french and all(when.date() == date(2026, 7, 15) for when in french)
