@@ -63,6 +63,19 @@ def company_activity(session: Session, *, as_of: datetime, since: datetime) -> l
     ]
 
 
+def score_fields(score: RfmScore | CompanySegment) -> dict[str, object]:
+    """A company's segment and its R, F, M values and scores, as stored and reported."""
+    return {
+        "segment": score.segment,
+        "recency_days": score.recency_days,
+        "frequency": score.frequency,
+        "monetary": score.monetary,
+        "r_score": score.r_score,
+        "f_score": score.f_score,
+        "m_score": score.m_score,
+    }
+
+
 def replace_scores(session: Session, scores: Sequence[RfmScore], computed_at: datetime) -> None:
     """Swap the scheme's rows for ``scores`` in the caller's transaction: audiences see
     the old segments or the new ones, never a mix."""
@@ -75,13 +88,7 @@ def replace_scores(session: Session, scores: Sequence[RfmScore], computed_at: da
             {
                 "company_id": s.company_id,
                 "scheme": SCHEME,
-                "segment": s.segment,
-                "recency_days": s.recency_days,
-                "frequency": s.frequency,
-                "monetary": s.monetary,
-                "r_score": s.r_score,
-                "f_score": s.f_score,
-                "m_score": s.m_score,
+                **score_fields(s),
                 "computed_at": computed_at,
             }
             for s in scores

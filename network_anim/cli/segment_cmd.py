@@ -95,7 +95,7 @@ def rfm_cmd(
       netanim segment rfm --as-of 2026-06-30 --months 6 --dry-run -c config.example.toml
     """
     from network_anim.rfm import summarize
-    from network_anim.rfm_store import recompute_rfm
+    from network_anim.rfm_store import recompute_rfm, score_fields
 
     app = open_app(config_path, db_url)
     moment = None if as_of is None else parse_as_of(as_of, app.config.engine.timezone)
@@ -116,13 +116,7 @@ def rfm_cmd(
                         {
                             "company": names[s.company_id][0],
                             "name": names[s.company_id][1],
-                            "segment": s.segment,
-                            "recency_days": s.recency_days,
-                            "frequency": s.frequency,
-                            "monetary": s.monetary,
-                            "r_score": s.r_score,
-                            "f_score": s.f_score,
-                            "m_score": s.m_score,
+                            **score_fields(s),
                         }
                         for s in run.scores
                     ],
@@ -175,7 +169,7 @@ def show_cmd(
     from network_anim.db.models import Company, CompanySegment
     from network_anim.errors import UserError
     from network_anim.rfm import SCHEME, SEGMENTS
-    from network_anim.rfm_store import last_computed
+    from network_anim.rfm_store import last_computed, score_fields
 
     if segment_name is not None and segment_name not in SEGMENTS:
         raise UserError(
@@ -202,13 +196,7 @@ def show_cmd(
                     {
                         "company": external_id,
                         "name": name,
-                        "segment": s.segment,
-                        "recency_days": s.recency_days,
-                        "frequency": s.frequency,
-                        "monetary": s.monetary,
-                        "r_score": s.r_score,
-                        "f_score": s.f_score,
-                        "m_score": s.m_score,
+                        **score_fields(s),
                         "computed_at": s.computed_at.isoformat(),
                     }
                     for s, external_id, name in rows
