@@ -24,13 +24,26 @@ async def send_due(
     message_id: int | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> DispatchStats:
-    """Drain the rows due now, with the transports of the config."""
+    """Drain the rows due now, with the transports of the config. Like a daemon, it holds
+    a liveness lock while it sends: a daemon running beside it leaves its rows alone, and
+    takes them back at once if it dies."""
+    from network_anim.daemon.locks import liveness_for
+
     transports = ConfiguredTransports(app)
-    async with Dispatcher(
-        app,
-        transports,
-        worker_id=worker_id(),
-        resend_safe=transports.resend_safe,
-        rate_limits=RateLimits(configured_rates(app)),
-    ) as dispatcher:
-        return await dispatcher.drain(message_id=message_id, on_progress=on_progress)
+    worker = worker_id()
+    liveness = liveness_for(app.engine, worker)
+    if liveness is not None:
+        liveness.start()
+    try:
+        async with Dispatcher(
+            app,
+            transports,
+            worker_id=worker,
+            resend_safe=transports.resend_safe,
+            rate_limits=RateLimits(configured_rates(app)),
+            dead_owners=liveness.dead if liveness else lambda owners: set(),
+        ) as dispatcher:
+            return await dispatcher.drain(message_id=message_id, on_progress=on_progress)
+    finally:
+        if liveness is not None:
+            liveness.stop()

@@ -113,7 +113,7 @@ async def test_a_dead_worker_s_journal_is_recorded_before_its_rows_are_taken_bac
         recorder,
         worker_id="w2",
         resend_safe=lambda ch: ch == "email",
-        dead_owners=SqliteLiveness("w2").dead,
+        dead_owners=SqliteLiveness(Path(str(network.engine.url.database)), "w2").dead,
     )
     async with survivor:
         stats = await survivor.drain()
@@ -311,7 +311,7 @@ async def _survive(app: App) -> object:
         transports,
         worker_id="survivor",
         resend_safe=transports.resend_safe,
-        dead_owners=SqliteLiveness("survivor").dead,
+        dead_owners=SqliteLiveness(Path(str(app.engine.url.database)), "survivor").dead,
     ) as dispatcher:
         return await dispatcher.drain()
 

@@ -215,3 +215,21 @@ def test_naive_datetimes_are_refused(network: App, bad: datetime) -> None:
 
     with Session(network.engine) as session, pytest.raises(StatementError, match="naive datetime"):
         session.execute(select(Delivery).where(Delivery.due_at < bad)).all()
+
+
+def test_a_sender_s_rows_are_taken_back_only_once_it_is_dead(engine) -> None:
+    """Every sender, daemon or CLI, holds its liveness lock while it may claim: a daemon
+    must leave alone the rows of a ``netanim broadcast`` sending beside it."""
+    from network_anim.daemon.locks import liveness_for
+
+    broadcast, daemon = liveness_for(engine, "host:1:cli"), liveness_for(engine, "host:2:d")
+    assert broadcast is not None and daemon is not None
+    broadcast.start()
+    daemon.start()
+    try:
+        assert daemon.dead({"host:1:cli", "host:3:gone", "host:2:d"}) == {"host:3:gone"}
+        broadcast.stop()  # it ended (or died: the lock goes with the process)
+        assert daemon.dead({"host:1:cli"}) == {"host:1:cli"}
+    finally:
+        broadcast.stop()
+        daemon.stop()

@@ -8,6 +8,7 @@ import hashlib
 import os
 from pathlib import Path
 from typing import IO
+from urllib.parse import quote
 
 import psycopg
 from sqlalchemy import Engine
@@ -176,16 +177,59 @@ class PostgresLiveness:
 
 
 class SqliteLiveness:
-    """Only one daemon runs on a SQLite file (SqliteInstanceLock): any other owner is dead."""
+    """Each sender on a SQLite file (the daemon, a ``netanim broadcast`` or ``dispatch``
+    running beside it) holds an exclusive ``flock`` on a file named after its worker id,
+    in ``<database>-workers/``, for as long as it may claim rows. The OS releases it when
+    the process dies, SIGKILL included. An owner whose file nobody holds (or that has no
+    file) is dead: its rows are taken back at once. (Until 2026-11 any owner other than
+    the daemon counted as dead, so the daemon took back, and sent again, the rows a
+    broadcast was sending at the same time.)"""
 
-    def __init__(self, worker: str) -> None:
+    def __init__(self, database: Path, worker: str) -> None:
+        self._folder = database.with_name(database.name + "-workers")
         self._worker = worker
+        self._handle: IO[bytes] | None = None
 
     def start(self) -> None:
-        return None
+        self._folder.mkdir(parents=True, exist_ok=True)
+        handle = open(self._path(self._worker), "ab")  # noqa: SIM115 (held while claiming)
+        fcntl.flock(handle, fcntl.LOCK_EX)  # blocks only while another checks us
+        self._handle = handle
 
     def dead(self, owners: set[str]) -> set[str]:
-        return owners - {self._worker}
+        gone = set()
+        for owner in owners - {self._worker}:
+            try:
+                handle = open(self._path(owner), "rb")  # noqa: SIM115
+            except FileNotFoundError:
+                gone.add(owner)  # never registered, or stopped cleanly
+                continue
+            with handle:
+                try:
+                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                except BlockingIOError:
+                    continue  # alive
+                gone.add(owner)
+                self._path(owner).unlink(missing_ok=True)  # still ours: nobody can race
+        return gone
 
     def stop(self) -> None:
+        handle, self._handle = self._handle, None
+        if handle is not None:
+            self._path(self._worker).unlink(missing_ok=True)
+            handle.close()
+
+    def _path(self, worker: str) -> Path:
+        return self._folder / (quote(worker, safe="") + ".alive")
+
+
+def liveness_for(engine: Engine, worker: str) -> PostgresLiveness | SqliteLiveness | None:
+    """The liveness every sender (daemon or CLI) holds while it may claim rows, so that
+    the others take its rows back only once it is dead; None for an in-memory SQLite
+    database, which no other process can reach."""
+    if engine.dialect.name == "postgresql":
+        return PostgresLiveness(engine, worker)
+    database = engine.url.database
+    if not database or database == ":memory:":
         return None
+    return SqliteLiveness(Path(database), worker)

@@ -30,6 +30,7 @@ from network_anim.daemon.locks import (
     SqliteInstanceLock,
     SqliteLiveness,
     SqliteRole,
+    liveness_for,
 )
 from network_anim.db.engine import is_sqlite
 from network_anim.dispatcher import Dispatcher, RetryPolicy
@@ -109,11 +110,11 @@ class Daemon:
             self._instance_lock = SqliteInstanceLock(Path(app.engine.url.database or "netanim.db"))
             self._instance_lock.acquire()
             self._role = SqliteRole()
-            self._liveness = SqliteLiveness(self.worker)
         else:
             self._role = SchedulerRole(app.engine)
-            self._liveness = PostgresLiveness(app.engine, self.worker)
-        self._liveness.start()
+        self._liveness = liveness_for(app.engine, self.worker)
+        if self._liveness is not None:
+            self._liveness.start()
         self._write_pid(app)
         _RUNNING = self
         loop = asyncio.get_running_loop()
@@ -130,7 +131,7 @@ class Daemon:
             batch_size=settings.batch_size,
             retry=RetryPolicy(max_attempts=settings.max_attempts),
             resend_safe=transports.resend_safe,
-            dead_owners=self._liveness.dead,
+            dead_owners=self._liveness.dead if self._liveness else lambda owners: set(),
             rate_limits=RateLimits(configured_rates(app)),
         )
         try:
