@@ -233,3 +233,35 @@ def test_a_sender_s_rows_are_taken_back_only_once_it_is_dead(engine) -> None:
     finally:
         broadcast.stop()
         daemon.stop()
+
+
+async def test_a_daemon_leaves_alone_the_rows_a_live_broadcast_is_sending(network: App) -> None:
+    """A ``netanim broadcast`` has claimed rows and is sending them; the daemon's drain
+    beside it must not take them back (it would send them a second time)."""
+    from network_anim.daemon.locks import liveness_for
+
+    plan_message(network, _request("beside"))
+    broadcast = liveness_for(network.engine, "host:1:cli")
+    daemon = liveness_for(network.engine, "host:2:daemon")
+    assert broadcast is not None and daemon is not None
+    broadcast.start()
+    daemon.start()
+    try:
+        sending = Dispatcher(network, {}, worker_id="host:1:cli", batch_size=100)._claim(None)
+        recorder = {ch: RecordingTransport() for ch in ("email", "intranet", "print")}
+        async with Dispatcher(
+            network,
+            recorder,
+            worker_id="host:2:daemon",
+            resend_safe=lambda ch: True,
+            dead_owners=daemon.dead,
+        ) as beside:
+            stats = await beside.drain()
+        assert stats.reclaimed == 0 and stats.total == 0
+        assert not any(t.sent for t in recorder.values())
+        with Session(network.engine) as session:
+            owners = set(session.scalars(select(Delivery.lease_owner)))
+        assert owners == {"host:1:cli"} and len(sending) == 27
+    finally:
+        broadcast.stop()
+        daemon.stop()
