@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Self, TypeVar
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, func, or_, select, update
 from sqlmodel import Session
 
 from network_anim import sent_journal
@@ -410,15 +410,18 @@ class Dispatcher:
         from journals, rows taken back)."""
         now = self.app.clock.now()
         expired = and_(Delivery.status == DeliveryStatus.CLAIMED.value, Delivery.lease_until < now)  # type: ignore[operator]
-        claimed_by = (
-            select(Delivery.lease_owner)
-            .distinct()
-            .where(Delivery.status == DeliveryStatus.CLAIMED.value)
-            .where(Delivery.lease_owner.is_not(None))  # type: ignore[union-attr]
-        )
         with self.app.engine.connect() as conn:
-            owners = set(conn.scalars(claimed_by))
-            lapsed = set(conn.scalars(claimed_by.where(Delivery.lease_until < now)))  # type: ignore[operator]
+            # Each owner of claimed rows, with its oldest lease: lapsed if before now.
+            leases = dict(
+                conn.execute(
+                    select(Delivery.lease_owner, func.min(Delivery.lease_until))
+                    .where(Delivery.status == DeliveryStatus.CLAIMED.value)
+                    .where(Delivery.lease_owner.is_not(None))  # type: ignore[union-attr]
+                    .group_by(Delivery.lease_owner)
+                ).all()
+            )
+        owners = set(leases)
+        lapsed = {owner for owner, until in leases.items() if until is not None and until < now}
         journaled = set()
         if self._journal_folder is not None:
             journaled = sent_journal.owners(self._journal_folder)
@@ -461,17 +464,16 @@ class Dispatcher:
     def _replay_journals(self, owners: set[str], dead: set[str]) -> int:
         """Record what these workers noted as sent and did not commit (a journal of a
         worker that is only late is read, and kept)."""
-        assert self._journal_folder is not None or not owners
+        folder = self._journal_folder
         recovered = 0
-        for owner in sorted(owners):
-            for noted in sent_journal.read(self._journal_folder, owner):  # type: ignore[arg-type]
-                recovered += len(
-                    self._sent_rows.record(
-                        [(noted.delivery_id, noted.result)], noted.at, owner=owner
-                    )
+        for owner in sorted(owners) if folder is not None else ():
+            for noted in sent_journal.read(folder, owner):
+                mine = self._sent_rows.record(
+                    [(noted.delivery_id, noted.result)], noted.at, owner=owner
                 )
+                recovered += len(mine)
             if owner in dead:
-                sent_journal.discard(self._journal_folder, owner)  # type: ignore[arg-type]
+                sent_journal.discard(folder, owner)
         return recovered
 
     # -- recording --------------------------------------------------------------------

@@ -32,8 +32,7 @@ async def send_due(
     transports = ConfiguredTransports(app)
     worker = worker_id()
     liveness = liveness_for(app.engine, worker)
-    if liveness is not None:
-        liveness.start()
+    liveness.start()
     try:
         async with Dispatcher(
             app,
@@ -41,9 +40,8 @@ async def send_due(
             worker_id=worker,
             resend_safe=transports.resend_safe,
             rate_limits=RateLimits(configured_rates(app)),
-            dead_owners=liveness.dead if liveness else lambda owners: set(),
+            dead_owners=liveness.dead,
         ) as dispatcher:
             return await dispatcher.drain(message_id=message_id, on_progress=on_progress)
     finally:
-        if liveness is not None:
-            liveness.stop()
+        liveness.stop()

@@ -31,6 +31,7 @@ from urllib.parse import quote, unquote
 from sqlalchemy import Engine
 
 from network_anim.channels.base import SendResult
+from network_anim.db.engine import sqlite_file
 
 _SUFFIX = ".sent"
 
@@ -45,11 +46,8 @@ class NotedSend:
 def journal_folder(engine: Engine) -> Path | None:
     """Where a SQLite database's journals live (beside its file); None where there is
     no journal (PostgreSQL, in-memory SQLite)."""
-    database = engine.url.database
-    if engine.dialect.name != "sqlite" or not database or database == ":memory:":
-        return None
-    path = Path(database)
-    return path.with_name(path.name + "-sent-journal")
+    path = sqlite_file(engine)
+    return None if path is None else path.with_name(path.name + "-sent-journal")
 
 
 class SentJournal:

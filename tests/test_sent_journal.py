@@ -210,14 +210,10 @@ def test_emails_of_a_killed_sender_are_recorded_from_its_journal_not_resent(
             assert noted
             stats = asyncio.run(_survive(app))
             assert stats.recovered == len(noted)
-            with Session(app.engine) as session:
-                statuses = Counter(session.scalars(select(Delivery.status)))
-                events = session.scalar(
-                    select(func.count()).select_from(Event).where(Event.type == "sent")
-                )
+            statuses, events = outbox_and_sent_events(app)
         finally:
             app.close()
-        received = Counter(r.message()["Message-ID"] for r in peer.messages)
+        received = received_ids(peer)
     assert statuses == {"sent": len(expected)} and events == len(expected)
     assert set(received) == set(expected.values())  # nothing lost
     assert sum(received.values()) - len(expected) <= 1  # at most the one unnoted send
@@ -254,17 +250,26 @@ async def test_sends_noted_before_a_failed_commit_are_recorded_by_the_next_drain
                 with pytest.raises(OperationalError):
                     await dispatcher.drain()
                 stats = await dispatcher.drain()
-            with Session(app.engine) as session:
-                statuses = Counter(session.scalars(select(Delivery.status)))
-                events = session.scalar(
-                    select(func.count()).select_from(Event).where(Event.type == "sent")
-                )
+            statuses, events = outbox_and_sent_events(app)
         finally:
             app.close()
-        received = Counter(r.message()["Message-ID"] for r in peer.messages)
+        received = received_ids(peer)
     assert stats.recovered > 0
     assert statuses == {"sent": len(expected)} and events == len(expected)
     assert received == Counter(expected.values())  # each exactly once
+
+
+def outbox_and_sent_events(app: App) -> tuple[Counter[str], int]:
+    """Outbox rows per status, and the number of ``sent`` events."""
+    with Session(app.engine) as session:
+        statuses = Counter(session.scalars(select(Delivery.status)))
+        events = session.scalar(select(func.count()).select_from(Event).where(Event.type == "sent"))
+    return statuses, int(events or 0)
+
+
+def received_ids(peer: SmtpPeer) -> Counter[str]:
+    """How many times the SMTP peer received each Message-ID."""
+    return Counter(str(r.message()["Message-ID"]) for r in peer.messages)
 
 
 def _smtp_config(tmp_path: Path, cli, monkeypatch: pytest.MonkeyPatch, peer: SmtpPeer) -> Path:  # type: ignore[no-untyped-def]

@@ -13,6 +13,7 @@ from urllib.parse import quote
 import psycopg
 from sqlalchemy import Engine
 
+from network_anim.db.engine import sqlite_file
 from network_anim.errors import UserError
 
 # One advisory lock key for the scheduler role, stable across versions and processes.
@@ -223,13 +224,26 @@ class SqliteLiveness:
         return self._folder / (quote(worker, safe="") + ".alive")
 
 
-def liveness_for(engine: Engine, worker: str) -> PostgresLiveness | SqliteLiveness | None:
+class SoleProcessLiveness:
+    """An in-memory SQLite database: no other process can claim its rows."""
+
+    def start(self) -> None:
+        return None
+
+    def dead(self, owners: set[str]) -> set[str]:
+        return set()
+
+    def stop(self) -> None:
+        return None
+
+
+Liveness = PostgresLiveness | SqliteLiveness | SoleProcessLiveness
+
+
+def liveness_for(engine: Engine, worker: str) -> Liveness:
     """The liveness every sender (daemon or CLI) holds while it may claim rows, so that
-    the others take its rows back only once it is dead; None for an in-memory SQLite
-    database, which no other process can reach."""
+    the others take its rows back only once it is dead."""
     if engine.dialect.name == "postgresql":
         return PostgresLiveness(engine, worker)
-    database = engine.url.database
-    if not database or database == ":memory:":
-        return None
-    return SqliteLiveness(Path(database), worker)
+    database = sqlite_file(engine)
+    return SoleProcessLiveness() if database is None else SqliteLiveness(database, worker)

@@ -25,10 +25,9 @@ from network_anim.app import App, open_app
 from network_anim.challenges import challenge_tick
 from network_anim.checks import config_problems
 from network_anim.daemon.locks import (
-    PostgresLiveness,
+    Liveness,
     SchedulerRole,
     SqliteInstanceLock,
-    SqliteLiveness,
     SqliteRole,
     liveness_for,
 )
@@ -93,7 +92,7 @@ class Daemon:
         self._instance_lock: SqliteInstanceLock | None = None
         self._role: SchedulerRole | SqliteRole | None = None
         self._pid_file: Path | None = None
-        self._liveness: PostgresLiveness | SqliteLiveness | None = None
+        self._liveness: Liveness | None = None
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -113,8 +112,7 @@ class Daemon:
         else:
             self._role = SchedulerRole(app.engine)
         self._liveness = liveness_for(app.engine, self.worker)
-        if self._liveness is not None:
-            self._liveness.start()
+        self._liveness.start()
         self._write_pid(app)
         _RUNNING = self
         loop = asyncio.get_running_loop()
@@ -131,7 +129,7 @@ class Daemon:
             batch_size=settings.batch_size,
             retry=RetryPolicy(max_attempts=settings.max_attempts),
             resend_safe=transports.resend_safe,
-            dead_owners=self._liveness.dead if self._liveness else lambda owners: set(),
+            dead_owners=self._liveness.dead,
             rate_limits=RateLimits(configured_rates(app)),
         )
         try:

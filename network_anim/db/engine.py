@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
@@ -66,9 +67,16 @@ def is_sqlite(engine: Engine) -> bool:
     return engine.dialect.name == "sqlite"
 
 
+def sqlite_file(engine: Engine) -> Path | None:
+    """The SQLite database's file (what lives beside it goes beside it); None on
+    PostgreSQL and for an in-memory database."""
+    database = engine.url.database
+    if not is_sqlite(engine) or not database or database == ":memory:":
+        return None
+    return Path(database)
+
+
 def ensure_sqlite_folder(engine: Engine) -> None:
     """``init`` may be the first command run: create the SQLite file's folder."""
-    from pathlib import Path
-
-    if is_sqlite(engine) and engine.url.database and engine.url.database != ":memory:":
-        Path(engine.url.database).parent.mkdir(parents=True, exist_ok=True)
+    if (path := sqlite_file(engine)) is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
