@@ -466,10 +466,10 @@ def plan_emails(config: Path, occurrence: str) -> Planned:
 
     from network_anim.app import open_app
     from network_anim.channels.email import message_id_for
-    from network_anim.config import Audience
+    from network_anim.config.settings import Audience
     from network_anim.db.models import Delivery
     from network_anim.domain import Level, MessageKind, Urgency
-    from network_anim.planner import MessageRequest, plan_message
+    from network_anim.planning.planner import MessageRequest, plan_message
 
     started = time.monotonic()
     app = open_app(config)

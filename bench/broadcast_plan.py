@@ -13,7 +13,7 @@ created next to ``--pg`` and dropped at the end) the bench:
 1. migrates the schema (``netanim init``) and generates the network straight into the
    tables with Core ``executemany`` (not ``netanim import network``: that takes about 75 s
    for 100,000 contacts, longer than the whole measurement). Proportions follow the
-   habits of ``network_anim.demo_network`` (DESIGN.md §1): white-collar partners (62 % of
+   habits of ``network_anim.demo.network`` (DESIGN.md §1): white-collar partners (62 % of
    the contacts) mostly have a personal email and web access; electrical wholesalers
    (20 %) share more mailboxes; installers (18 %) often share a mailbox or have no email,
    40 % of them have no web access, and 15 % of installer companies have no postal
@@ -274,7 +274,7 @@ def _consents(rng: random.Random, contacts: list[tuple[int, dict[str, Any]]]) ->
 
 def _check_addresses(companies: list[dict[str, Any]]) -> None:
     """Every letter must print: check each company's block with a long recipient."""
-    from network_anim.postal import address_block_problems, company_address
+    from network_anim.channels.postal import address_block_problems, company_address
 
     longest = max(FIRST_NAMES, key=len), max(LAST_NAMES, key=len)
     for company in companies:
@@ -359,9 +359,9 @@ def write_config(folder: Path, db_url: str) -> Path:
 def request_for(occurrence: str) -> Any:
     """The request ``netanim broadcast --audience all --urgency info --template
     monthly-news --var headline=... --id OCCURRENCE`` builds."""
-    from network_anim.config import Audience
+    from network_anim.config.settings import Audience
     from network_anim.domain import Level, MessageKind, Urgency
-    from network_anim.planner import MessageRequest
+    from network_anim.planning.planner import MessageRequest
 
     return MessageRequest(
         campaign_key="broadcast",
@@ -393,9 +393,9 @@ def engine_child(config: Path, occurrence: str) -> dict[str, Any]:
     from sqlmodel import Session
 
     from network_anim.app import open_app
-    from network_anim.audience import count_audience
     from network_anim.clock import SimulatedClock
-    from network_anim.planner import plan_message
+    from network_anim.network.audience import count_audience
+    from network_anim.planning.planner import plan_message
 
     request = request_for(occurrence)
     started = time.perf_counter()
@@ -436,7 +436,7 @@ def _read_plan(app: Any, message_id: int) -> list[_Planned]:
     from sqlalchemy import select
     from sqlmodel import Session
 
-    from network_anim.composer import contact_context, message_context
+    from network_anim.compose.composer import contact_context, message_context
     from network_anim.db.models import Campaign, Company, Contact, Delivery, Message
 
     copied = [
@@ -507,8 +507,8 @@ def baseline_child(config: Path, message_id: int) -> dict[str, Any]:
 
     from network_anim.app import open_app
     from network_anim.clock import SimulatedClock
+    from network_anim.compose.rendering import TEMPLATE_OPTIONS
     from network_anim.db.models import Delivery
-    from network_anim.rendering import TEMPLATE_OPTIONS
 
     app = open_app(config, clock=SimulatedClock(NOW))
     try:

@@ -3,7 +3,7 @@
 
 Issue 7, benchmark 2. N queued 5 KB emails (one outbox row each, planned by the real
 planner, then their HTML part padded to the size) are sent by the dispatcher exactly as
-the daemon does it (``network_anim.sending.send_due``: claim, MIME assembly, SMTP, result
+the daemon does it (``network_anim.outbox.sending.send_due``: claim, MIME assembly, SMTP, result
 recorded row by row), into ``smtp-sink -u nobody 127.0.0.1:PORT 1024`` on loopback. In
 the same run, on the same sink and machine:
 
@@ -104,7 +104,7 @@ def run_child(args: list[str]) -> dict[str, Any]:
 def engine_run(config: Path) -> dict[str, Any]:
     os.environ["NETANIM_SECRET_KEY"] = lib.SECRET
     from network_anim.app import open_app
-    from network_anim.sending import send_due
+    from network_anim.outbox.sending import send_due
 
     app = open_app(config)
     try:
@@ -129,8 +129,8 @@ def queued_items(config: Path) -> list[Any]:
     from datetime import timedelta
 
     from network_anim.app import open_app
-    from network_anim.claims import Claimer
-    from network_anim.db.raw import RawSql
+    from network_anim.outbox.leases import Claimer
+    from network_anim.outbox.raw import RawSql
 
     app = open_app(config)
     try:

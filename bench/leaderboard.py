@@ -12,7 +12,7 @@ migrates it, then generates:
   adjust 5 %), 10 % for another challenge, 5 % redemptions and expiry without a
   challenge; contacts skewed (a few very active, 10 % of participants without any entry).
 
-Then it times, as the portal would call them (``network_anim.leaderboard``, one session
+Then it times, as the portal would call them (``network_anim.challenges.leaderboard``, one session
 each, rows converted): the individual top 50, the five around a mid-table participant,
 the team top 50 (one team per company, average per member) and the month and week views,
 each the median of ``--runs`` runs after one warm-up, next to the plain
@@ -248,7 +248,7 @@ def generate(url: str, participants: int, entries: int) -> dict[str, float]:
 def make_app(url: str) -> Any:
     from network_anim.app import App
     from network_anim.clock import SimulatedClock
-    from network_anim.config import ChallengeConfig, Config, LoadedConfig, Scoring
+    from network_anim.config.settings import ChallengeConfig, Config, LoadedConfig, Scoring
 
     challenge = ChallengeConfig(
         id=CHALLENGE,
@@ -274,7 +274,7 @@ def median_seconds(call: Callable[[], Any], runs: int) -> tuple[float, Any]:
 
 
 def measure(app: Any, runs: int, viewer: str) -> dict[str, tuple[float, int]]:
-    from network_anim.leaderboard import leaderboard
+    from network_anim.challenges.leaderboard import leaderboard
 
     plain_sql = (
         "SELECT contact_id, SUM(points) FROM ledgerentry WHERE challenge_key = %(key)s "
@@ -313,7 +313,7 @@ def explain(app: Any, **kwargs: Any) -> str:
     """EXPLAIN (ANALYZE, BUFFERS) of the exact statement the leaderboard sends."""
     from sqlalchemy import event
 
-    from network_anim.leaderboard import leaderboard
+    from network_anim.challenges.leaderboard import leaderboard
 
     sent: list[tuple[str, Any]] = []
 
@@ -410,7 +410,7 @@ def render(report: dict[str, Any]) -> str:
         f"({report['challenge_entries']:,} for the challenge); ledger {report['sizes']}",
         "- Generation: " + "; ".join(f"{k} {v:.1f} s" for k, v in report["generation"].items()),
         f"- Timings: median of {report['runs']} runs after one warm-up, as the portal calls "
-        "`network_anim.leaderboard.leaderboard()` (session, query, rows converted); "
+        "`network_anim.challenges.leaderboard.leaderboard()` (session, query, rows converted); "
         "ratio = leaderboard / plain `SELECT contact_id, SUM(points) ... GROUP BY "
         "contact_id ORDER BY 2 DESC LIMIT 50` measured in the same run.",
         f"- Peak RSS of the bench process: {report['rss_after_load']:.0f} MB after "
@@ -461,9 +461,9 @@ def append(out: str, text: str) -> None:
 
 
 def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
+    from network_anim.challenges.leaderboard import take_snapshot
     from network_anim.db.engine import make_engine
     from network_anim.db.migrate import upgrade
-    from network_anim.leaderboard import take_snapshot
 
     began = time.perf_counter()
     load = os.getloadavg()[0]

@@ -17,7 +17,7 @@ falls due at the same instant (an import wave), the rest over the last day.
 For each backend (PostgreSQL: a throwaway database next to ``--pg``, dropped at the end;
 SQLite: a file in a temporary folder) and each size, it migrates, generates the data fast
 (PostgreSQL COPY, SQLite executemany in one transaction: no ORM), then times
-``network_anim.sequences.tick(app)`` (what the daemon's sequence tick runs) ``--runs``
+``network_anim.campaigns.sequences.tick(app)`` (what the daemon's sequence tick runs) ``--runs``
 times, putting the due set back between ticks (one UPDATE from a saved copy, one DELETE of
 the rows the tick created). It reports the median tick, due steps/s, the ratio to the
 100,000 run (the goal: about 1, the tick follows the due steps, not the enrolments), the
@@ -133,7 +133,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 # -- measuring a tick ---------------------------------------------------------------------------
 
-# Functions of network_anim.sequences timed as the parts of a tick (those that exist: the
+# Functions of network_anim.campaigns.sequences timed as the parts of a tick (those that exist: the
 # bench also runs against older versions of the module).
 PARTS = {
     "_claim_due": "due selection",
@@ -147,7 +147,7 @@ PARTS = {
 
 @contextlib.contextmanager
 def timed_parts() -> Iterator[dict[str, float]]:
-    import network_anim.sequences as sequences
+    import network_anim.campaigns.sequences as sequences
 
     spent: dict[str, float] = Counter()
     originals: dict[str, Callable[..., Any]] = {}
@@ -327,7 +327,7 @@ def tick_options(batch: int | None) -> dict[str, int]:
 
 
 def run_tick(app: Any, data: Dataset, batch: int | None, log: StatementLog | None = None) -> Tick:
-    from network_anim.sequences import tick
+    from network_anim.campaigns.sequences import tick
 
     reset_peak_rss()
     with timed_parts() as parts, log if log is not None else contextlib.nullcontext():
@@ -338,7 +338,7 @@ def run_tick(app: Any, data: Dataset, batch: int | None, log: StatementLog | Non
 
 
 def profile_tick(app: Any, batch: int | None) -> str:
-    from network_anim.sequences import tick
+    from network_anim.campaigns.sequences import tick
 
     profiler = cProfile.Profile()
     profiler.enable()
@@ -397,10 +397,10 @@ def measure_size(
     backend: str, url: str, total: int, args: argparse.Namespace, folder: Path, profile: bool
 ) -> SizeResult:
     from network_anim.app import open_app
+    from network_anim.campaigns.sequences import enrol_by_triggers
     from network_anim.clock import SimulatedClock
     from network_anim.db.engine import make_engine
     from network_anim.db.migrate import upgrade
-    from network_anim.sequences import enrol_by_triggers
 
     engine = make_engine(url)
     upgrade(engine, args.schema)
@@ -612,7 +612,7 @@ def main(argv: list[str] | None = None) -> int:
             f"scenario: {args.due:,} due steps among {args.enrolments:,} active enrolments, "
             f"baseline the same {args.due:,} among {args.baseline:,}; one nurture campaign "
             f"(4 steps, 4 exit conditions), one enrolment per contact, {PER_COMPANY} contacts "
-            f"per company; tick = network_anim.sequences.tick(app"
+            f"per company; tick = network_anim.campaigns.sequences.tick(app"
             f"{'' if args.batch is None else f', batch={args.batch}'}), median of {args.runs}, "
             "due set reset between ticks; parts timed by wrapping the sequences functions, "
             "'other' = session, commit and glue",

@@ -496,9 +496,9 @@ def plan_sms(config: Path, occurrence: str, contacts: int, total: int) -> tuple[
     without sending. Returns the message id and the rows queued."""
     os.environ["NETANIM_SECRET_KEY"] = lib.SECRET
     from network_anim.app import open_app
-    from network_anim.config import Audience
+    from network_anim.config.settings import Audience
     from network_anim.domain import Level, MessageKind, Urgency
-    from network_anim.planner import MessageRequest, plan_message
+    from network_anim.planning.planner import MessageRequest, plan_message
 
     companies = () if contacts >= total else tuple(company_id(n) for n in range(contacts))
     app = open_app(config)

@@ -4,7 +4,7 @@ persisted, against a static 204 answered by the same uvicorn server.
 
 It builds a throwaway project (SQLite file, or with ``--db`` a database created next to a
 PostgreSQL admin URL on 127.0.0.1 and dropped at the end), imports ``--contacts`` contacts,
-plans ``--occurrences`` email messages to all of them (``network_anim.planner.plan_message``)
+plans ``--occurrences`` email messages to all of them (``network_anim.planning.planner.plan_message``)
 and marks every delivery sent an hour ago. It mints ``--tokens`` distinct pixel and click
 tokens (one per delivery, round-robin), then serves the real app (``create_app``) with
 uvicorn on 127.0.0.1 in a subprocess, plus a test-only ``GET /bench/static`` (204) added

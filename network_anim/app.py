@@ -8,13 +8,14 @@ from pathlib import Path
 
 from sqlalchemy import Engine
 
-from network_anim.channel_defs import ChannelDefinition, load_channel_definitions
 from network_anim.clock import Clock, SystemClock
-from network_anim.config import LoadedConfig, load_config
+from network_anim.compose.links import LinkSigner, load_secret
+from network_anim.compose.rendering import TemplateStore
+from network_anim.config.channel_defs import ChannelDefinition, load_channel_definitions
+from network_anim.config.loading import load_config
+from network_anim.config.settings import LoadedConfig
 from network_anim.db.engine import make_engine
-from network_anim.links import LinkSigner, load_secret
-from network_anim.rendering import TemplateStore
-from network_anim.router import RoutingPolicy
+from network_anim.routing.router import RoutingPolicy
 
 
 @dataclass

@@ -96,3 +96,20 @@ class Outcome(StrEnum):
 
 
 CHANNEL_NAMES = ("email", "sms", "intranet", "flash", "print")
+
+RFM_INACTIVE = "inactive"
+# RFM segments, best to worst: the order of reports and of `netanim segment rfm`.
+RFM_SEGMENTS: tuple[str, ...] = (
+    "champions",
+    "loyal",
+    "potential",
+    "new",
+    "promising",
+    "need_attention",
+    "about_to_sleep",
+    "at_risk",
+    "cant_lose",
+    "hibernating",
+    "lost",
+    RFM_INACTIVE,
+)

@@ -141,8 +141,8 @@ def engine(app: App) -> Engine:
 @pytest.fixture
 def network(app: App) -> App:
     """The app with the sample network of examples/ imported."""
-    from network_anim.network_csv import ImportDefaults, read_network_csv
-    from network_anim.network_import import import_network
+    from network_anim.network.importer import import_network
+    from network_anim.network.network_csv import ImportDefaults, read_network_csv
 
     import_network(
         app.engine,

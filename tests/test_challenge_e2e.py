@@ -19,17 +19,17 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from network_anim.app import App, open_app
-from network_anim.challenges import kpis, register, review
+from network_anim.challenges.lifecycle import kpis, register, review
+from network_anim.challenges.rewards import redeem, sync_rewards
+from network_anim.challenges.sales_csv import read_sales_csv
+from network_anim.challenges.sales_import import import_sales, sales_context
 from network_anim.clock import SimulatedClock
 from network_anim.db.models import Campaign, Contact, Delivery, Message, Participant
-from network_anim.demo_network import generate_network_csv
-from network_anim.network_csv import ImportDefaults, parse_network_csv
-from network_anim.network_import import import_network
-from network_anim.rewards import redeem, sync_rewards
-from network_anim.sales_csv import read_sales_csv
-from network_anim.sales_import import import_sales, sales_context
-from network_anim.simulation import simulate
-from network_anim.transports import ConfiguredTransports
+from network_anim.demo.network import generate_network_csv
+from network_anim.engine.simulation import simulate
+from network_anim.network.importer import import_network
+from network_anim.network.network_csv import ImportDefaults, parse_network_csv
+from network_anim.outbox.transports import ConfiguredTransports
 from tests.conftest import REPO, write_config
 
 PARIS = ZoneInfo("Europe/Paris")
@@ -260,7 +260,7 @@ def test_four_month_challenge(challenge_app, tmp_path: Path) -> None:  # type: i
         assert session.scalar(select(Participant.id).where(Participant.via == "portal")) is not None
 
     # The leaderboard: sales points plus milestone bonuses, ties sharing a rank.
-    from network_anim.leaderboard import leaderboard
+    from network_anim.challenges.leaderboard import leaderboard
 
     totals = {
         c.external_id: points[c.external_id] + bonuses.get(c.external_id, 0) for c in registered

@@ -11,14 +11,14 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from network_anim.app import open_app
-from network_anim.challenges import dry_run, recompute, review, sync_challenges
+from network_anim.challenges.lifecycle import dry_run, recompute, review, sync_challenges
+from network_anim.challenges.sales_csv import read_sales_csv
+from network_anim.challenges.sales_import import import_sales, sales_context
 from network_anim.clock import SimulatedClock
 from network_anim.db.models import Contact, LedgerEntry, Sale
 from network_anim.errors import UserError
-from network_anim.network_csv import ImportDefaults, read_network_csv
-from network_anim.network_import import import_network
-from network_anim.sales_csv import read_sales_csv
-from network_anim.sales_import import import_sales, sales_context
+from network_anim.network.importer import import_network
+from network_anim.network.network_csv import ImportDefaults, read_network_csv
 from tests.conftest import REPO, SAMPLE_NETWORK
 
 APRIL = datetime(2027, 4, 1, 9, 0, tzinfo=UTC)
@@ -74,7 +74,7 @@ def test_rehearsal_and_recompute_after_a_rule_change(rules_app, cli, config_path
         contacts = session.scalars(
             select(Contact).where(Contact.external_id.in_(["C0002", "C0007"]))
         ).all()
-        from network_anim.challenges import register
+        from network_anim.challenges.lifecycle import register
 
         register(app, session, app.config.challenge("pbx-2027"), list(contacts), via="cli")
     review(app, ids, approve=True)

@@ -190,7 +190,7 @@ def _field_names(model: type) -> set[str]:
 def test_example_config_documents_every_key() -> None:
     import re
 
-    from network_anim.config import Config
+    from network_anim.config.settings import Config
 
     text = (REPO / "config.example.toml").read_text(encoding="utf-8")
     missing = sorted(n for n in _field_names(Config) if not re.search(rf"\b{n}\b", text))

@@ -13,11 +13,11 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from network_anim.app import open_app
+from network_anim.campaigns.scheduled import catch_up, register_campaigns
 from network_anim.clock import SimulatedClock
 from network_anim.daemon.service import Daemon
 from network_anim.db.models import Delivery, Occurrence
 from network_anim.errors import UserError
-from network_anim.scheduled import catch_up, register_campaigns
 from tests.conftest import SAMPLE_NETWORK, use_smtp, write_config
 from tests.peers.smtp_server import SmtpPeer
 

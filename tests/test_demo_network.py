@@ -8,9 +8,9 @@ from collections.abc import Callable
 
 import pytest
 
-from network_anim.demo_network import HEADER, generate_network_csv
+from network_anim.demo.network import HEADER, generate_network_csv
 from network_anim.domain import EmailKind, LawfulBasis, Level
-from network_anim.network_csv import (
+from network_anim.network.network_csv import (
     ALL_COLUMNS,
     ContactRecord,
     ImportDefaults,

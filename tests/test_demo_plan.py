@@ -12,9 +12,9 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from network_anim.db.models import Delivery
-from network_anim.demo import open_demo_app, prepare_demo
-from network_anim.simulation import sent_between, simulate
-from network_anim.transports import ConfiguredTransports
+from network_anim.demo.run import open_demo_app, prepare_demo
+from network_anim.engine.simulation import sent_between, simulate
+from network_anim.outbox.transports import ConfiguredTransports
 from tests.conftest import REPO
 
 START = datetime(2026, 12, 1, 8, 0, tzinfo=ZoneInfo("Europe/Paris"))

@@ -13,9 +13,9 @@ from sqlmodel import Session
 
 from network_anim.app import app_from_config
 from network_anim.clock import SimulatedClock
-from network_anim.config import load_config
+from network_anim.config.loading import load_config
 from network_anim.db.models import Event, Participant, PostRead, Sale
-from network_anim.demo import demo_config
+from network_anim.demo.run import demo_config
 from network_anim.reports.build import build_report
 from network_anim.web.scanners import machine_reason
 from tests.conftest import REPO

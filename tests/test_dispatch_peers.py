@@ -15,7 +15,7 @@ from sqlmodel import Session
 
 from network_anim.app import App
 from network_anim.db.models import Consent, Contact, Delivery, Event
-from network_anim.demo_network import generate_network_csv
+from network_anim.demo.network import generate_network_csv
 from tests.conftest import SAMPLE_NETWORK, STOCK_ALERT, WELCOME, run_at, use_smtp, use_twilio
 from tests.peers.smtp_server import Fault, SmtpPeer
 from tests.peers.twilio_standin import TwilioStandin
@@ -222,8 +222,8 @@ async def test_no_email_is_accepted_after_a_result_could_not_be_recorded(
     from sqlalchemy.exc import OperationalError
 
     from network_anim.app import open_app
-    from network_anim.dispatcher import Dispatcher
-    from network_anim.transports import ConfiguredTransports
+    from network_anim.outbox.dispatcher import Dispatcher
+    from network_anim.outbox.transports import ConfiguredTransports
     from tests.test_sent_journal import _plan_emails, outbox_and_sent_events, received_ids
 
     use_smtp(config_path, smtp_server)

@@ -43,7 +43,7 @@ from network_anim.channels.email import (
     classify_smtp_error,
     message_id_for,
 )
-from network_anim.config import EmailSettings
+from network_anim.config.settings import EmailSettings
 from network_anim.domain import Outcome
 from tests.peers.smtp_server import (
     MAILBOX_UNAVAILABLE,

@@ -15,15 +15,15 @@ from sqlalchemy import event
 from sqlmodel import Session
 
 from network_anim.app import App
-from network_anim.db.models import Company, Contact, LedgerEntry, Participant
-from network_anim.errors import UserError
-from network_anim.leaderboard import (
+from network_anim.challenges.leaderboard import (
     ANONYMOUS,
     Row,
     leaderboard,
     period_bounds,
     take_snapshot,
 )
+from network_anim.db.models import Company, Contact, LedgerEntry, Participant
+from network_anim.errors import UserError
 from tests.conftest import WEDNESDAY_MORNING, write_config
 
 KEY = "pbx-2027"  # config.example.toml: average team ranking, one team per company

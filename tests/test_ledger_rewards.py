@@ -11,10 +11,17 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from network_anim.app import App
+from network_anim.challenges.ledger import (
+    InsufficientPoints,
+    balance,
+    credit,
+    debit,
+    expire_due,
+    statement,
+)
+from network_anim.challenges.rewards import cancel, export_fulfilment, redeem, sync_rewards
 from network_anim.db.models import Contact, LedgerEntry, PointsAccount, Redemption, Reward
 from network_anim.errors import UserError
-from network_anim.ledger import InsufficientPoints, balance, credit, debit, expire_due, statement
-from network_anim.rewards import cancel, export_fulfilment, redeem, sync_rewards
 
 
 def _contact(app: App, external_id: str = "C0002") -> int:

@@ -14,10 +14,10 @@ import pytest
 from sqlmodel import Session
 
 from network_anim.app import App
-from network_anim.audience import audience_query, iter_audience
-from network_anim.config import Audience
-from network_anim.links import LinkSigner, _b64
-from network_anim.postal import _DROPPED_CATEGORIES, _clean
+from network_anim.channels.postal import _DROPPED_CATEGORIES, _clean
+from network_anim.compose.links import LinkSigner, _b64
+from network_anim.config.settings import Audience
+from network_anim.network.audience import audience_query, iter_audience
 
 BASE = "https://anim.example"
 _REFERENCE_HREF = re.compile(r"""\bhref\s*=\s*(["'])(.*?)\1""", re.IGNORECASE | re.DOTALL)
@@ -96,7 +96,7 @@ def test_audience_streams_every_member_once_in_id_order(network: App) -> None:
 
 def test_frequency_caps_count_only_live_marketing_rows_in_each_window(network: App) -> None:
     from network_anim.db.models import Delivery, Message
-    from network_anim.planner import _recent_counts
+    from network_anim.planning.planner import _recent_counts
 
     now = network.clock.now()
     with Session(network.engine) as session:

@@ -22,22 +22,23 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from network_anim.app import App
+from network_anim.challenges.ledger import balance, credit
 from network_anim.clock import SimulatedClock
 from network_anim.db.models import (
     Consent,
     Contact,
     Event,
     Participant,
+    PortalLogin,
+    PortalSession,
     Post,
     PostAttachment,
     PostRead,
     Reward,
 )
-from network_anim.ledger import balance, credit
 from network_anim.web.app import create_app
 from network_anim.web.portal import auth
 from network_anim.web.portal.markdown import render_markdown
-from network_anim.web.portal.models import PortalLogin, PortalSession
 from tests.conftest import REPO
 
 LINK = re.compile(r"http://localhost:8000(/portal/login/[A-Za-z0-9_-]+)")
@@ -309,7 +310,7 @@ def give_points(app: App, contact_id: int, points: int) -> None:
 
 
 async def test_points_and_redemption(portal: Portal) -> None:
-    from network_anim.rewards import sync_rewards
+    from network_anim.challenges.rewards import sync_rewards
 
     sync_rewards(portal.app)
     seller = portal.contact("C0002")
@@ -339,7 +340,7 @@ async def test_points_and_redemption(portal: Portal) -> None:
 
 
 async def test_challenge_registration_objectives_and_leaderboard(portal: Portal) -> None:
-    from network_anim.challenges import sync_challenges
+    from network_anim.challenges.lifecycle import sync_challenges
 
     sync_challenges(portal.app)
     csrf = await portal.sign_in("C0002")
@@ -395,7 +396,7 @@ async def test_english_for_english_contacts_and_on_request(portal: Portal) -> No
 
 
 async def test_post_documents_download_by_level(portal: Portal, tmp_path: Path) -> None:
-    from network_anim.attachments import attach
+    from network_anim.compose.attachments import attach
 
     document = tmp_path / "tarifs-2027.pdf"
     document.write_bytes(b"%PDF-1.4 tarifs")

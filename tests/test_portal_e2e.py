@@ -20,15 +20,15 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from network_anim.app import App, open_app
-from network_anim.challenges import sync_challenges
+from network_anim.challenges.ledger import balance
+from network_anim.challenges.lifecycle import sync_challenges
+from network_anim.challenges.rewards import sync_rewards
 from network_anim.clock import SimulatedClock
 from network_anim.db.engine import make_engine
 from network_anim.db.migrate import upgrade
 from network_anim.db.models import Consent, Contact, Participant, PostRead, Reward
-from network_anim.ledger import balance
-from network_anim.network_csv import ImportDefaults, read_network_csv
-from network_anim.network_import import import_network
-from network_anim.rewards import sync_rewards
+from network_anim.network.importer import import_network
+from network_anim.network.network_csv import ImportDefaults, read_network_csv
 from network_anim.web.app import create_app
 from tests.conftest import REPO, SAMPLE_NETWORK, WEDNESDAY_MORNING, use_smtp, write_config
 from tests.test_portal import add_post, give_points

@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from network_anim.postal import (
+from network_anim.channels.postal import (
     COUNTRIES,
     FRENCH_OVERSEAS,
     AddressError,

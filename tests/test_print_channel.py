@@ -16,8 +16,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from network_anim.channel_defs import ChannelDefinition
 from network_anim.channels.base import Outbound, Recipient, Transport
+from network_anim.channels.postal import PostalAddress, address_block, person_line
 from network_anim.channels.print_mail import (
     CSV_HEADER,
     PDF_ENCODING,
@@ -27,9 +27,9 @@ from network_anim.channels.print_mail import (
     neutralise_csv_cell,
     pdf_text,
 )
-from network_anim.config import PrintSettings
+from network_anim.config.channel_defs import ChannelDefinition
+from network_anim.config.settings import PrintSettings
 from network_anim.domain import Outcome
-from network_anim.postal import PostalAddress, address_block, person_line
 
 ROOT = Path(__file__).resolve().parents[1]
 TODAY = date(2026, 11, 25)

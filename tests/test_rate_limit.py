@@ -1,4 +1,4 @@
-"""The per-channel token bucket (network_anim.rate_limit), on simulated time.
+"""The per-channel token bucket (network_anim.outbox.rate_limit), on simulated time.
 
 ``SimTime`` is a small discrete-event clock: ``sleep`` registers a timer (optionally late by
 a given overshoot, like a real event loop) and ``run``/``run_until`` play the timers in
@@ -20,7 +20,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from network_anim.rate_limit import (
+from network_anim.outbox.rate_limit import (
     DEFAULT_JITTER,
     DEFAULT_SLACK,
     RateLimits,

@@ -14,10 +14,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
 from network_anim.app import App
-from network_anim.audience import count_audience, iter_audience
-from network_anim.config import Audience
+from network_anim.config.settings import Audience
 from network_anim.db.models import Company, CompanySegment, Sale
-from network_anim.rfm import (
+from network_anim.network.audience import count_audience, iter_audience
+from network_anim.network.rfm import (
     INACTIVE,
     SEGMENTS,
     Activity,
@@ -28,7 +28,7 @@ from network_anim.rfm import (
     segment_for,
     summarize,
 )
-from network_anim.rfm_store import recompute_rfm, replace_scores, stale_rfm_warnings
+from network_anim.network.rfm_store import recompute_rfm, replace_scores, stale_rfm_warnings
 from tests.conftest import WEDNESDAY_MORNING, write_config
 
 # -- pure scoring --------------------------------------------------------------------------

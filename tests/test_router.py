@@ -12,8 +12,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from network_anim.channel_defs import load_channel_definitions
-from network_anim.config import Config, QuietHours, UrgencyPolicy
+from network_anim.config.channel_defs import load_channel_definitions
+from network_anim.config.settings import Config, QuietHours, UrgencyPolicy
 from network_anim.domain import (
     CHANNEL_NAMES,
     URGENT_LEVELS,
@@ -22,7 +22,7 @@ from network_anim.domain import (
     MessageKind,
     Urgency,
 )
-from network_anim.router import (
+from network_anim.routing.router import (
     PORTAL_CHANNELS,
     ContactProfile,
     MessageSpec,

@@ -450,9 +450,9 @@ def test_import_is_one_transaction_checked_again_at_write_time(
 ) -> None:
     """Records checked, then a sale recorded by someone else: the write refuses them all,
     products upsert included; records that collide with each other hit the unique key."""
+    from network_anim.challenges.sales_csv import read_sales_csv
+    from network_anim.challenges.sales_import import import_sales, sales_context
     from network_anim.errors import UserError
-    from network_anim.sales_csv import read_sales_csv
-    from network_anim.sales_import import import_sales, sales_context
 
     path = write(tmp_path, GOOD, BASE)
     records = read_sales_csv(path, sales_context(network))

@@ -4,8 +4,8 @@ from datetime import date
 
 import pytest
 
-from network_anim.config import Config
-from network_anim.scoring import in_period, sale_points
+from network_anim.challenges.scoring import in_period, sale_points
+from network_anim.config.settings import Config
 from tests.conftest import REPO
 
 

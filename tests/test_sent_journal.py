@@ -21,21 +21,21 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
-from network_anim import sent_journal
 from network_anim.app import App, open_app
 from network_anim.channels.base import SendResult
 from network_anim.channels.email import message_id_for
-from network_anim.config import Audience
-from network_anim.daemon.locks import SqliteLiveness
+from network_anim.config.settings import Audience
 from network_anim.db.engine import make_engine
 from network_anim.db.models import Delivery, Event
-from network_anim.demo_network import generate_network_csv
-from network_anim.dispatcher import Dispatcher
+from network_anim.demo.network import generate_network_csv
 from network_anim.domain import Level, MessageKind, Urgency
-from network_anim.planner import MessageRequest, plan_message
-from network_anim.sent_journal import SentJournal, journal_folder
-from network_anim.sent_rows import SentRecorder
-from network_anim.transports import ConfiguredTransports
+from network_anim.outbox import sent_journal
+from network_anim.outbox.dispatcher import Dispatcher
+from network_anim.outbox.liveness import SqliteLiveness
+from network_anim.outbox.sent_journal import SentJournal, journal_folder
+from network_anim.outbox.sent_rows import SentRecorder
+from network_anim.outbox.transports import ConfiguredTransports
+from network_anim.planning.planner import MessageRequest, plan_message
 from tests.conftest import REPO, SAMPLE_NETWORK, WELCOME, run_at, use_smtp, write_config
 from tests.peers.smtp_server import SmtpPeer
 from tests.test_storage import RecordingTransport, _request
@@ -158,8 +158,8 @@ _KILLED_AT_SECOND_COMMIT = """
 import asyncio, os, signal, sys
 from pathlib import Path
 from network_anim.app import open_app
-from network_anim.sending import send_due
-from network_anim.sent_rows import SentRecorder
+from network_anim.outbox.sending import send_due
+from network_anim.outbox.sent_rows import SentRecorder
 
 commits = 0
 record = SentRecorder.record

@@ -13,16 +13,16 @@ import pytest
 from sqlalchemy import event, select, update
 from sqlmodel import Session
 
-from network_anim import sequences
 from network_anim.app import App, open_app
+from network_anim.campaigns import sequences
+from network_anim.campaigns.sequences import enrol, enrol_by_triggers, tick
 from network_anim.clock import SimulatedClock
 from network_anim.db.models import Contact, Delivery, Enrolment, Event, Message, Sale
-from network_anim.network_csv import ImportDefaults, read_network_csv
-from network_anim.network_import import import_network
-from network_anim.planner import plan_in_session
-from network_anim.sequences import enrol, enrol_by_triggers, tick
-from network_anim.simulation import simulate
-from network_anim.transports import ConfiguredTransports
+from network_anim.engine.simulation import simulate
+from network_anim.network.importer import import_network
+from network_anim.network.network_csv import ImportDefaults, read_network_csv
+from network_anim.outbox.transports import ConfiguredTransports
+from network_anim.planning.planner import plan_in_session
 from tests.conftest import SAMPLE_NETWORK, use_smtp, use_twilio, write_config
 from tests.peers.smtp_server import Fault, SmtpPeer
 from tests.peers.twilio_standin import TwilioStandin

@@ -16,7 +16,6 @@ from pathlib import Path
 
 import pytest
 
-from network_anim.channel_defs import ChannelDefinition
 from network_anim.channels.base import Outbound, Recipient, SendResult
 from network_anim.channels.sms import (
     FileSmsTransport,
@@ -26,10 +25,11 @@ from network_anim.channels.sms import (
     classify_twilio_error,
     sms_cost,
 )
+from network_anim.channels.sms_encoding import sms_segments
 from network_anim.clock import SimulatedClock
-from network_anim.config import SmsSettings
+from network_anim.config.channel_defs import ChannelDefinition
+from network_anim.config.settings import SmsSettings
 from network_anim.domain import Outcome
-from network_anim.sms_encoding import sms_segments
 from tests.peers.twilio_standin import (
     Delay,
     TwilioStandin,

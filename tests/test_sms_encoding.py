@@ -1,4 +1,4 @@
-"""GSM-7 / UCS-2 detection and segment counting (network_anim.sms_encoding)."""
+"""GSM-7 / UCS-2 detection and segment counting (network_anim.channels.sms_encoding)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from network_anim.sms_encoding import GSM7_BASIC, GSM7_EXTENSION, is_gsm7, sms_segments
+from network_anim.channels.sms_encoding import GSM7_BASIC, GSM7_EXTENSION, is_gsm7, sms_segments
 
 BASIC = sorted(GSM7_BASIC)
 EXTENSION = sorted(GSM7_EXTENSION)

@@ -14,12 +14,12 @@ from sqlmodel import Session, SQLModel
 
 from network_anim.app import App
 from network_anim.channels.base import Outbound, SendResult
-from network_anim.config import Audience
+from network_anim.config.settings import Audience
 from network_anim.db.migrate import current_revision, head_revision
 from network_anim.db.models import Delivery
-from network_anim.dispatcher import Dispatcher
 from network_anim.domain import Level, Urgency
-from network_anim.planner import MessageRequest, plan_message
+from network_anim.outbox.dispatcher import Dispatcher
+from network_anim.planning.planner import MessageRequest, plan_message
 
 
 def test_migrations_create_exactly_the_models(engine) -> None:
@@ -145,7 +145,7 @@ async def test_result_of_a_lost_lease_is_not_recorded_twice(network: App, clock)
     )
     async with fast:
         await fast.drain()
-    from network_anim.dispatcher import DispatchStats
+    from network_anim.outbox.dispatcher import DispatchStats
 
     stats = DispatchStats()
     async with slow:
@@ -196,7 +196,7 @@ async def test_async_postgres_connection_comes_back_after_a_loss(network: App) -
     from sqlalchemy import text
     from sqlalchemy.exc import DBAPIError
 
-    from network_anim.db.pg_async import AsyncPostgres
+    from network_anim.outbox.pg_async import AsyncPostgres
 
     postgres = AsyncPostgres(network.engine)
     [(pid,)] = await postgres.fetch("SELECT pg_backend_pid()", ())
@@ -220,7 +220,7 @@ def test_naive_datetimes_are_refused(network: App, bad: datetime) -> None:
 def test_a_sender_s_rows_are_taken_back_only_once_it_is_dead(engine) -> None:
     """Every sender, daemon or CLI, holds its liveness lock while it may claim: a daemon
     must leave alone the rows of a ``netanim broadcast`` sending beside it."""
-    from network_anim.daemon.locks import liveness_for
+    from network_anim.outbox.liveness import liveness_for
 
     broadcast, daemon = liveness_for(engine, "host:1:cli"), liveness_for(engine, "host:2:d")
     assert broadcast is not None and daemon is not None
@@ -238,7 +238,7 @@ def test_a_sender_s_rows_are_taken_back_only_once_it_is_dead(engine) -> None:
 async def test_a_daemon_leaves_alone_the_rows_a_live_broadcast_is_sending(network: App) -> None:
     """A ``netanim broadcast`` has claimed rows and is sending them; the daemon's drain
     beside it must not take them back (it would send them a second time)."""
-    from network_anim.daemon.locks import liveness_for
+    from network_anim.outbox.liveness import liveness_for
 
     plan_message(network, _request("beside"))
     broadcast = liveness_for(network.engine, "host:1:cli")

@@ -6,10 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from network_anim.composer import sms_mention_problem
+from network_anim.compose.composer import sms_mention_problem
+from network_anim.compose.links import BadToken, LinkSigner, load_secret
+from network_anim.compose.rendering import TemplateStore
 from network_anim.errors import UserError
-from network_anim.links import BadToken, LinkSigner, load_secret
-from network_anim.rendering import TemplateStore
 
 
 def store(tmp_path: Path, files: dict[str, str]) -> TemplateStore:

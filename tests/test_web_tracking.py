@@ -17,6 +17,7 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from network_anim.app import App
+from network_anim.compose.links import LinkSigner, _b64, _unb64
 from network_anim.db.models import (
     Campaign,
     Consent,
@@ -27,7 +28,6 @@ from network_anim.db.models import (
     Post,
     PostRead,
 )
-from network_anim.links import LinkSigner, _b64, _unb64
 from network_anim.web import WebContext
 from network_anim.web.app import create_app
 from network_anim.web.events import EventWriter, event_row

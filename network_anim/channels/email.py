@@ -51,7 +51,7 @@ from aiosmtplib import (
 
 from network_anim.channels.base import Outbound, Pace, ResultCallback, SendResult, TransportBase
 from network_anim.channels.smtp_wire import SmtpWire
-from network_anim.config import EmailSettings
+from network_anim.config.settings import EmailSettings
 from network_anim.domain import Outcome
 
 __all__ = [

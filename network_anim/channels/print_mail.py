@@ -33,11 +33,11 @@ from pathlib import Path
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
 
-from network_anim.channel_defs import ChannelDefinition
 from network_anim.channels.base import Outbound, SendResult, TransportBase
-from network_anim.config import PrintSettings
+from network_anim.channels.postal import MAX_LENGTH, MAX_LINES, AddressError, split_destination
+from network_anim.config.channel_defs import ChannelDefinition
+from network_anim.config.settings import PrintSettings
 from network_anim.domain import Outcome
-from network_anim.postal import MAX_LENGTH, MAX_LINES, AddressError, split_destination
 
 # --- pure helpers -------------------------------------------------------------------------
 
@@ -148,7 +148,7 @@ def address_problem(lines: Sequence[str], *, max_lines: int, max_length: int) ->
     if len(lines) > max_lines:
         return (
             f"address block has {len(lines)} lines; at most {max_lines} (NF Z10-011): "
-            "rebuild it with network_anim.postal.address_block"
+            "rebuild it with network_anim.channels.postal.address_block"
         )
     for number, line in enumerate(lines, start=1):
         if not line.strip():

@@ -38,12 +38,12 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from network_anim.channel_defs import ChannelDefinition
 from network_anim.channels.base import Outbound, SendResult, TransportBase
+from network_anim.channels.sms_encoding import SmsEncoding, sms_segments
 from network_anim.clock import Clock, SystemClock
-from network_anim.config import SmsSettings
+from network_anim.config.channel_defs import ChannelDefinition
+from network_anim.config.settings import SmsSettings
 from network_anim.domain import Outcome
-from network_anim.sms_encoding import SmsEncoding, sms_segments
 
 # E.164: "+", a country code not starting with 0, at most 15 digits in all.
 E164 = re.compile(r"^\+[1-9]\d{1,14}$")

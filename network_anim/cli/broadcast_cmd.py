@@ -106,10 +106,10 @@ def broadcast(
       netanim broadcast -c config.example.toml --audience sellers --urgency urgent \\
           --template stock-alert --var product="Routeur X200" --id stock-0412
     """
-    from network_anim.checks import template_problems
-    from network_anim.config import Audience
+    from network_anim.config.settings import Audience
+    from network_anim.engine.checks import template_problems
     from network_anim.errors import UserError
-    from network_anim.planner import MessageRequest
+    from network_anim.planning.planner import MessageRequest
 
     app = open_app(config_path, db_url)
     vars_ = _parse_vars(variables)
@@ -126,7 +126,7 @@ def broadcast(
         kind=MessageKind(kind),
         variables=vars_,
     )
-    from network_anim.attachments import check_files
+    from network_anim.compose.attachments import check_files
 
     problems += check_files(attachments)
     if problems:
@@ -150,7 +150,7 @@ def broadcast(
     if dry_run:
         _report_dry_run(plan, occurrence, as_json)
         return
-    from network_anim.sending import send_due
+    from network_anim.outbox.sending import send_due
 
     stats = _send_with_progress(app, plan, send_due, quiet=as_json)
     _report_run(app, plan, stats, occurrence, as_json, explain)
@@ -162,8 +162,8 @@ def _plan_with_progress(
     from rich.progress import Progress
     from sqlmodel import Session
 
-    from network_anim.audience import count_audience
-    from network_anim.planner import plan_message
+    from network_anim.network.audience import count_audience
+    from network_anim.planning.planner import plan_message
 
     with Session(app.engine) as session:
         total = count_audience(session, request.audience, min_level=request.level)

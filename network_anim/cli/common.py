@@ -59,29 +59,10 @@ def open_app(config_path: Path | None, db_url: str | None, *, need_schema: bool 
 
     app = _open(default_config(config_path), db_url=db_url)
     if need_schema:
-        ensure_schema(app)
+        from network_anim.db.migrate import ensure_schema
+
+        ensure_schema(app.engine)
     return app
-
-
-def ensure_schema(app: Any) -> None:
-    from sqlalchemy.exc import OperationalError
-
-    from network_anim.db.migrate import current_revision, head_revision
-    from network_anim.errors import UserError
-
-    try:
-        current = current_revision(app.engine)
-    except OperationalError as exc:
-        raise UserError(
-            f"cannot open the database {app.engine.url.render_as_string(hide_password=True)}",
-            [str(exc.orig).strip().splitlines()[0]],
-        ) from None
-    if current != head_revision():
-        raise UserError(
-            f"the database {app.engine.url.render_as_string(hide_password=True)} is not initialised "
-            "or its schema is out of date",
-            ["run: netanim init (with the same --config / --db)"],
-        )
 
 
 def run_cli(cli: click.Group, argv: list[str]) -> Any:

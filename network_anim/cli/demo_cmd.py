@@ -10,7 +10,7 @@ import click
 from network_anim.cli.common import console, simulation_progress
 
 if TYPE_CHECKING:  # the command's imports stay lazy: `netanim --help` loads none of them
-    from network_anim.demo_engagement import EngagementStats
+    from network_anim.demo.engagement import EngagementStats
 
 
 @click.command()
@@ -60,11 +60,11 @@ def demo(
     from zoneinfo import ZoneInfo
 
     from network_anim.cli.plan_cmd import parse_moment
-    from network_anim.config import load_config
-    from network_anim.demo import open_demo_app, prepare_demo, write_demo_report
-    from network_anim.demo_engagement import EngagementSimulator
-    from network_anim.simulation import sent_between, simulate
-    from network_anim.transports import ConfiguredTransports
+    from network_anim.config.loading import load_config
+    from network_anim.demo.engagement import EngagementSimulator
+    from network_anim.demo.run import open_demo_app, prepare_demo, write_demo_report
+    from network_anim.engine.simulation import sent_between, simulate
+    from network_anim.outbox.transports import ConfiguredTransports
 
     timezone = load_config(config_path).config.engine.timezone
     first = (

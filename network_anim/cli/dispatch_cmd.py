@@ -26,7 +26,7 @@ def dispatch(as_json: bool, config_path: Path | None, db_url: str | None) -> Non
     from rich.progress import Progress
     from rich.table import Table
 
-    from network_anim.sending import send_due
+    from network_anim.outbox.sending import send_due
 
     app = open_app(config_path, db_url)
     with Progress(console=console, transient=True, disable=as_json) as progress:

@@ -28,10 +28,10 @@ def enroll(
     from sqlalchemy import select
     from sqlmodel import Session
 
-    from network_anim.audience import audience_query
+    from network_anim.campaigns.sequences import enrol
     from network_anim.db.models import Contact
     from network_anim.errors import UserError
-    from network_anim.sequences import enrol
+    from network_anim.network.audience import audience_query
 
     app = open_app(config_path, db_url)
     target = app.config.campaign(campaign)

@@ -33,8 +33,8 @@ def import_network_cmd(
     import json
     from dataclasses import asdict
 
-    from network_anim.network_csv import ImportDefaults, read_network_csv
-    from network_anim.network_import import import_network
+    from network_anim.network.importer import import_network
+    from network_anim.network.network_csv import ImportDefaults, read_network_csv
 
     app = open_app(config_path, db_url)
     engine_cfg = app.config.engine

@@ -50,14 +50,14 @@ def import_sales_cmd(
     import json
     from dataclasses import asdict
 
-    from network_anim.errors import UserError
-    from network_anim.sales_csv import read_sales_csv
-    from network_anim.sales_import import (
+    from network_anim.challenges.sales_csv import read_sales_csv
+    from network_anim.challenges.sales_import import (
         import_sales,
         outside_every_challenge,
         sale_status,
         sales_context,
     )
+    from network_anim.errors import UserError
 
     if not actor.strip() or len(actor) > 80:
         raise UserError(f"--actor {actor!r}: give a name of 1 to 80 characters")

@@ -69,8 +69,8 @@ def leaderboard(
     """
     import json
 
-    from network_anim.leaderboard import leaderboard as board
-    from network_anim.leaderboard import period_bounds
+    from network_anim.challenges.leaderboard import leaderboard as board
+    from network_anim.challenges.leaderboard import period_bounds
 
     app = open_app(config_path, db_url)
     try:

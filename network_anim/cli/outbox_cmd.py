@@ -164,9 +164,9 @@ def retry(ids: tuple[str, ...], config_path: Path | None, db_url: str | None) ->
     """
     from sqlalchemy import update
 
+    from network_anim.campaigns.scheduled import replay_missed
     from network_anim.db.models import Delivery
     from network_anim.errors import UserError
-    from network_anim.scheduled import replay_missed
 
     app = open_app(config_path, db_url)
     occurrences = [i for i in ids if i.startswith("occ-")]

@@ -50,8 +50,8 @@ def plan(
     import json
 
     from network_anim.cli.common import open_app
+    from network_anim.engine.simulation import plan_period
     from network_anim.errors import UserError
-    from network_anim.simulation import plan_period
 
     app = open_app(config_file, db_url)
     timezone = app.config.engine.timezone

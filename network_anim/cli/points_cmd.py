@@ -41,7 +41,7 @@ def balance_cmd(contact: str, as_json: bool, config_path: Path | None, db_url: s
     """
     from sqlmodel import Session
 
-    from network_anim.ledger import balance, statement
+    from network_anim.challenges.ledger import balance, statement
 
     app = open_app(config_path, db_url)
     contact_id = _contact_id(app, contact)
@@ -116,8 +116,8 @@ def award_cmd(
 
     from sqlmodel import Session
 
+    from network_anim.challenges.ledger import balance, credit, debit
     from network_anim.errors import UserError
-    from network_anim.ledger import balance, credit, debit
 
     app = open_app(config_path, db_url)
     if amount == 0:
@@ -158,7 +158,7 @@ def redeem_cmd(contact: str, reward: str, config_path: Path | None, db_url: str 
     Example:
       netanim points redeem C0002 coffret-gourmand -c config.example.toml
     """
-    from network_anim.rewards import redeem, sync_rewards
+    from network_anim.challenges.rewards import redeem, sync_rewards
 
     app = open_app(config_path, db_url)
     sync_rewards(app)

@@ -20,7 +20,7 @@ def reload(config_path: Path | None) -> None:
     import signal
 
     from network_anim.cli.common import default_config
-    from network_anim.config import load_config
+    from network_anim.config.loading import load_config
     from network_anim.errors import UserError
 
     loaded = load_config(default_config(config_path))

@@ -26,8 +26,8 @@ def list_cmd(as_json: bool, config_path: Path | None, db_url: str | None) -> Non
     from sqlalchemy import select
     from sqlmodel import Session
 
+    from network_anim.challenges.rewards import sync_rewards
     from network_anim.db.models import Reward
-    from network_anim.rewards import sync_rewards
 
     app = open_app(config_path, db_url)
     sync_rewards(app)
@@ -54,7 +54,7 @@ def cancel_cmd(redemption_id: int, config_path: Path | None, db_url: str | None)
     Example:
       netanim rewards cancel 17 -c config.example.toml
     """
-    from network_anim.rewards import cancel
+    from network_anim.challenges.rewards import cancel
 
     app = open_app(config_path, db_url)
     cancel(app, redemption_id)
@@ -71,7 +71,7 @@ def export_cmd(csv_file: Path, config_path: Path | None, db_url: str | None) -> 
     Example:
       netanim rewards export var/exports/fulfilment-2027-03.csv -c config.example.toml
     """
-    from network_anim.rewards import export_fulfilment
+    from network_anim.challenges.rewards import export_fulfilment
 
     app = open_app(config_path, db_url)
     summary = export_fulfilment(app, csv_file)

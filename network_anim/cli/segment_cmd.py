@@ -94,8 +94,8 @@ def rfm_cmd(
       netanim segment rfm -c config.example.toml
       netanim segment rfm --as-of 2026-06-30 --months 6 --dry-run -c config.example.toml
     """
-    from network_anim.rfm import summarize
-    from network_anim.rfm_store import recompute_rfm, score_fields
+    from network_anim.network.rfm import summarize
+    from network_anim.network.rfm_store import recompute_rfm, score_fields
 
     app = open_app(config_path, db_url)
     moment = None if as_of is None else parse_as_of(as_of, app.config.engine.timezone)
@@ -168,8 +168,8 @@ def show_cmd(
 
     from network_anim.db.models import Company, CompanySegment
     from network_anim.errors import UserError
-    from network_anim.rfm import SCHEME, SEGMENTS
-    from network_anim.rfm_store import last_computed, score_fields
+    from network_anim.network.rfm import SCHEME, SEGMENTS
+    from network_anim.network.rfm_store import last_computed, score_fields
 
     if segment_name is not None and segment_name not in SEGMENTS:
         raise UserError(

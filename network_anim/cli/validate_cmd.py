@@ -20,12 +20,12 @@ def validate(config_file: Path) -> None:
       netanim validate config.example.toml
     """
     from network_anim.app import open_app
-    from network_anim.checks import config_problems
+    from network_anim.engine.checks import config_problems
     from network_anim.errors import UserError
 
     app = open_app(config_file)
     problems = config_problems(app.config, app.templates, app.loaded.base_dir)
-    from network_anim.challenges import read_objectives
+    from network_anim.challenges.lifecycle import read_objectives
 
     for challenge in app.config.challenges:
         if challenge.objectives is not None:

@@ -22,24 +22,24 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from network_anim.app import App, open_app
-from network_anim.challenges import challenge_tick
-from network_anim.checks import config_problems
-from network_anim.daemon.locks import (
-    Liveness,
-    SchedulerRole,
-    SqliteInstanceLock,
-    SqliteRole,
-    liveness_for,
+from network_anim.campaigns.scheduled import (
+    catch_up,
+    make_trigger,
+    register_campaigns,
+    scheduled_campaigns,
 )
+from network_anim.campaigns.sequences import enrol_by_triggers, tick
+from network_anim.challenges.lifecycle import challenge_tick
+from network_anim.daemon.locks import SchedulerRole, SqliteInstanceLock, SqliteRole
 from network_anim.db.engine import is_sqlite
-from network_anim.dispatcher import Dispatcher, RetryPolicy
+from network_anim.engine.checks import config_problems
 from network_anim.errors import UserError
-from network_anim.rate_limit import RateLimits
-from network_anim.rfm_store import stale_rfm_warnings
-from network_anim.scheduled import catch_up, make_trigger, register_campaigns, scheduled_campaigns
-from network_anim.sending import worker_id
-from network_anim.sequences import enrol_by_triggers, tick
-from network_anim.transports import ConfiguredTransports, configured_rates
+from network_anim.network.rfm_store import stale_rfm_warnings
+from network_anim.outbox.dispatcher import Dispatcher, RetryPolicy
+from network_anim.outbox.liveness import Liveness, liveness_for
+from network_anim.outbox.rate_limit import RateLimits
+from network_anim.outbox.sending import worker_id
+from network_anim.outbox.transports import ConfiguredTransports, configured_rates
 
 log = logging.getLogger("netanim.daemon")
 
@@ -99,9 +99,9 @@ class Daemon:
     async def run(self) -> int:
         global _RUNNING
         app = self.app = open_app(self.config_path, db_url=self.db_url)
-        from network_anim.cli.common import ensure_schema
+        from network_anim.db.migrate import ensure_schema
 
-        ensure_schema(app)
+        ensure_schema(app.engine)
         problems = config_problems(app.config, app.templates, app.loaded.base_dir)
         if problems:
             raise UserError(f"{self.config_path}: {len(problems)} problem(s)", problems)

@@ -18,9 +18,9 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from network_anim.app import App
-from network_anim.audience import audience_query
 from network_anim.db.models import Contact, Delivery, Message, Sale
 from network_anim.errors import UserError
+from network_anim.network.audience import audience_query
 from network_anim.reports.figures import amount, rate
 from network_anim.reports.model import CampaignConversion, Conversion, ConversionGroup
 from network_anim.reports.scope import Scope

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from network_anim.config import ReportSettings
+from network_anim.config.settings import ReportSettings
 from network_anim.reports.figures import amount, rate
 from network_anim.reports.model import ChannelCost, Conversion, Costs, FunnelRow
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from network_anim.network.rfm import SEGMENTS
 from network_anim.reports.model import ALL_GROUPS, UNSCORED
-from network_anim.rfm import SEGMENTS
 
 CHANNEL_ORDER: tuple[str, ...] = ("email", "sms", "intranet", "flash", "print")
 CHANNEL_LABELS: dict[str, str] = {

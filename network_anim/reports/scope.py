@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from network_anim.app import App
-from network_anim.challenge_comms import is_generated
+from network_anim.config.challenge_campaigns import is_generated
 from network_anim.db.models import Campaign
 from network_anim.errors import UserError
 from network_anim.reports.model import GROUPINGS

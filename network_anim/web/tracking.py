@@ -1,6 +1,6 @@
 """Tracking endpoints: open pixel, click redirect, post links, one-click unsubscribe.
 
-Every URL carries a token signed by :class:`network_anim.links.LinkSigner` for one purpose
+Every URL carries a token signed by :class:`network_anim.compose.links.LinkSigner` for one purpose
 (``open``, ``click``, ``post``, ``unsubscribe``). A token that does not verify (forged,
 altered, truncated, or minted for another purpose) is answered 404, logged, and writes
 nothing to the database. The click redirect goes only to the URL inside its own signed
@@ -27,9 +27,9 @@ from jinja2 import Environment
 from sqlalchemy import select
 from sqlmodel import Session
 
+from network_anim.compose.links import BadToken
 from network_anim.db.models import Consent, Contact, Delivery, Post
 from network_anim.domain import CHANNEL_NAMES, LawfulBasis
-from network_anim.links import BadToken
 from network_anim.web import Web, WebContext
 from network_anim.web.events import event_row, insert_event, set_consent
 from network_anim.web.scanners import Kind, machine_reason

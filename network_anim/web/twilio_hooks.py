@@ -49,11 +49,11 @@ from twilio.request_validator import (
 from twilio.twiml.messaging_response import MessagingResponse
 
 from network_anim.app import App
-from network_anim.config import ChallengeConfig
+from network_anim.config.settings import ChallengeConfig
 from network_anim.db.models import Contact, Delivery
-from network_anim.dispatcher import plan_fallback
 from network_anim.domain import DeliveryStatus, LawfulBasis
 from network_anim.errors import UserError
+from network_anim.outbox.dispatcher import plan_fallback
 from network_anim.web import Web, WebContext
 from network_anim.web.events import event_row, insert_event, set_consent
 
@@ -247,7 +247,7 @@ def _register(
     sid: str,
     now: datetime,
 ) -> str:
-    from network_anim.challenges import local_day, register_by_keyword
+    from network_anim.challenges.lifecycle import local_day, register_by_keyword
 
     name = app.config.channels.sms.sender_name
     if local_day(app, now) > challenge.end:

@@ -36,7 +36,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
-from network_anim.sms_encoding import sms_segments
+from network_anim.channels.sms_encoding import sms_segments
 
 ACCOUNT_SID_RE = re.compile(r"^AC[0-9a-fA-F]{32}$")
 MESSAGING_SERVICE_SID_RE = re.compile(r"^MG[0-9a-fA-F]{32}$")

@@ -27,9 +27,8 @@ from sqlmodel import Session
 
 from network_anim.app import App
 from network_anim.channels.base import Outbound, Recipient
-from network_anim.db.models import Contact
+from network_anim.db.models import Contact, PortalLogin, PortalSession
 from network_anim.domain import Outcome
-from network_anim.web.portal.models import PortalLogin, PortalSession
 
 log = logging.getLogger(__name__)
 
@@ -225,7 +224,7 @@ async def send_login_link(
     app: App, contact: Contact, channel: str, login_id: int, url: str, language: str
 ) -> bool:
     """Send one link by email or SMS through the configured transport; True if it left."""
-    from network_anim.transports import ConfiguredTransports
+    from network_anim.outbox.transports import ConfiguredTransports
 
     lang = language if language in _MAIL else "fr"
     name = " ".join(p for p in (contact.first_name, contact.last_name) if p).strip()

@@ -20,7 +20,8 @@ from sqlalchemy import exists, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
-from network_anim.attachments import stored_path
+from network_anim.challenges.ledger import balance, statement
+from network_anim.compose.attachments import stored_path
 from network_anim.db.models import (
     Consent,
     Contact,
@@ -33,7 +34,6 @@ from network_anim.db.models import (
 )
 from network_anim.domain import LawfulBasis, Level
 from network_anim.errors import UserError
-from network_anim.ledger import balance, statement
 from network_anim.web import Web, WebContext
 from network_anim.web.events import event_row, insert_event, set_consent
 from network_anim.web.portal import auth
@@ -391,7 +391,7 @@ def rewards(request: Request, ctx: Web, me: Me, done: str | None = None) -> HTML
 def redeem_reward(
     key: str, request: Request, ctx: Web, me: Me, csrf: Annotated[str | None, Form()] = None
 ) -> Response:
-    from network_anim.rewards import redeem
+    from network_anim.challenges.rewards import redeem
 
     _check_csrf(request, me, csrf)
     try:
@@ -433,7 +433,7 @@ def challenges(request: Request, ctx: Web, me: Me) -> HTMLResponse:
 def _challenge_page(
     request: Request, ctx: WebContext, me: auth.SignedIn, challenge: Any, **values: Any
 ) -> HTMLResponse:
-    from network_anim.leaderboard import leaderboard
+    from network_anim.challenges.leaderboard import leaderboard
 
     contact = me.contact
     with Session(ctx.app.engine) as session:
@@ -486,7 +486,7 @@ def challenge_page(key: str, request: Request, ctx: Web, me: Me) -> HTMLResponse
 def challenge_register(
     key: str, request: Request, ctx: Web, me: Me, csrf: Annotated[str | None, Form()] = None
 ) -> Response:
-    from network_anim.challenges import register
+    from network_anim.challenges.lifecycle import register
 
     _check_csrf(request, me, csrf)
     challenge = _challenge_for(ctx, me.contact, key)

@@ -1,0 +1,431 @@
+"""Challenge leaderboards: individual and team rankings, period views, rank movement.
+
+Everything is computed by the database: the ledger is aggregated with ``GROUP BY``, ranks
+come from the window functions ``RANK()`` / ``ROW_NUMBER()`` (SQLite >= 3.25 and
+PostgreSQL), and only the rows shown (a top N, or the five around a viewer) come back
+to Python. Taking a snapshot is one ``INSERT ... SELECT``. Nothing here loads ledger rows,
+so the cost is one pass over the challenge's entries, whatever their number.
+
+Challenge points are the sum of a participant's ``earn``, ``bonus`` and ``adjust``
+entries carrying the challenge's key; redemptions, refunds and expiry are not
+challenge-scoped and never move a ranking. Ties share a rank (1, 2, 2, 4) and are shown by
+name, then id; participants without points are listed last: they registered.
+
+Example::
+
+    from network_anim.challenges.leaderboard import leaderboard, take_snapshot
+
+    top = leaderboard(app, "pbx-2027", limit=10)
+    mine = leaderboard(app, "pbx-2027", period="month", around="C0002")
+    teams = leaderboard(app, "pbx-2027", scope="team")
+    take_snapshot(app, "pbx-2027", "individual", app.clock.now())  # after a digest
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Float, Integer, String, case, cast, func, insert, literal, select
+from sqlalchemy.sql import Select
+from sqlmodel import Session
+
+from network_anim.db.models import (
+    Company,
+    Contact,
+    LeaderboardSnapshot,
+    LedgerEntry,
+    Participant,
+)
+from network_anim.db.types import UTCDateTime
+from network_anim.errors import UserError
+
+Scope = Literal["individual", "team"]
+Period = Literal["whole", "month", "week"]
+
+SCOPES: tuple[str, ...] = ("individual", "team")
+PERIODS: tuple[str, ...] = ("whole", "month", "week")
+# Ledger kinds that count for a challenge; redeem, refund and expire never do.
+CHALLENGE_KINDS: tuple[str, ...] = ("earn", "bonus", "adjust")
+ANONYMOUS = "Participant anonyme"
+# The window shown around a viewer: two above, the viewer, two below (kept at five rows
+# at the top and bottom of the board).
+AROUND_ABOVE = 2
+AROUND_SIZE = 5
+
+_ledger = LedgerEntry.__table__  # type: ignore[attr-defined]
+_participant = Participant.__table__  # type: ignore[attr-defined]
+_contact = Contact.__table__  # type: ignore[attr-defined]
+_company = Company.__table__  # type: ignore[attr-defined]
+_snapshot = LeaderboardSnapshot.__table__  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True)
+class Row:
+    """One line of a leaderboard.
+
+    ``subject`` is the contact's external id (individual) or the team key (team); it is
+    ``None``, like ``company``, on the row of a participant who opted out of public
+    ranking (``name`` is then "Participant anonyme"), unless that participant is the
+    viewer. ``points`` is an int, or a float for teams ranked on their average.
+    ``movement`` is previous rank - current rank since the latest snapshot (+3: up three
+    places), ``None`` when there is no snapshot or the subject was not in it.
+    """
+
+    rank: int
+    subject: str | None
+    name: str
+    company: str | None
+    points: int | float
+    members: int | None
+    movement: int | None
+    public: bool
+    viewer: bool = False
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank,
+            "id": self.subject,
+            "name": self.name,
+            "company": self.company,
+            "points": self.points,
+            "members": self.members,
+            "movement": self.movement,
+            "public": self.public,
+            "viewer": self.viewer,
+        }
+
+
+LeaderboardRow = Row
+
+
+def period_bounds(app: Any, period: str, now: datetime) -> tuple[datetime, datetime] | None:
+    """The UTC interval [start, end) of the current calendar month or ISO week of ``now``
+    in the [engine] time zone; ``None`` for the whole challenge."""
+    _check_choice("period", period, PERIODS)
+    if period == "whole":
+        return None
+    if now.tzinfo is None:
+        raise ValueError("naive datetime: give an aware one (clock.now())")
+    local = now.astimezone(ZoneInfo(app.config.engine.timezone))
+    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0, fold=0)
+    if period == "month":
+        start = midnight.replace(day=1)
+        end = (start + timedelta(days=32)).replace(day=1)
+    else:
+        start = midnight - timedelta(days=local.weekday())
+        end = start + timedelta(days=7)
+    # Aware arithmetic on the same zone keeps wall-clock midnights across DST changes.
+    return start.astimezone(UTC), end.astimezone(UTC)
+
+
+def leaderboard(
+    app: Any,
+    challenge_key: str,
+    *,
+    scope: Scope = "individual",
+    period: Period = "whole",
+    now: datetime | None = None,
+    around: str | None = None,
+    limit: int | None = None,
+) -> list[Row]:
+    """The ranking of a challenge, best first.
+
+    ``around``: a contact's external id; the result is then the five rows around that
+    viewer (individual) or the viewer's team (team): two above, the viewer, two below,
+    shifted to stay five rows at either end of the board; ``limit`` is then ignored.
+    ``limit``: the top N rows (ties at the cut are cut). ``now`` defaults to the app's
+    clock and anchors the period and the snapshot used for ``movement``.
+    """
+    _check_choice("scope", scope, SCOPES)
+    _check_choice("period", period, PERIODS)
+    if limit is not None and limit < 1:
+        raise ValueError("limit must be at least 1")
+    challenge = _challenge(app, challenge_key, scope)
+    now = now or app.clock.now()
+    with Session(app.engine) as session:
+        viewer: str | None = None
+        if around is not None:
+            viewer = _viewer_subject(session, challenge, scope, around)
+        ranked = _ranked(challenge, scope, period_bounds(app, period, now)).cte("ranked")
+        page = select(ranked)
+        if viewer is not None:
+            # First position shown: two above the viewer, within [1, total - 4]. A scalar
+            # subquery is computed once (PostgreSQL InitPlan), never once per row.
+            mine = ranked.alias("mine")
+            above = mine.c.pos - AROUND_ABOVE
+            last_start = mine.c.total - (AROUND_SIZE - 1)
+            lowest = case((above < last_start, above), else_=last_start)
+            first = (
+                select(case((lowest < 1, 1), else_=lowest))
+                .where(mine.c.subject == viewer)
+                .scalar_subquery()
+            )
+            page = page.where((ranked.c.pos - first).between(0, AROUND_SIZE - 1))
+        elif limit is not None:
+            page = page.order_by(ranked.c.pos).limit(limit)
+        shown = page.subquery("page")
+        previous = _previous_ranks(challenge.id, _scope_tag(scope, period), now)
+        query = (
+            select(shown, previous.c.rank.label("previous_rank"))
+            .select_from(shown.outerjoin(previous, previous.c.subject == shown.c.subject))
+            .order_by(shown.c.pos)
+        )
+        records = session.execute(query).mappings().all()
+    return [_row(r, scope, around, viewer) for r in records]
+
+
+def take_snapshot(
+    app: Any,
+    challenge_key: str,
+    scope: Scope,
+    now: datetime | None = None,
+    *,
+    period: Period = "whole",
+) -> int:
+    """Store every current rank of a leaderboard (one ``INSERT ... SELECT``) so later
+    leaderboards show each row's movement since; returns the number of rows stored.
+
+    A period view has its own snapshots (scope stored as ``individual:month``...)."""
+    _check_choice("scope", scope, SCOPES)
+    _check_choice("period", period, PERIODS)
+    challenge = _challenge(app, challenge_key, scope)
+    now = now or app.clock.now()
+    ranked = _ranked(challenge, scope, period_bounds(app, period, now)).subquery("ranked")
+    points = ranked.c.points
+    if scope == "team" and challenge.team_ranking == "average":
+        points = func.round(points)
+    source = select(
+        literal(challenge.id, String()),
+        literal(_scope_tag(scope, period), String()),
+        ranked.c.subject,
+        ranked.c.rank,
+        cast(points, Integer),
+        literal(now, UTCDateTime()),
+    )
+    statement = (
+        insert(_snapshot)
+        .from_select(["challenge_key", "scope", "subject", "rank", "points", "taken_at"], source)
+        .execution_options(preserve_rowcount=True)  # INSERT rowcount is opt-in since 2.0.28
+    )
+    with Session(app.engine) as session:
+        stored = session.execute(statement).rowcount
+        session.commit()
+    return int(stored or 0)
+
+
+# -- queries --------------------------------------------------------------------------------
+
+
+def _points(challenge_key: str, bounds: tuple[datetime, datetime] | None) -> Any:
+    """Challenge points per contact: one GROUP BY over the challenge's ledger entries."""
+    query = select(_ledger.c.contact_id, func.sum(_ledger.c.points).label("points")).where(
+        _ledger.c.challenge_key == challenge_key, _ledger.c.kind.in_(CHALLENGE_KINDS)
+    )
+    if bounds is not None:
+        query = query.where(_ledger.c.created_at >= bounds[0], _ledger.c.created_at < bounds[1])
+    return query.group_by(_ledger.c.contact_id).subquery("points_by_contact")
+
+
+def _members(challenge_key: str, bounds: tuple[datetime, datetime] | None) -> Any:
+    """Participants of the challenge with their points (0 without entries)."""
+    by_contact = _points(challenge_key, bounds)
+    points = func.coalesce(by_contact.c.points, 0)
+    return (
+        _participant.join(_contact, _contact.c.id == _participant.c.contact_id)
+        .join(_company, _company.c.id == _contact.c.company_id)
+        .outerjoin(by_contact, by_contact.c.contact_id == _participant.c.contact_id)
+    ), points
+
+
+def _ranked(challenge: Any, scope: str, bounds: tuple[datetime, datetime] | None) -> Select:
+    """Every subject with points, rank (ties shared), display position and board size."""
+    joined, points = _members(challenge.id, bounds)
+    if scope == "individual":
+        order = (points.desc(), _contact.c.last_name, _contact.c.first_name, _contact.c.id)
+        return (
+            select(
+                _contact.c.external_id.label("subject"),
+                _contact.c.first_name,
+                _contact.c.last_name,
+                _company.c.name.label("company"),
+                _participant.c.public,
+                points.label("points"),
+                func.rank().over(order_by=points.desc()).label("rank"),
+                func.row_number().over(order_by=order).label("pos"),
+                func.count().over().label("total"),
+            )
+            .select_from(joined)
+            .where(_participant.c.challenge_key == challenge.id)
+        )
+    team_key, team_name = _team_columns(challenge)
+    members = select(
+        team_key.label("team_key"), team_name.label("team_name"), points.label("points")
+    ).select_from(joined)
+    members = members.where(_participant.c.challenge_key == challenge.id)
+    if challenge.teams:
+        companies = [company for team in challenge.teams for company in team.companies]
+        members = members.where(_company.c.external_id.in_(companies))
+    member = members.subquery("members")
+    if challenge.team_ranking == "total":
+        score = func.sum(member.c.points)
+    else:
+        score = cast(func.sum(member.c.points), Float) / func.count()
+    teams = (
+        select(
+            member.c.team_key.label("subject"),
+            func.min(member.c.team_name).label("name"),
+            func.count().label("members"),
+            score.label("points"),
+        )
+        .group_by(member.c.team_key)
+        .subquery("teams")
+    )
+    order = (teams.c.points.desc(), teams.c.name, teams.c.subject)
+    return select(
+        teams,
+        func.rank().over(order_by=teams.c.points.desc()).label("rank"),
+        func.row_number().over(order_by=order).label("pos"),
+        func.count().over().label("total"),
+    )
+
+
+def _team_columns(challenge: Any) -> tuple[Any, Any]:
+    """Team key and name of a participant: the challenge's named teams (by company
+    external id), else the company itself."""
+    if not challenge.teams:
+        return _company.c.external_id, _company.c.name
+    keys: dict[str, str] = {}
+    names: dict[str, str] = {}
+    for team in challenge.teams:
+        for company in team.companies:
+            keys.setdefault(company, team.key)
+            names.setdefault(company, team.name)
+    return (
+        case(keys, value=_company.c.external_id),
+        case(names, value=_company.c.external_id),
+    )
+
+
+def _previous_ranks(challenge_key: str, tag: str, now: datetime) -> Any:
+    """Ranks of the latest snapshot taken before ``now``."""
+    latest = (
+        select(func.max(_snapshot.c.taken_at))
+        .where(
+            _snapshot.c.challenge_key == challenge_key,
+            _snapshot.c.scope == tag,
+            _snapshot.c.taken_at < now,
+        )
+        .scalar_subquery()
+    )
+    return (
+        select(_snapshot.c.subject, _snapshot.c.rank)
+        .where(
+            _snapshot.c.challenge_key == challenge_key,
+            _snapshot.c.scope == tag,
+            _snapshot.c.taken_at == latest,
+        )
+        .subquery("previous")
+    )
+
+
+def _viewer_subject(session: Session, challenge: Any, scope: str, contact: str) -> str:
+    """The subject shown around a viewer: the contact itself, or the contact's team."""
+    found = session.execute(
+        select(_company.c.external_id)
+        .select_from(
+            _participant.join(_contact, _contact.c.id == _participant.c.contact_id).join(
+                _company, _company.c.id == _contact.c.company_id
+            )
+        )
+        .where(_participant.c.challenge_key == challenge.id, _contact.c.external_id == contact)
+    ).first()
+    if found is None:
+        raise UserError(
+            f"contact {contact!r} is not a participant of challenge {challenge.id!r}",
+            ["give the external id of a registered participant (netanim challenge register)"],
+        )
+    if scope == "individual":
+        return contact
+    company = found[0]
+    if not challenge.teams:
+        return company
+    for team in challenge.teams:
+        if company in team.companies:
+            return team.key
+    raise UserError(
+        f"contact {contact!r} belongs to no team of challenge {challenge.id!r}",
+        [f"company {company!r} is listed in no [[challenges.teams]] entry"],
+    )
+
+
+def _row(record: Any, scope: str, around: str | None, viewer: str | None) -> Row:
+    previous = record["previous_rank"]
+    movement = None if previous is None else int(previous) - int(record["rank"])
+    points = record["points"]
+    points = float(points) if isinstance(points, float) else int(points)
+    if scope == "team":
+        return Row(
+            rank=int(record["rank"]),
+            subject=record["subject"],
+            name=record["name"],
+            company=None,
+            points=points,
+            members=int(record["members"]),
+            movement=movement,
+            public=True,
+            viewer=record["subject"] == viewer,
+        )
+    public = bool(record["public"])
+    is_viewer = around is not None and record["subject"] == around
+    if public or is_viewer:
+        name = f"{record['first_name'] or ''} {record['last_name']}".strip()
+        subject, company = record["subject"], record["company"]
+    else:
+        name, subject, company = ANONYMOUS, None, None
+    return Row(
+        rank=int(record["rank"]),
+        subject=subject,
+        name=name,
+        company=company,
+        points=points,
+        members=None,
+        movement=movement,
+        public=public,
+        viewer=is_viewer,
+    )
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _challenge(app: Any, challenge_key: str, scope: str) -> Any:
+    challenge = app.config.challenge(challenge_key)
+    if scope not in challenge.modes:
+        raise UserError(
+            f"challenge {challenge_key!r} has no {scope} ranking",
+            [f"its modes: {', '.join(challenge.modes)}"],
+        )
+    return challenge
+
+
+def _scope_tag(scope: str, period: str) -> str:
+    return scope if period == "whole" else f"{scope}:{period}"
+
+
+def _check_choice(name: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {', '.join(choices)}, not {value!r}")
+
+
+__all__ = [
+    "ANONYMOUS",
+    "CHALLENGE_KINDS",
+    "LeaderboardRow",
+    "Row",
+    "leaderboard",
+    "period_bounds",
+    "take_snapshot",
+]
