@@ -223,6 +223,7 @@ async def test_no_email_is_accepted_after_a_result_could_not_be_recorded(
 
     from network_anim.app import open_app
     from network_anim.outbox.dispatcher import Dispatcher
+    from network_anim.outbox.recording import Recorder
     from network_anim.outbox.transports import ConfiguredTransports
     from tests.test_sent_journal import _plan_emails, outbox_and_sent_events, received_ids
 
@@ -234,23 +235,23 @@ async def test_no_email_is_accepted_after_a_result_could_not_be_recorded(
     try:
         expected = _plan_emails(app, "refused")
         recordings = 0
-        record_sent = Dispatcher._record_sent
+        record_sent = Recorder.record_sent
 
-        async def refuse_the_third(self: Dispatcher, *args: object) -> set[int]:
+        async def refuse_the_third(self: Recorder, *args: object) -> set[int]:
             nonlocal recordings
             recordings += 1
             if recordings == 3:
                 raise OperationalError("UPDATE delivery", {}, Exception("connection lost"))
             return await record_sent(self, *args)  # type: ignore[arg-type]
 
-        monkeypatch.setattr(Dispatcher, "_record_sent", refuse_the_third)
+        monkeypatch.setattr(Recorder, "record_sent", refuse_the_third)
         transports = ConfiguredTransports(app)
         async with Dispatcher(
             app, transports, worker_id="w1", resend_safe=transports.resend_safe
         ) as first:
             with pytest.raises(OperationalError):
                 await first.drain()
-        monkeypatch.setattr(Dispatcher, "_record_sent", record_sent)
+        monkeypatch.setattr(Recorder, "record_sent", record_sent)
         recorded = outbox_and_sent_events(app)[0]["sent"]
         assert recorded == 2
         assert len(smtp_server.messages) <= recorded + 1  # the refused one, at most

@@ -145,11 +145,11 @@ async def test_result_of_a_lost_lease_is_not_recorded_twice(network: App, clock)
     )
     async with fast:
         await fast.drain()
-    from network_anim.outbox.dispatcher import DispatchStats
+    from network_anim.outbox.stats import DispatchStats
 
     stats = DispatchStats()
     async with slow:
-        await slow._record([(item, SendResult.sent("late")) for item in claimed], stats)
+        await slow.recorder.record([(item, SendResult.sent("late")) for item in claimed], stats)
     assert stats.total == 0  # the slow worker's lease was gone: it records nothing
     with Session(network.engine) as session:
         assert "late" not in set(session.scalars(select(Delivery.provider_id)))

@@ -8,7 +8,7 @@ machine. One ``write()`` to an append-only file on the same disk gives the same 
 for a few microseconds: once a result is noted here it counts as recorded, its permit is
 freed at once, and the database gets the results in group commits.
 
-After a crash, :meth:`Dispatcher.reclaim_expired` replays the dead worker's journal
+After a crash, :meth:`Reclaimer.reclaim_expired` replays the dead worker's journal
 (each line marks its row ``sent`` if the row is still the dead worker's claim) before it
 puts the rest back to pending. Replaying is idempotent: a line whose row was already
 recorded, or taken over, changes nothing. A torn last line (a kill during the write) was

@@ -53,7 +53,7 @@ from network_anim.config.settings import ChallengeConfig
 from network_anim.db.models import Contact, Delivery
 from network_anim.domain import DeliveryStatus, LawfulBasis
 from network_anim.errors import UserError
-from network_anim.outbox.dispatcher import plan_fallback
+from network_anim.outbox.recording import plan_fallback
 from network_anim.web import Web, WebContext
 from network_anim.web.events import event_row, insert_event, set_consent
 
