@@ -32,6 +32,27 @@ def config_option(func: F) -> F:
     )(func)
 
 
+def config_with_positional(func: F) -> F:
+    """``-c``/``$NETANIM_CONFIG`` like every command, plus the older positional CONFIG_FILE
+    (kept as an alias so existing unit files and scripts go on working)."""
+    func = click.argument(
+        "config_file", required=False, type=click.Path(path_type=Path, dir_okay=False)
+    )(func)
+    return config_option(func)
+
+
+def chosen_config(config_file: Path | None, config_path: Path | None) -> Path | None:
+    """The config named by the positional alias or by ``-c``; both must agree."""
+    from network_anim.errors import UserError
+
+    if config_file is not None and config_path is not None and config_file != config_path:
+        raise UserError(
+            f"two config files given: {config_file} and {config_path}",
+            ["name it once: -c FILE (the positional CONFIG_FILE is the same option)"],
+        )
+    return default_config(config_file or config_path)
+
+
 def db_option(func: F) -> F:
     return click.option(
         "--db",

@@ -30,7 +30,7 @@ def reload(config_path: Path | None) -> None:
         os.kill(pid, signal.SIGHUP)
     except (FileNotFoundError, ValueError, ProcessLookupError):
         raise UserError(
-            f"no running daemon found ({pid_file})", ["start one: netanim daemon CONFIG"]
+            f"no running daemon found ({pid_file})", ["start one: netanim daemon -c CONFIG"]
         ) from None
     console.print(
         f"reload requested from daemon pid {pid}; its log says whether the new config was taken"

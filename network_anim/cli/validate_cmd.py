@@ -4,25 +4,32 @@ from pathlib import Path
 
 import click
 
-from network_anim.cli.common import console
+from network_anim.cli.common import chosen_config, config_with_positional, console
 
 
 @click.command()
-@click.argument("config_file", type=click.Path(path_type=Path, dir_okay=False))
-def validate(config_file: Path) -> None:
-    """Check CONFIG_FILE: schema, key names, references, channel definitions, templates.
+@config_with_positional
+def validate(config_file: Path | None, config_path: Path | None) -> None:
+    """Check a config file (-c FILE, $NETANIM_CONFIG, ./netanim.toml; a positional
+    CONFIG_FILE is the same): schema, key names, references, channel definitions, templates.
 
     Reports every problem with its key path (campaigns[2].steps[0].urgency: ...) and exits
     1; changes nothing anywhere.
 
     \b
     Example:
-      netanim validate config.example.toml
+      netanim validate -c config.example.toml
     """
     from network_anim.app import open_app
     from network_anim.engine.checks import config_problems
     from network_anim.errors import UserError
 
+    config_file = chosen_config(config_file, config_path)
+    if config_file is None:
+        raise UserError(
+            "no config file to check",
+            ["pass -c FILE, set NETANIM_CONFIG, or run it where netanim.toml is"],
+        )
     app = open_app(config_file)
     problems = config_problems(app.config, app.templates, app.loaded.base_dir)
     from network_anim.challenges.lifecycle import read_objectives
