@@ -168,3 +168,31 @@ def test_dry_run_writes_nothing(app: App, cli, config_path: Path) -> None:
     result = cli("import", "network", str(SAMPLE_NETWORK), "-c", str(config_path), "--dry-run")
     assert result.code == 0 and "15 contacts" in result.out
     assert counts(app) == (0, 0, 0)
+
+
+def test_progress_hears_every_row_of_each_stage(app: App) -> None:
+    from network_anim.demo.network import generate_network_csv
+    from network_anim.network.importer import import_network
+    from network_anim.network.network_csv import ImportDefaults, parse_network_csv
+
+    network = parse_network_csv(
+        generate_network_csv(companies=40, contacts=1200, seed=3),
+        source="generated.csv",
+        defaults=ImportDefaults(),
+    )
+    heard: list[tuple[str, int]] = []
+    import_network(
+        app.engine,
+        network,
+        now=app.clock.now(),
+        source="test",
+        progress=lambda stage, done: heard.append((stage, done)),
+    )
+    totals: dict[str, int] = {}
+    for stage, done in heard:
+        totals[stage] = totals.get(stage, 0) + done
+    assert totals == {"companies": 40, "contacts": 1200, "consents": 1200}
+    assert [stage for stage, _ in heard] == sorted(
+        (stage for stage, _ in heard), key=["companies", "contacts", "consents"].index
+    )
+    assert len([1 for stage, _ in heard if stage == "contacts"]) >= 3  # batch by batch

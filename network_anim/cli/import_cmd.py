@@ -31,7 +31,10 @@ def import_network_cmd(
       netanim import network examples/network.csv -c config.example.toml
     """
     import json
+    from contextlib import nullcontext
     from dataclasses import asdict
+
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
     from network_anim.network.importer import import_network
     from network_anim.network.network_csv import ImportDefaults, read_network_csv
@@ -41,7 +44,9 @@ def import_network_cmd(
     defaults = ImportDefaults(
         region=engine_cfg.default_region, timezone=engine_cfg.timezone, language=engine_cfg.language
     )
-    network = read_network_csv(csv_file, defaults)
+    show = not as_json and console.is_terminal
+    with console.status(f"reading {csv_file}", spinner="dots") if show else nullcontext():
+        network = read_network_csv(csv_file, defaults)
     if dry_run:
         summary = {"companies": len(network.companies), "contacts": len(network.contacts)}
         if as_json:
@@ -52,9 +57,26 @@ def import_network_cmd(
                 f"{summary['contacts']} contacts (dry run: nothing written)"
             )
         return
-    result = import_network(
-        app.engine, network, now=app.clock.now(), source=f"import:{csv_file.name}"
-    )
+    with Progress(
+        TextColumn("Importing {task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=console,
+        transient=True,
+        disable=not show,
+    ) as bar:
+        task = bar.add_task("companies", total=len(network.companies) + 2 * len(network.contacts))
+
+        def advance(stage: str, done: int) -> None:
+            bar.update(task, advance=done, description=stage)
+
+        result = import_network(
+            app.engine,
+            network,
+            now=app.clock.now(),
+            source=f"import:{csv_file.name}",
+            progress=advance,
+        )
     if as_json:
         click.echo(json.dumps(asdict(result)))
         return

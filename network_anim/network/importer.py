@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
+from functools import partial
 
 from sqlalchemy import Engine, select
 from sqlmodel import Session
@@ -12,6 +14,13 @@ from network_anim.db.models import Company, Consent, Contact
 from network_anim.network.network_csv import CompanyRecord, ContactRecord, NetworkFile
 
 _BATCH = 500
+# Called with a stage name ("companies", "contacts", "consents") and the rows just done;
+# the three stages add up to companies + 2 x contacts.
+Progress = Callable[[str, int], None]
+
+
+def _silent(stage: str, done: int) -> None:
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,12 +33,21 @@ class ImportSummary:
 
 
 def import_network(
-    engine: Engine, network: NetworkFile, *, now: datetime, source: str
+    engine: Engine,
+    network: NetworkFile,
+    *,
+    now: datetime,
+    source: str,
+    progress: Progress = _silent,
 ) -> ImportSummary:
+    """Upsert the whole file in one transaction; ``progress`` hears of each batch written
+    (a network of tens of thousands of contacts takes seconds)."""
     with Session(engine) as session, session.begin():
-        companies, c_new, c_upd = _upsert_companies(session, network.companies, now)
-        contacts, p_new, p_upd = _upsert_contacts(session, network.contacts, companies, now)
-        consents = _upsert_consents(session, network.contacts, contacts, now, source)
+        companies, c_new, c_upd = _upsert_companies(session, network.companies, now, progress)
+        contacts, p_new, p_upd = _upsert_contacts(
+            session, network.contacts, companies, now, progress
+        )
+        consents = _upsert_consents(session, network.contacts, contacts, now, source, progress)
     return ImportSummary(c_new, c_upd, p_new, p_upd, consents)
 
 
@@ -46,7 +64,11 @@ def _existing(session: Session, model: type, external_ids: list[str]) -> dict[st
 
 
 def _upsert(
-    session: Session, model: type, rows: dict[str, dict[str, object]], now: datetime
+    session: Session,
+    model: type,
+    rows: dict[str, dict[str, object]],
+    now: datetime,
+    progress: Callable[[int], None],
 ) -> tuple[dict[str, object], int, int]:
     """Insert or update rows by external id: (rows by external id, created, updated)."""
     existing = _existing(session, model, list(rows))
@@ -62,22 +84,30 @@ def _upsert(
             row.updated_at = now  # type: ignore[attr-defined]
             updated += 1
         by_id[external_id] = row
+        if len(by_id) % _BATCH == 0:
+            session.flush()
+            progress(_BATCH)
     session.flush()
+    progress(len(by_id) % _BATCH)
     return by_id, created, updated
 
 
 def _upsert_companies(
-    session: Session, records: list[CompanyRecord], now: datetime
+    session: Session, records: list[CompanyRecord], now: datetime, progress: Progress
 ) -> tuple[dict[str, Company], int, int]:
     rows = {
         r.external_id: {n: getattr(r, n) for n in CompanyRecord.__slots__ if n != "external_id"}
         for r in records
     }
-    return _upsert(session, Company, rows, now)  # type: ignore[return-value]
+    return _upsert(session, Company, rows, now, partial(progress, "companies"))  # type: ignore[return-value]
 
 
 def _upsert_contacts(
-    session: Session, records: list[ContactRecord], companies: dict[str, Company], now: datetime
+    session: Session,
+    records: list[ContactRecord],
+    companies: dict[str, Company],
+    now: datetime,
+    progress: Progress,
 ) -> tuple[dict[str, Contact], int, int]:
     rows = {
         record.external_id: {
@@ -98,7 +128,7 @@ def _upsert_contacts(
         }
         for record in records
     }
-    return _upsert(session, Contact, rows, now)  # type: ignore[return-value]
+    return _upsert(session, Contact, rows, now, partial(progress, "contacts"))  # type: ignore[return-value]
 
 
 def _upsert_consents(
@@ -107,6 +137,7 @@ def _upsert_consents(
     contacts: dict[str, Contact],
     now: datetime,
     source: str,
+    progress: Progress,
 ) -> int:
     wanted = {
         (contacts[r.external_id].id, channel): basis.value
@@ -135,6 +166,7 @@ def _upsert_consents(
         elif consent.basis != basis:
             consent.basis, consent.source, consent.updated_at = basis, source, now
             changed += 1
+    progress("consents", len(records))
     return changed
 
 
