@@ -190,3 +190,27 @@ def test_consents_mostly_given_with_a_few_opt_outs_and_blanks(network: NetworkFi
     assert not any("intranet" in c.consents or "flash" in c.consents for c in contacts)
     shared = [c for c in contacts if c.email_kind == EmailKind.SHARED]
     assert LawfulBasis.CONSENT not in {c.consents.get("email") for c in shared}
+
+
+def test_the_shipped_tables_load_and_a_malformed_file_is_refused_with_its_place() -> None:
+    from importlib import resources
+
+    from network_anim.demo.tables import DATA_FILE, DemoDataError, load_tables, parse_tables
+
+    tables = load_tables()
+    assert len(tables.mainland) == 13 and set(tables.areas) == {"mainland", "GP", "RE", "BE"}
+    text = resources.files("network_anim.demo").joinpath(DATA_FILE).read_text(encoding="utf-8")
+    assert parse_tables(text) == tables
+    broken = {
+        "not TOML": "[regions\n",
+        "regions.Bretagne.cities[0]": text.replace('["Rennes", "35000", "02"]', '["Rennes"]'),
+        "kinds.office.group": text.replace('"white"\nsizes = { TPE = 4', '"x"\nsizes = { TPE = 4'),
+        "groups.installer.email": text.replace("none = 0.25", "none = 0.5"),
+        "people.first_names_male": text.replace("[people]\nfirst_names_male = [", "[people]\nfirst_names_male = 3\nx = ["),
+    }  # fmt: skip
+    for where, bad in broken.items():
+        assert bad != text
+        with pytest.raises(DemoDataError, match=re.escape(DATA_FILE)) as error:
+            parse_tables(bad)
+        if where != "not TOML":
+            assert where in str(error.value), (where, error.value)
