@@ -465,7 +465,7 @@ def plan_emails(config: Path, occurrence: str) -> Planned:
     from sqlalchemy import select
 
     from network_anim.app import open_app
-    from network_anim.channels.email import message_id_for
+    from network_anim.channels.email_mime import message_id_for
     from network_anim.config.settings import Audience
     from network_anim.db.models import Delivery
     from network_anim.domain import Level, MessageKind, Urgency

@@ -146,10 +146,14 @@ def queued_items(config: Path) -> list[Any]:
 
 def serialised_messages(config: Path) -> list[tuple[str, bytes]]:
     """(recipient, wire bytes) of every queued row, built by the engine's own builder."""
-    from network_anim.channels.email import build_email
+    from datetime import UTC, datetime
 
+    from network_anim.channels.email_mime import build_email
+
+    # One fixed Date for every message: what the engine's clock would stamp at the send.
+    sent_at = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
     return [
-        (str(item.recipient.email), build_email(item, sender=SENDER))
+        (str(item.recipient.email), build_email(item, sender=SENDER, date=sent_at))
         for item in queued_items(config)
     ]
 

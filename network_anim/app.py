@@ -2,20 +2,51 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
+from typing import Any, Protocol
 
 from sqlalchemy import Engine
+from sqlmodel import Session
 
 from network_anim.clock import Clock, SystemClock
 from network_anim.compose.links import LinkSigner, load_secret
 from network_anim.compose.rendering import TemplateStore
 from network_anim.config.channel_defs import ChannelDefinition, load_channel_definitions
 from network_anim.config.loading import load_config
-from network_anim.config.settings import LoadedConfig
+from network_anim.config.settings import Campaign as CampaignConfig
+from network_anim.config.settings import Config, LoadedConfig
 from network_anim.db.engine import make_engine
 from network_anim.routing.router import RoutingPolicy
+
+
+class ContactVariables(Protocol):
+    """A source of per-contact template variables (a challenge participant's rank and
+    points) for the steps of some campaigns.
+
+    Defined here, below every stage, so the planner's step constructor can ask for them
+    while the stages that know the values (challenges/) sit above the campaigns; whoever
+    builds the running engine (cli, daemon, simulation) hands the sources to the App.
+    """
+
+    def provides(self, config: Config, campaign: CampaignConfig) -> Mapping[str, Any]:
+        """The variables this source gives ``campaign``'s steps, each with a sample value
+        (``netanim validate`` renders with it); empty when it serves no step of it."""
+        ...
+
+    def values(
+        self,
+        app: App,
+        session: Session,
+        campaign: CampaignConfig,
+        contact_ids: Collection[int] | None,
+    ) -> Mapping[int, Mapping[str, Any]]:
+        """Each contact's values (``None``: every contact the source knows for the
+        campaign), computed for all of them with one set of queries, in the caller's
+        transaction."""
+        ...
 
 
 @dataclass
@@ -24,6 +55,8 @@ class App:
     definitions: dict[str, ChannelDefinition]
     database_url: str
     clock: Clock
+    # Per-contact variable sources; none unless the engine's builder wires some.
+    variables: tuple[ContactVariables, ...] = ()
 
     @property
     def config(self):  # type: ignore[no-untyped-def]
@@ -81,13 +114,23 @@ def resolve_database_url(loaded: LoadedConfig, override: str | None) -> str:
 
 
 def open_app(
-    config_path: Path | None, *, db_url: str | None = None, clock: Clock | None = None
+    config_path: Path | None,
+    *,
+    db_url: str | None = None,
+    clock: Clock | None = None,
+    variables: tuple[ContactVariables, ...] = (),
 ) -> App:
-    return app_from_config(load_config(config_path), db_url=db_url, clock=clock)
+    return app_from_config(
+        load_config(config_path), db_url=db_url, clock=clock, variables=variables
+    )
 
 
 def app_from_config(
-    loaded: LoadedConfig, *, db_url: str | None = None, clock: Clock | None = None
+    loaded: LoadedConfig,
+    *,
+    db_url: str | None = None,
+    clock: Clock | None = None,
+    variables: tuple[ContactVariables, ...] = (),
 ) -> App:
     """An App for a config already loaded (the demo moves an example config's outputs)."""
     definitions = load_channel_definitions(loaded.resolve(loaded.config.engine.channels_dir))
@@ -96,4 +139,5 @@ def app_from_config(
         definitions=definitions,
         database_url=resolve_database_url(loaded, db_url),
         clock=clock or SystemClock(),
+        variables=variables,
     )

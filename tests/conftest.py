@@ -71,6 +71,7 @@ _TABLES = (
     "postread",
     "delivery",
     "post",
+    "links",
     "message",
     "campaign",
     "audience",
@@ -127,8 +128,11 @@ def config_path(tmp_path: Path, database_url: str) -> Path:
 
 @pytest.fixture
 def app(config_path: Path, clock: SimulatedClock, monkeypatch: pytest.MonkeyPatch) -> Iterator[App]:
+    from network_anim.challenges.standings import variable_sources
+
     monkeypatch.setenv("NETANIM_SECRET_KEY", "k" * 40)
-    application = open_app(config_path, clock=clock)
+    # Built as the CLI builds its engine: with the per-contact variable sources.
+    application = open_app(config_path, clock=clock, variables=variable_sources())
     yield application
     application.close()
 

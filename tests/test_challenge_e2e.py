@@ -19,10 +19,13 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from network_anim.app import App, open_app
-from network_anim.challenges.lifecycle import kpis, register, review
+from network_anim.challenges.awarding import review
+from network_anim.challenges.kpis import kpis
+from network_anim.challenges.registration import register
 from network_anim.challenges.rewards import redeem, sync_rewards
 from network_anim.challenges.sales_csv import read_sales_csv
 from network_anim.challenges.sales_import import import_sales, sales_context
+from network_anim.challenges.standings import variable_sources
 from network_anim.clock import SimulatedClock
 from network_anim.db.models import Campaign, Contact, Delivery, Message, Participant
 from network_anim.demo.network import generate_network_csv
@@ -64,7 +67,7 @@ def challenge_app(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):  # type: ign
     upgrade(make_engine(f"sqlite:///{tmp_path / 'e2e.db'}"))
     text = generate_network_csv(companies=43, contacts=400, seed=43)
     network = parse_network_csv(text, source="generated", defaults=ImportDefaults())
-    app = open_app(config, clock=SimulatedClock(START))
+    app = open_app(config, clock=SimulatedClock(START), variables=variable_sources())
     import_network(app.engine, network, now=START - timedelta(days=200), source="generated")
     # Objectives: every seller of the 10 first companies aims at 1,000 points by the end.
     sellers = [c for c in network.contacts if c.level.value == "seller"]

@@ -11,9 +11,11 @@ from sqlalchemy import func, select
 from sqlmodel import Session
 
 from network_anim.app import open_app
-from network_anim.challenges.lifecycle import dry_run, recompute, review, sync_challenges
+from network_anim.challenges.awarding import review
+from network_anim.challenges.rescoring import dry_run, recompute
 from network_anim.challenges.sales_csv import read_sales_csv
 from network_anim.challenges.sales_import import import_sales, sales_context
+from network_anim.challenges.upkeep import sync_challenges
 from network_anim.clock import SimulatedClock
 from network_anim.db.models import Contact, LedgerEntry, Sale
 from network_anim.errors import UserError
@@ -74,7 +76,7 @@ def test_rehearsal_and_recompute_after_a_rule_change(rules_app, cli, config_path
         contacts = session.scalars(
             select(Contact).where(Contact.external_id.in_(["C0002", "C0007"]))
         ).all()
-        from network_anim.challenges.lifecycle import register
+        from network_anim.challenges.registration import register
 
         register(app, session, app.config.challenge("pbx-2027"), list(contacts), via="cli")
     review(app, ids, approve=True)

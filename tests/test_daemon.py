@@ -1,4 +1,5 @@
-"""The daemon for real: APScheduler, its job store, locks, restarts, reload, plan = demo."""
+"""The daemon for real: APScheduler ticks, firings recorded in the occurrence table, locks,
+restarts, reload, plan = demo."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from sqlmodel import Session
 from network_anim.app import open_app
 from network_anim.campaigns.scheduled import catch_up, register_campaigns
 from network_anim.clock import SimulatedClock
-from network_anim.daemon.service import Daemon
+from network_anim.daemon.service import FIRING_JOB, Daemon
 from network_anim.db.models import Delivery, Occurrence
 from network_anim.errors import UserError
 from tests.conftest import SAMPLE_NETWORK, use_smtp, write_config
@@ -91,7 +92,7 @@ async def test_scheduled_firing_goes_out_once_across_a_restart(
     await _run_until(first, lambda: len(smtp_server.messages) >= 11)
     assert len(smtp_server.messages) == 11
     deliveries = _count_deliveries(config)
-    # Restart: the job store still holds the campaign; the firing is not planned again.
+    # Restart: the occurrence table says it fired; the firing is not planned again.
     second = Daemon(config)
     await _run_until(second, lambda: second._leader, timeout=10)
     await asyncio.sleep(0.5)
@@ -109,6 +110,27 @@ async def test_scheduled_firing_goes_out_once_across_a_restart(
             if d.status != "sent"
         }
         assert waiting <= {("pending", True)}
+    app.close()
+
+
+async def test_a_firing_wakes_the_daemon_without_waiting_for_the_trigger_tick(
+    tmp_path: Path, database_url: str, smtp_server: SmtpPeer, cli, monkeypatch
+) -> None:
+    monkeypatch.setenv("NETANIM_SECRET_KEY", "k" * 40)
+    soon = (datetime.now(PARIS) + timedelta(seconds=3)).replace(microsecond=0, tzinfo=None)
+    config = _config(tmp_path, database_url, _scheduled(f"date = {soon.isoformat()}"), smtp_server)
+    # An hour between trigger ticks: only the wake-up at the fire time can plan it.
+    config.write_text(
+        config.read_text().replace("trigger_minutes = 0.01", "trigger_minutes = 60"),
+        encoding="utf-8",
+    )
+    _import(cli, config)
+    daemon = Daemon(config)
+    await _run_until(daemon, lambda: len(smtp_server.messages) >= 11, timeout=15)
+    app = open_app(config)
+    with Session(app.engine) as session:
+        occurrence = session.scalars(select(Occurrence)).one()
+        assert occurrence.status == "planned"
     app.close()
 
 
@@ -180,7 +202,10 @@ async def test_reload_keeps_running_config_when_the_new_one_is_broken(
     assert daemon.app.config.campaign("news") is not None  # the running config stays
     config.write_text(good.replace('id = "news"', 'id = "news2"'))
     assert await daemon.reload() is True
-    assert [j.id for j in daemon._campaigns.get_jobs()] == ["campaign:news2"]
+    assert daemon.app.config.campaign("news2") is not None
+    # Woken at the reloaded schedule's next 09:00 (Paris), whatever the trigger tick does.
+    wake = daemon._ticks.get_job(FIRING_JOB).next_run_time.astimezone(PARIS)
+    assert (wake.hour, wake.minute) == (9, 0) and wake > datetime.now(PARIS)
     daemon.stop()
     assert await asyncio.wait_for(task, 10) == 0
 

@@ -14,7 +14,7 @@ import ssl
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.message import EmailMessage
 from pathlib import Path
 from typing import Any
@@ -35,14 +35,11 @@ from aiosmtplib import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from network_anim.channels.base import Outbound, Recipient, SendResult
-from network_anim.channels.email import (
-    FileEmailTransport,
-    SmtpTransport,
-    build_email,
-    classify_smtp_error,
-    message_id_for,
-)
+from network_anim.channels.contract import Outbound, Recipient, SendResult
+from network_anim.channels.email_file import FileEmailTransport
+from network_anim.channels.email_mime import build_email, message_id_for
+from network_anim.channels.email_smtp import SmtpTransport, classify_smtp_error
+from network_anim.clock import SimulatedClock
 from network_anim.config.settings import EmailSettings
 from network_anim.domain import Outcome
 from tests.peers.smtp_server import (
@@ -55,6 +52,9 @@ from tests.peers.smtp_server import (
 )
 
 SENDER = "Animation réseau <animation@example.com>"
+# The engine clock every transport dates its messages with (the Date: header).
+SENT_AT = datetime(2026, 11, 25, 10, 0, tzinfo=UTC)
+CLOCK = SimulatedClock(SENT_AT)
 
 
 # Every SMTP test runs twice: against a server that answers one command at a time, and
@@ -161,7 +161,7 @@ def settings_for(peer: SmtpPeer, **overrides: object) -> EmailSettings:
 
 
 def test_build_email_is_multipart_alternative_with_both_parts_round_tripping() -> None:
-    raw = build_email(outbound(), sender=SENDER, reply_to="support@example.com")
+    raw = build_email(outbound(), sender=SENDER, reply_to="support@example.com", date=SENT_AT)
 
     assert raw.isascii()  # 7-bit clean: every non-ASCII character is encoded
     lines = raw.split(b"\r\n")
@@ -208,7 +208,7 @@ def test_build_email_headers() -> None:
 )
 def test_build_email_keeps_long_header_values_verbatim(value: str) -> None:
     item = replace(outbound(), headers={"List-Unsubscribe": value})
-    raw = build_email(item, sender=SENDER)
+    raw = build_email(item, sender=SENDER, date=SENT_AT)
 
     header_lines = raw.split(b"\r\n\r\n")[0].split(b"\r\n")
     assert all(line.strip() for line in header_lines)  # no whitespace-only fold line
@@ -219,9 +219,11 @@ def test_build_email_keeps_long_header_values_verbatim(value: str) -> None:
 
 
 def test_build_email_message_id_is_deterministic_per_idempotency_key() -> None:
-    first = parse(build_email(outbound(key="k-1"), sender=SENDER))["Message-ID"]
-    again = parse(build_email(outbound(key="k-1", text="changed"), sender=SENDER))["Message-ID"]
-    other = parse(build_email(outbound(key="k-2"), sender=SENDER))["Message-ID"]
+    first = parse(build_email(outbound(key="k-1"), sender=SENDER, date=SENT_AT))["Message-ID"]
+    again = parse(build_email(outbound(key="k-1", text="changed"), sender=SENDER, date=SENT_AT))[
+        "Message-ID"
+    ]
+    other = parse(build_email(outbound(key="k-2"), sender=SENDER, date=SENT_AT))["Message-ID"]
 
     assert first == again == message_id_for("k-1", sender=SENDER)
     assert first != other
@@ -237,7 +239,7 @@ def test_build_email_same_input_same_bytes() -> None:
 
 def test_build_email_text_only_is_single_part_and_exact() -> None:
     text = "Pas de version HTML. Dernière ligne sans retour"
-    message = parse(build_email(outbound(html=None, text=text), sender=SENDER))
+    message = parse(build_email(outbound(html=None, text=text), sender=SENDER, date=SENT_AT))
 
     assert not message.is_multipart()
     assert message.get_content_type() == "text/plain"
@@ -246,7 +248,9 @@ def test_build_email_text_only_is_single_part_and_exact() -> None:
 
 def test_build_email_encodes_names_and_international_domains() -> None:
     raw = build_email(
-        outbound(name="Dupré, Hélène", email_address="contact@café.example"), sender=SENDER
+        outbound(name="Dupré, Hélène", email_address="contact@café.example"),
+        sender=SENDER,
+        date=SENT_AT,
     )
     message = parse(raw)
 
@@ -257,7 +261,7 @@ def test_build_email_encodes_names_and_international_domains() -> None:
 
 def test_build_email_neutralises_header_injection() -> None:
     item = outbound(subject="Bonjour\r\nBcc: victim@example.com", name="Eve\nBcc: x@example.com")
-    message = parse(build_email(item, sender=SENDER))
+    message = parse(build_email(item, sender=SENDER, date=SENT_AT))
 
     assert message["Bcc"] is None
     assert message["Subject"] == "Bonjour Bcc: victim@example.com"
@@ -265,7 +269,7 @@ def test_build_email_neutralises_header_injection() -> None:
 
 def test_build_email_folds_line_breaks_in_header_values() -> None:
     item = replace(outbound(), headers={"X-Campaign": "ete\r\nBcc: victim@example.com"})
-    message = parse(build_email(item, sender=SENDER))
+    message = parse(build_email(item, sender=SENDER, date=SENT_AT))
 
     assert message["Bcc"] is None
     assert message["X-Campaign"] == "ete Bcc: victim@example.com"
@@ -277,14 +281,16 @@ def test_build_email_folds_line_breaks_in_header_values() -> None:
 )
 def test_build_email_refuses_malformed_or_reserved_headers(headers: dict[str, str]) -> None:
     with pytest.raises(ValueError):
-        build_email(replace(outbound(), headers=headers), sender=SENDER)
+        build_email(replace(outbound(), headers=headers), sender=SENDER, date=SENT_AT)
 
 
 def test_build_email_refuses_missing_or_unsafe_address() -> None:
     with pytest.raises(ValueError, match="no email address"):
-        build_email(outbound(email_address=None), sender=SENDER)
+        build_email(outbound(email_address=None), sender=SENDER, date=SENT_AT)
     with pytest.raises(ValueError):
-        build_email(outbound(email_address="a@b.example> NOTIFY=NEVER"), sender=SENDER)
+        build_email(
+            outbound(email_address="a@b.example> NOTIFY=NEVER"), sender=SENDER, date=SENT_AT
+        )
 
 
 # --------------------------------------------------------------------------------------
@@ -360,7 +366,7 @@ async def test_smtp_delivers_a_batch_over_few_reused_connections(
 ) -> None:
     items = [outbound(n, email_address=f"seller{n}@example.fr") for n in range(20)]
 
-    async with SmtpTransport(settings_for(smtp_server), concurrency=3) as transport:
+    async with SmtpTransport(settings_for(smtp_server), clock=CLOCK, concurrency=3) as transport:
         results = await transport.send_batch(items)
         sessions = [session for session in transport._clients if session is not None]
         # The envelope goes in one write exactly when the server offers PIPELINING.
@@ -391,16 +397,37 @@ async def test_smtp_delivers_a_batch_over_few_reused_connections(
 
 async def test_smtp_received_bytes_are_what_build_email_made(smtp_server: SmtpPeer) -> None:
     item = outbound(html=None, text=".\n..\nline\n.")
-    async with SmtpTransport(settings_for(smtp_server), concurrency=1) as transport:
+    async with SmtpTransport(settings_for(smtp_server), clock=CLOCK, concurrency=1) as transport:
         (result,) = await transport.send_batch([item])
 
     assert result.outcome is Outcome.SENT
     (received,) = smtp_server.messages
-    expected = build_email(item, sender=SENDER, reply_to="Support <support@example.com>")
-    # Everything but the Date header is byte-identical.
-    strip_date = [line for line in expected.split(b"\r\n") if not line.startswith(b"Date:")]
-    assert [ln for ln in received.data.split(b"\r\n") if not ln.startswith(b"Date:")] == strip_date
+    expected = build_email(
+        item, sender=SENDER, reply_to="Support <support@example.com>", date=SENT_AT
+    )
+    # Byte-identical, Date included: the transport dates the message with the engine clock.
+    assert received.data.rstrip(b"\r\n") == expected.rstrip(b"\r\n")
     assert body_text(received.message()) == ".\n..\nline\n."
+
+
+async def test_both_transports_date_each_message_with_the_engine_clock(
+    smtp_server: SmtpPeer, tmp_path: Path
+) -> None:
+    """A simulated run's emails carry their simulated send time, not the machine's."""
+    clock = SimulatedClock(datetime(2027, 3, 15, 6, 0, tzinfo=UTC))
+    smtp = SmtpTransport(settings_for(smtp_server), clock=clock, concurrency=1)
+    files = FileEmailTransport(tmp_path, sender=SENDER, clock=clock)
+    async with smtp, files:
+        await smtp.send_batch([outbound(1)])
+        (first,) = await files.send_batch([outbound(1)])
+        clock.advance(timedelta(days=31, hours=2))
+        await smtp.send_batch([outbound(2)])
+        (second,) = await files.send_batch([outbound(2)])
+
+    sent = [message.message()["Date"] for message in smtp_server.messages]
+    written = [parse(Path(str(r.provider_id)).read_bytes())["Date"] for r in (first, second)]
+    for dates in (sent, written):
+        assert dates == ["Mon, 15 Mar 2027 06:00:00 +0000", "Thu, 15 Apr 2027 08:00:00 +0000"]
 
 
 @pytest.mark.parametrize(
@@ -422,7 +449,7 @@ async def test_smtp_refusals_map_to_outcomes(
         outbound(2, email_address="refused@example.fr"),
         outbound(3, email_address="ok3@example.fr"),
     ]
-    async with SmtpTransport(settings_for(smtp_server), concurrency=1) as transport:
+    async with SmtpTransport(settings_for(smtp_server), clock=CLOCK, concurrency=1) as transport:
         results = await transport.send_batch(items)
 
     assert [r.outcome for r in results] == [Outcome.SENT, outcome, Outcome.SENT]
@@ -436,7 +463,7 @@ async def test_smtp_reconnects_after_421_and_next_message_goes_through(
     smtp_server: SmtpPeer,
 ) -> None:
     smtp_server.fail("busy@example.fr", Fault.at_rcpt("421 4.7.0 too busy", close=True, times=1))
-    transport = SmtpTransport(settings_for(smtp_server), concurrency=1)
+    transport = SmtpTransport(settings_for(smtp_server), clock=CLOCK, concurrency=1)
     async with transport:
         (first,) = await transport.send_batch([outbound(1, email_address="busy@example.fr")])
         (second,) = await transport.send_batch([outbound(2, email_address="busy@example.fr")])
@@ -454,7 +481,7 @@ async def test_smtp_connection_dropped_after_data_is_unknown(smtp_server: SmtpPe
         outbound(2, email_address="lost@example.fr"),  # on the session opened for a@
         outbound(3, email_address="b@example.fr"),
     ]
-    async with SmtpTransport(settings_for(smtp_server), concurrency=1) as transport:
+    async with SmtpTransport(settings_for(smtp_server), clock=CLOCK, concurrency=1) as transport:
         results = await transport.send_batch(items)
 
     assert [r.outcome for r in results] == [Outcome.SENT, Outcome.UNKNOWN, Outcome.SENT]
@@ -467,7 +494,7 @@ async def test_smtp_connection_dropped_after_data_is_unknown(smtp_server: SmtpPe
 async def test_smtp_no_reply_after_data_within_timeout_is_unknown(smtp_server: SmtpPeer) -> None:
     smtp_server.fail("slow@example.fr", Fault.hang_after_data(5.0))
     settings = settings_for(smtp_server, timeout=0.3)
-    async with SmtpTransport(settings, concurrency=1) as transport:
+    async with SmtpTransport(settings, clock=CLOCK, concurrency=1) as transport:
         (result,) = await transport.send_batch([outbound(1, email_address="slow@example.fr")])
 
     assert result.outcome is Outcome.UNKNOWN
@@ -479,7 +506,7 @@ async def test_smtp_server_not_listening_defers_everything(smtp_server: SmtpPeer
     smtp_server.stop()
     items = [outbound(n, email_address=f"s{n}@example.fr") for n in range(5)]
     started = time.monotonic()
-    async with SmtpTransport(settings, concurrency=2) as transport:
+    async with SmtpTransport(settings, clock=CLOCK, concurrency=2) as transport:
         results = await transport.send_batch(items)
 
     assert [r.outcome for r in results] == [Outcome.DEFERRED] * 5
@@ -493,7 +520,7 @@ async def test_smtp_reconnects_after_the_server_closed_an_idle_session(
     smtp_server_factory: Callable[..., SmtpPeer],
 ) -> None:
     peer = smtp_server_factory(idle_timeout=0.2)
-    async with SmtpTransport(settings_for(peer), concurrency=1) as transport:
+    async with SmtpTransport(settings_for(peer), clock=CLOCK, concurrency=1) as transport:
         (first,) = await transport.send_batch([outbound(1, email_address="a@example.fr")])
         await asyncio.sleep(0.4)  # the server times the session out meanwhile
         (second,) = await transport.send_batch([outbound(2, email_address="b@example.fr")])
@@ -506,7 +533,7 @@ async def test_smtp_reconnects_after_the_server_closed_an_idle_session(
 async def test_smtp_retries_once_when_a_reused_session_dies_at_mail(
     smtp_server: SmtpPeer,
 ) -> None:
-    async with SmtpTransport(settings_for(smtp_server), concurrency=1) as transport:
+    async with SmtpTransport(settings_for(smtp_server), clock=CLOCK, concurrency=1) as transport:
         (first,) = await transport.send_batch([outbound(1, email_address="a@example.fr")])
         # The server hangs up on the next MAIL FROM without answering: nothing was sent.
         smtp_server.fail_all(Fault.drop_at_mail(times=1))
@@ -521,7 +548,7 @@ async def test_smtp_fresh_session_dying_at_mail_is_deferred_not_retried(
     smtp_server: SmtpPeer,
 ) -> None:
     smtp_server.fail_all(Fault.drop_at_mail(times=1))
-    async with SmtpTransport(settings_for(smtp_server), concurrency=1) as transport:
+    async with SmtpTransport(settings_for(smtp_server), clock=CLOCK, concurrency=1) as transport:
         (result,) = await transport.send_batch([outbound(1)])
 
     assert result.outcome is Outcome.DEFERRED
@@ -531,7 +558,7 @@ async def test_smtp_fresh_session_dying_at_mail_is_deferred_not_retried(
 async def test_smtp_recipient_without_address_fails_without_connecting(
     smtp_server: SmtpPeer,
 ) -> None:
-    async with SmtpTransport(settings_for(smtp_server)) as transport:
+    async with SmtpTransport(settings_for(smtp_server), clock=CLOCK) as transport:
         (result,) = await transport.send_batch([outbound(email_address=None)])
 
     assert result == SendResult(Outcome.FAILED, detail="no email address")
@@ -543,7 +570,7 @@ async def test_smtp_results_follow_input_order_with_mixed_outcomes(smtp_server: 
     smtp_server.fail("later@example.fr", TRY_LATER)
     addresses = ["bad@example.fr", "a@example.fr", None, "later@example.fr", "b@example.fr"] * 3
     items = [outbound(n, email_address=a) for n, a in enumerate(addresses)]
-    async with SmtpTransport(settings_for(smtp_server), concurrency=4) as transport:
+    async with SmtpTransport(settings_for(smtp_server), clock=CLOCK, concurrency=4) as transport:
         results = await transport.send_batch(items)
 
     expected = {
@@ -562,10 +589,12 @@ async def test_smtp_login_with_good_and_bad_credentials(
     peer = smtp_server_factory(credentials=("relay-user", "s3cret"))
     settings = settings_for(peer, username_env="SMTP_USER", password_env="SMTP_PASSWORD")
 
-    async with SmtpTransport(settings, username="relay-user", password="s3cret") as good:
+    async with SmtpTransport(
+        settings, clock=CLOCK, username="relay-user", password="s3cret"
+    ) as good:
         (ok,) = await good.send_batch([outbound(1)])
     items = [outbound(n, email_address=f"s{n}@example.fr") for n in range(3)]
-    async with SmtpTransport(settings, username="relay-user", password="wrong") as bad:
+    async with SmtpTransport(settings, clock=CLOCK, username="relay-user", password="wrong") as bad:
         refused = await bad.send_batch(items)
 
     assert ok.outcome is Outcome.SENT
@@ -584,7 +613,7 @@ async def test_smtp_over_tls(smtp_server_factory: Callable[..., SmtpPeer], secur
         peer = smtp_server_factory(implicit_tls=server_context)
     settings = settings_for(peer, security=security)
 
-    async with SmtpTransport(settings, tls_context=client_context) as transport:
+    async with SmtpTransport(settings, clock=CLOCK, tls_context=client_context) as transport:
         (result,) = await transport.send_batch([outbound(1)])
 
     assert result.outcome is Outcome.SENT, result.detail
@@ -599,7 +628,7 @@ async def test_smtp_tls_with_untrusted_certificate_defers(
     server_context, _ = make_tls_contexts()
     peer = smtp_server_factory(starttls=server_context)
 
-    async with SmtpTransport(settings_for(peer, security="starttls")) as transport:
+    async with SmtpTransport(settings_for(peer, security="starttls"), clock=CLOCK) as transport:
         (result,) = await transport.send_batch([outbound(1)])
 
     assert result.outcome is Outcome.DEFERRED
@@ -615,7 +644,9 @@ async def test_file_transport_writes_parseable_eml_and_overwrites_on_retry(
     tmp_path: Path,
 ) -> None:
     outbox = tmp_path / "var" / "outbox" / "email"  # created by the transport
-    transport = FileEmailTransport(outbox, sender=SENDER, reply_to="support@example.com")
+    transport = FileEmailTransport(
+        outbox, sender=SENDER, reply_to="support@example.com", clock=CLOCK
+    )
     items = [outbound(1), outbound(2, email_address=None), outbound(3, html=None)]
 
     async with transport:
@@ -638,7 +669,7 @@ async def test_file_transport_writes_parseable_eml_and_overwrites_on_retry(
 
 
 async def test_file_transport_write_error_defers(tmp_path: Path) -> None:
-    transport = FileEmailTransport(tmp_path, sender=SENDER)
+    transport = FileEmailTransport(tmp_path, sender=SENDER, clock=CLOCK)
     # Something that cannot be replaced by a file sits where the message should go.
     transport.path_for(outbound(1).idempotency_key).mkdir()
     async with transport:
@@ -652,7 +683,7 @@ async def test_file_transport_write_error_defers(tmp_path: Path) -> None:
 @settings(max_examples=300, deadline=None)
 @given(subject=st.text(min_size=1, max_size=300).filter(lambda t: not t.isascii()))
 def test_non_ascii_subjects_fold_at_78_columns_and_decode_back(subject: str) -> None:
-    from network_anim.channels.email import _single_line
+    from network_anim.channels.email_mime import _single_line
 
     item = Outbound(
         delivery_id=1,
@@ -664,7 +695,7 @@ def test_non_ascii_subjects_fold_at_78_columns_and_decode_back(subject: str) -> 
         subject=subject,
         text="t",
     )
-    raw = build_email(item, sender="Animation réseau <a@example.com>")
+    raw = build_email(item, sender="Animation réseau <a@example.com>", date=SENT_AT)
     header_block = raw.split(b"\r\n\r\n", 1)[0]
     assert all(len(line) <= 78 for line in header_block.split(b"\r\n"))
     parsed = email.message_from_bytes(raw, policy=email.policy.default)

@@ -8,6 +8,7 @@ import html
 import json
 import re
 import unicodedata
+from collections.abc import Callable
 from datetime import datetime, timedelta
 
 import pytest
@@ -23,15 +24,22 @@ BASE = "https://anim.example"
 _REFERENCE_HREF = re.compile(r"""\bhref\s*=\s*(["'])(.*?)\1""", re.IGNORECASE | re.DOTALL)
 
 
+def _link_ids() -> Callable[[str], int]:
+    """A link id per distinct URL, as the links table gives them (1, 2, ...)."""
+    ids: dict[str, int] = {}
+    return lambda url: ids.setdefault(url, len(ids) + 1)
+
+
 def _reference_track_html(signer: LinkSigner, body: str, key: str) -> str:
     """``track_html`` as first written: one case-insensitive regular expression."""
+    link_id = _link_ids()
 
     def wrap(match: re.Match[str]) -> str:
         url = html.unescape(match.group(2)).strip()
         own = url == BASE or url.startswith(BASE + "/")
         if own or not url.lower().startswith(("http://", "https://")):
             return match.group(0)
-        return f"href={match.group(1)}{signer.click_url(key, url)}{match.group(1)}"
+        return f"href={match.group(1)}{signer.click_url(key, link_id(url))}{match.group(1)}"
 
     tracked = _REFERENCE_HREF.sub(wrap, body)
     pixel = (
@@ -56,7 +64,8 @@ def _reference_track_html(signer: LinkSigner, body: str, key: str) -> str:
 )
 def test_track_html_matches_the_single_regex_version(body: str) -> None:
     signer = LinkSigner(b"s" * 32, BASE)
-    assert signer.track_html(body, "k:1") == _reference_track_html(signer, body, "k:1")
+    tracked = signer.track_html(body, "k:1", _link_ids())
+    assert tracked == _reference_track_html(signer, body, "k:1")
 
 
 @pytest.mark.parametrize(

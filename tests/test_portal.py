@@ -340,7 +340,7 @@ async def test_points_and_redemption(portal: Portal) -> None:
 
 
 async def test_challenge_registration_objectives_and_leaderboard(portal: Portal) -> None:
-    from network_anim.challenges.lifecycle import sync_challenges
+    from network_anim.challenges.upkeep import sync_challenges
 
     sync_challenges(portal.app)
     csrf = await portal.sign_in("C0002")

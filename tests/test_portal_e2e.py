@@ -21,8 +21,8 @@ from sqlmodel import Session
 
 from network_anim.app import App, open_app
 from network_anim.challenges.ledger import balance
-from network_anim.challenges.lifecycle import sync_challenges
 from network_anim.challenges.rewards import sync_rewards
+from network_anim.challenges.upkeep import sync_challenges
 from network_anim.clock import SimulatedClock
 from network_anim.db.engine import make_engine
 from network_anim.db.migrate import upgrade

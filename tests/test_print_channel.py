@@ -9,30 +9,31 @@ import shutil
 import subprocess
 import tomllib
 from collections.abc import Sequence
-from datetime import date
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from network_anim.channels.base import Outbound, Recipient, Transport
+from network_anim.channels.contract import Outbound, Recipient, Transport
 from network_anim.channels.postal import PostalAddress, address_block, person_line
+from network_anim.channels.print_layout import PDF_ENCODING, letter_date, pdf_text
 from network_anim.channels.print_mail import (
     CSV_HEADER,
-    PDF_ENCODING,
     PrintTransport,
     address_problem,
-    letter_date,
     neutralise_csv_cell,
-    pdf_text,
 )
+from network_anim.clock import SimulatedClock
 from network_anim.config.channel_defs import ChannelDefinition
 from network_anim.config.settings import PrintSettings
 from network_anim.domain import Outcome
 
 ROOT = Path(__file__).resolve().parents[1]
 TODAY = date(2026, 11, 25)
+# The engine clock when the batches are exported: 11:00 in Paris on TODAY.
+CLOCK = SimulatedClock(datetime(2026, 11, 25, 10, 0, tzinfo=UTC))
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +185,7 @@ async def test_batch_of_three_letters(
         _outbound(3, HOSTILE_BLOCK, subject="Invitation", text="Bonjour,\n\nÀ bientôt."),
     ]
     transport: Transport = PrintTransport(
-        PrintSettings(), definition, directory=tmp_path / "print", today=TODAY
+        PrintSettings(), definition, directory=tmp_path / "print", clock=CLOCK
     )
     async with transport as sender:
         results = await sender.send_batch(items)
@@ -246,7 +247,7 @@ async def test_address_sits_in_the_envelope_window(
     # The widest possible capitals: the block must shrink or condense, never spill over.
     block = ("W" * 38, "M" * 38, "75001 PARIS")
     async with PrintTransport(
-        PrintSettings(), definition, directory=tmp_path, today=TODAY
+        PrintSettings(), definition, directory=tmp_path, clock=CLOCK
     ) as transport:
         [result] = await transport.send_batch([_outbound(1, block, subject="S", text="T")])
     assert result.outcome is Outcome.SENT
@@ -278,7 +279,7 @@ async def test_bad_address_fails_alone(tmp_path: Path, definition: ChannelDefini
         _outbound(6, ABROAD_BLOCK, subject="F", text="f"),
     ]
     async with PrintTransport(
-        PrintSettings(), definition, directory=tmp_path, today=TODAY
+        PrintSettings(), definition, directory=tmp_path, clock=CLOCK
     ) as transport:
         results = await transport.send_batch(items)
 
@@ -300,7 +301,7 @@ async def test_all_failed_or_empty_batch_writes_nothing(
     tmp_path: Path, definition: ChannelDefinition
 ) -> None:
     async with PrintTransport(
-        PrintSettings(), definition, directory=tmp_path, today=TODAY
+        PrintSettings(), definition, directory=tmp_path, clock=CLOCK
     ) as transport:
         assert await transport.send_batch([]) == []
         [result] = await transport.send_batch([_outbound(1, ())])
@@ -313,7 +314,7 @@ async def test_repeated_batches_write_new_files_and_keep_old_ones(
 ) -> None:
     item = _outbound(1, COMPANY_BLOCK, subject="Relance", text="Texte")
     async with PrintTransport(
-        PrintSettings(), definition, directory=tmp_path, today=TODAY
+        PrintSettings(), definition, directory=tmp_path, clock=CLOCK
     ) as transport:
         first = await transport.send_batch([item])
         before = {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in tmp_path.iterdir()}
@@ -336,10 +337,51 @@ async def test_unwritable_folder_defers_the_batch(
 ) -> None:
     blocker = tmp_path / "not-a-folder"
     blocker.write_text("a file where the output folder should be")
-    transport = PrintTransport(PrintSettings(), definition, directory=blocker, today=TODAY)
+    transport = PrintTransport(PrintSettings(), definition, directory=blocker, clock=CLOCK)
     results = await transport.send_batch(
         [_outbound(1, COMPANY_BLOCK, text="a"), _outbound(2, ()), _outbound(3, ABROAD_BLOCK)]
     )
     assert [r.outcome for r in results] == [Outcome.DEFERRED, Outcome.FAILED, Outcome.DEFERRED]
     assert "cannot write to" in results[0].detail
     assert blocker.read_text() == "a file where the output folder should be"
+
+
+async def test_letters_are_dated_the_day_their_batch_is_handed_over_by_the_engine_clock(
+    tmp_path: Path, definition: ChannelDefinition
+) -> None:
+    """Simulated months: each batch's date line and file names are its own moment's, in
+    the engine's time zone (23:30 UTC on 31 December is already 1 January in Paris), plus
+    the configured lead time."""
+    clock = SimulatedClock(datetime(2027, 3, 15, 6, 0, tzinfo=UTC))
+    offset = PrintSettings(date_offset_days=2)
+    async with (
+        PrintTransport(PrintSettings(), definition, directory=tmp_path / "a", clock=clock) as plain,
+        PrintTransport(offset, definition, directory=tmp_path / "b", clock=clock) as later,
+    ):
+        await plain.send_batch([_outbound(1, COMPANY_BLOCK, text="Mars")])
+        await later.send_batch([_outbound(1, COMPANY_BLOCK, text="Mars")])
+        clock.set(datetime(2027, 12, 31, 23, 30, tzinfo=UTC))
+        await plain.send_batch([_outbound(2, COMPANY_BLOCK, text="Nouvel an")])
+
+    march, new_year = sorted((tmp_path / "a").glob("letters-*.pdf"))
+    assert march.name.startswith("letters-20270315T060000000000Z-")
+    assert new_year.name.startswith("letters-20271231T233000000000Z-")
+    assert "Paris, le 15 mars 2027" in _run("pdftotext", march, "-").stdout
+    assert "Paris, le 1er janvier 2028" in _run("pdftotext", new_year, "-").stdout
+    (lead,) = (tmp_path / "b").glob("letters-*.pdf")
+    assert "Paris, le 17 mars 2027" in _run("pdftotext", lead, "-").stdout
+
+
+@pytest.mark.parametrize("value", ["-1", "31", '"two"'])
+def test_date_offset_out_of_range_is_a_user_error_naming_the_key(
+    tmp_path: Path, value: str
+) -> None:
+    from network_anim.config.loading import load_config
+    from network_anim.errors import UserError
+
+    path = tmp_path / "netanim.toml"
+    path.write_text(f"[channels.print]\ndate_offset_days = {value}\n", encoding="utf-8")
+    with pytest.raises(UserError) as raised:
+        load_config(path)
+    assert "channels.print.date_offset_days" in str(raised.value)
+    assert str(path) in str(raised.value) or path.name in str(raised.value)

@@ -22,8 +22,9 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import Session
 
 from network_anim.app import App, open_app
-from network_anim.channels.base import SendResult
-from network_anim.channels.email import message_id_for
+from network_anim.channels.contract import SendResult
+from network_anim.channels.email_mime import message_id_for
+from network_anim.channels.recording import RecordingTransport
 from network_anim.config.settings import Audience
 from network_anim.db.engine import make_engine
 from network_anim.db.models import Delivery, Event
@@ -38,7 +39,7 @@ from network_anim.outbox.transports import ConfiguredTransports
 from network_anim.planning.planner import MessageRequest, plan_message
 from tests.conftest import REPO, SAMPLE_NETWORK, WELCOME, run_at, use_smtp, write_config
 from tests.peers.smtp_server import SmtpPeer
-from tests.test_storage import RecordingTransport, _request
+from tests.test_storage import _request
 
 NOON = datetime(2026, 11, 26, 12, 0, tzinfo=UTC)
 
@@ -118,7 +119,7 @@ async def test_a_dead_worker_s_journal_is_recorded_before_its_rows_are_taken_bac
     async with survivor:
         stats = await survivor.drain()
     assert stats.recovered == 2
-    assert sorted(recorder["email"].sent) == sorted(i.idempotency_key for i in unnoted)
+    assert sorted(recorder["email"].keys) == sorted(i.idempotency_key for i in unnoted)
     with Session(network.engine) as session:
         for item in noted:
             row = session.get(Delivery, item.delivery_id)
@@ -149,7 +150,7 @@ async def test_a_late_worker_s_journal_is_read_and_kept(network: App, clock) -> 
     async with survivor:
         stats = await survivor.drain()
     assert stats.recovered == 1
-    assert first.idempotency_key not in survivor.transports["email"].sent  # type: ignore[attr-defined]
+    assert first.idempotency_key not in survivor.transports["email"].keys  # type: ignore[attr-defined]
     assert sent_journal.owners(folder) == {late}  # it may still be writing
     journal.close()
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from network_anim.channels.base import Outbound, Recipient, SendResult
+from network_anim.channels.contract import Outbound, Recipient, SendResult
 from network_anim.channels.sms import (
     FileSmsTransport,
     RebasedAsyncHttpClient,
@@ -30,6 +30,7 @@ from network_anim.clock import SimulatedClock
 from network_anim.config.channel_defs import ChannelDefinition
 from network_anim.config.settings import SmsSettings
 from network_anim.domain import Outcome
+from tests.conftest import WEDNESDAY_MORNING
 from tests.peers.twilio_standin import (
     Delay,
     TwilioStandin,
@@ -413,6 +414,10 @@ async def test_send_outside_context_is_a_programming_error(
 # --------------------------------------------------------------------------- file transport
 
 
+# The engine clock of the file transport tests that do not look at the time.
+CLOCK = SimulatedClock(WEDNESDAY_MORNING)
+
+
 def read_lines(path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line]
 
@@ -459,7 +464,7 @@ async def test_file_transport_skips_keys_already_written(
     tmp_path: Path, definition: ChannelDefinition
 ) -> None:
     first = [outbound(1, mobile(1)), outbound(2, mobile(2))]
-    async with FileSmsTransport(tmp_path, definition) as transport:
+    async with FileSmsTransport(tmp_path, definition, clock=CLOCK) as transport:
         await transport.send_batch(first)
         # Same key twice in one session, and inside one batch: written once.
         again = await transport.send_batch(
@@ -469,7 +474,7 @@ async def test_file_transport_skips_keys_already_written(
     assert "not written again" in again[0].detail
 
     # A new process retrying after a crash: the keys are read back from the file.
-    async with FileSmsTransport(tmp_path, definition) as transport:
+    async with FileSmsTransport(tmp_path, definition, clock=CLOCK) as transport:
         retried = await transport.send_batch([first[1], outbound(4, mobile(4))])
     assert retried[0].provider_id == f"file:{first[1].idempotency_key}"
     assert "not written again" in retried[0].detail
@@ -488,7 +493,7 @@ async def test_file_transport_recovers_from_a_torn_last_line(
     path = tmp_path / "out.jsonl"
     item = outbound(1, mobile(1))
     path.write_text(json.dumps({"idempotency_key": "old"}) + "\n" + '{"idempotency_key": "camp:st')
-    async with FileSmsTransport(path, definition) as transport:
+    async with FileSmsTransport(path, definition, clock=CLOCK) as transport:
         results = await transport.send_batch([outbound(9, mobile(9)), item])
     assert [r.outcome for r in results] == [Outcome.SENT, Outcome.SENT]
     new = results[1]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -13,7 +12,8 @@ from sqlalchemy import select
 from sqlmodel import Session, SQLModel
 
 from network_anim.app import App
-from network_anim.channels.base import Outbound, SendResult
+from network_anim.channels.contract import SendResult
+from network_anim.channels.recording import RecordingTransport
 from network_anim.config.settings import Audience
 from network_anim.db.migrate import current_revision, head_revision
 from network_anim.db.models import Delivery
@@ -59,25 +59,6 @@ def test_replanning_is_a_no_op(network: App) -> None:
     assert sum(second.new_rows.values()) == 0 and second.already_planned == 27
 
 
-class RecordingTransport:
-    """A transport that records what it was asked to send (the peer is the list)."""
-
-    def __init__(self, delay: float = 0.0) -> None:
-        self.sent: list[str] = []
-        self.delay = delay
-
-    async def __aenter__(self) -> RecordingTransport:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
-
-    async def send_batch(self, items: Sequence[Outbound]) -> list[SendResult]:
-        await asyncio.sleep(self.delay)
-        self.sent.extend(item.idempotency_key for item in items)
-        return [SendResult.sent(provider_id=item.idempotency_key) for item in items]
-
-
 async def test_concurrent_dispatchers_never_send_a_row_twice(network: App) -> None:
     plan_message(network, _request("c1"))
     transports = [
@@ -94,11 +75,11 @@ async def test_concurrent_dispatchers_never_send_a_row_twice(network: App) -> No
                 await d.drain()
         else:
             await asyncio.gather(*(asyncio.to_thread(_drain_sync, d) for d in dispatchers))
-    keys = [key for t in transports for tr in t.values() for key in tr.sent]
+    keys = [key for t in transports for tr in t.values() for key in tr.keys]
     assert len(keys) == 27 and len(set(keys)) == 27
     if network.engine.dialect.name == "postgresql":
         # SKIP LOCKED spread the work: more than one worker got rows.
-        assert sum(1 for t in transports if any(tr.sent for tr in t.values())) > 1
+        assert sum(1 for t in transports if any(tr.keys for tr in t.values())) > 1
     with Session(network.engine) as session:
         statuses = set(session.scalars(select(Delivery.status)))
     assert statuses == {"sent"}

@@ -16,7 +16,7 @@ from sqlmodel import Session
 from twilio.request_validator import RequestValidator
 
 from network_anim.app import App, open_app
-from network_anim.challenges.lifecycle import sync_challenges
+from network_anim.challenges.upkeep import sync_challenges
 from network_anim.clock import SimulatedClock
 from network_anim.db.models import (
     Campaign,

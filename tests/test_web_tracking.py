@@ -24,6 +24,7 @@ from network_anim.db.models import (
     Contact,
     Delivery,
     Event,
+    Link,
     Message,
     Post,
     PostRead,
@@ -183,14 +184,27 @@ async def test_open_pixel_is_a_gif_and_records_the_open(web: Web) -> None:
 # -- clicks --------------------------------------------------------------------------------
 
 
-async def test_click_redirects_to_the_signed_url_and_flags_fast_clicks(web: Web) -> None:
+def store_link(app: App, message_id: int, url: str) -> int:
+    """A link of the message, as rendering stores it (the links table)."""
+    with Session(app.engine) as session, session.begin():
+        link = Link(url=url, message_id=message_id, created_at=app.clock.now())
+        session.add(link)
+        session.flush()
+        assert link.id is not None
+        return link.id
+
+
+async def test_click_redirects_to_the_stored_link_and_flags_fast_clicks(web: Web) -> None:
     target = "https://www.example.com/offre?ref=news&x=1"
     slow = make_delivery(web.app, seconds_ago=120)
     fast = make_delivery(web.app, contact="C0002", seconds_ago=3)
+    links = {}
     for sent in (slow, fast):
-        response = await web.client.get(
-            path_of(web.app.signer.click_url(sent.key, target)), headers={"User-Agent": FIREFOX}
-        )
+        links[sent.delivery_id] = store_link(web.app, sent.message_id, target)
+        url = web.app.signer.click_url(sent.key, links[sent.delivery_id])
+        payload = json.loads(_unb64(url.rsplit("/", 1)[1].split(".")[0]))
+        assert payload == [sent.key, links[sent.delivery_id]]  # the link's id, not its URL
+        response = await web.client.get(path_of(url), headers={"User-Agent": FIREFOX})
         assert response.status_code == 302
         assert response.headers["location"] == target
     await web.ctx.events.flush()
@@ -199,18 +213,21 @@ async def test_click_redirects_to_the_signed_url_and_flags_fast_clicks(web: Web)
     assert clicks[fast.delivery_id].machine is True
     assert clicks[fast.delivery_id].data["machine_reason"] == "too-fast"
     assert clicks[slow.delivery_id].data["url"] == target
+    assert clicks[slow.delivery_id].data["link_id"] == links[slow.delivery_id]
 
 
 async def test_click_token_never_redirects_elsewhere(web: Web) -> None:
     sent = make_delivery(web.app)
+    link = store_link(web.app, sent.message_id, "https://www.example.com/")
     signer = web.app.signer
-    good = signer.sign("click", [sent.key, "https://www.example.com/"])
+    good = signer.sign("click", [sent.key, link])
     other_key = LinkSigner(b"x" * 40, signer.base_url)
     refused = [
-        tamper(good, [sent.key, "https://evil.example/"]),  # the URL swapped
-        other_key.sign("click", [sent.key, "https://evil.example/"]),  # signed by someone else
-        signer.sign("post", [sent.key, "https://evil.example/"]),  # minted for another purpose
-        signer.sign("click", [sent.key, "javascript:alert(1)"]),  # not an http(s) target
+        tamper(good, [sent.key, link + 1]),  # the link swapped
+        tamper(good, [sent.key, "https://evil.example/"]),  # a URL put in
+        other_key.sign("click", [sent.key, link]),  # signed by someone else
+        signer.sign("post", [sent.key, link]),  # minted for another purpose
+        signer.sign("click", [sent.key, True]),  # not a link id
         good[:-3],  # truncated
     ]
     for token in refused:
@@ -223,6 +240,62 @@ async def test_click_token_never_redirects_elsewhere(web: Web) -> None:
     await web.ctx.events.flush()
     assert events(web.app, "forged_token") == []  # refused tokens record nothing
     assert len(events(web.app, "clicked")) == 1
+
+
+async def test_a_signed_token_for_a_link_never_stored_is_refused(web: Web) -> None:
+    """Whoever holds the signing secret still cannot mint a redirect: the link id must be
+    one the engine stored."""
+    sent = make_delivery(web.app)
+    store_link(web.app, sent.message_id, "https://www.example.com/")
+    never_stored = 10_000
+    response = await web.client.get(path_of(web.app.signer.click_url(sent.key, never_stored)))
+    assert response.status_code == 404
+    assert "location" not in response.headers
+    # A minted URL token is no better: it is in no delivery's message.
+    minted = web.app.signer.sign("click", [sent.key, "https://evil.example/"])
+    assert (await web.client.get(f"/c/{minted}")).status_code == 404
+    await web.ctx.events.flush()
+    assert all_events(web.app) == []
+
+
+async def test_a_token_for_another_messages_link_is_refused(web: Web) -> None:
+    newsletter = make_delivery(web.app)
+    other = make_delivery(web.app, contact="C0002")
+    elsewhere = store_link(web.app, other.message_id, "https://partner.example/promo")
+    # A valid signature over the newsletter's delivery and the other message's link.
+    url = web.app.signer.click_url(newsletter.key, elsewhere)
+    response = await web.client.get(path_of(url), headers={"User-Agent": FIREFOX})
+    assert response.status_code == 404
+    assert "location" not in response.headers
+    # The same link with its own message's delivery works.
+    own = web.app.signer.click_url(other.key, elsewhere)
+    assert (await web.client.get(path_of(own))).headers["location"] == (
+        "https://partner.example/promo"
+    )
+    await web.ctx.events.flush()
+    assert [e.delivery_id for e in events(web.app, "clicked")] == [other.delivery_id]
+
+
+async def test_tokens_minted_before_stored_links_still_redirect(web: Web) -> None:
+    """Emails sent before links were stored carry the URL in their tokens: a click on one
+    still works while the delivery's stored HTML holds that very token."""
+    sent = make_delivery(web.app)
+    target = "https://www.example.com/ancienne-offre"
+    old = web.app.signer.sign("click", [sent.key, target])  # the former payload
+    with Session(web.app.engine) as session, session.begin():
+        row = session.get(Delivery, sent.delivery_id)
+        assert row is not None
+        row.body_html = f'<a href="{web.app.signer.base_url}/c/{old}">Offre</a>'
+    response = await web.client.get(f"/c/{old}", headers={"User-Agent": FIREFOX})
+    assert response.status_code == 302
+    assert response.headers["location"] == target
+    # The same payload for another URL is in no email: refused.
+    other = web.app.signer.sign("click", [sent.key, "https://www.example.com/autre"])
+    assert (await web.client.get(f"/c/{other}")).status_code == 404
+    await web.ctx.events.flush()
+    (clicked,) = events(web.app, "clicked")
+    assert clicked.delivery_id == sent.delivery_id and clicked.data["url"] == target
+    assert "link_id" not in clicked.data
 
 
 def all_events(app) -> list:  # type: ignore[no-untyped-def]
@@ -514,14 +587,14 @@ def test_track_html_wraps_outside_links_and_adds_the_pixel() -> None:
         '<a href="mailto:x@example.com">mail</a>'
         "</body></html>"
     )
-    tracked = signer.track_html(html, "k:1")
+    asked: list[str] = []
+    tracked = signer.track_html(html, "k:1", lambda url: asked.append(url) or 41)
     assert "https://shop.example" not in tracked.split("/c/")[0]
+    # The stored link's id travels in the token, never its URL.
+    assert asked == ["https://shop.example/p?a=1&b=2"]
     wrapped = tracked.split('href="')[1].split('"')[0]
     assert wrapped.startswith("https://anim.example/c/")
-    assert signer.verify("click", wrapped.rsplit("/", 1)[1]) == [
-        "k:1",
-        "https://shop.example/p?a=1&b=2",
-    ]
+    assert signer.verify("click", wrapped.rsplit("/", 1)[1]) == ["k:1", 41]
     assert f"href='{post}'" in tracked and 'href="mailto:x@example.com"' in tracked
     pixel = signer.open_pixel_url("k:1")
     assert tracked.endswith(

@@ -12,7 +12,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
 from zoneinfo import ZoneInfo
 
 from apscheduler.triggers.base import BaseTrigger
@@ -24,12 +23,12 @@ from sqlmodel import Session
 
 from network_anim.app import App
 from network_anim.campaigns.timing import step_due
-from network_anim.challenges.communications import contact_vars
 from network_anim.config.settings import Campaign as CampaignConfig
-from network_anim.config.settings import Schedule, Step
+from network_anim.config.settings import Schedule
 from network_anim.db.models import Campaign, Occurrence
 from network_anim.errors import UserError
-from network_anim.planning.planner import MessageRequest, plan_in_session
+from network_anim.planning.messages import contact_variables, step_request
+from network_anim.planning.planner import plan_in_session
 
 PLANNED, MISSED = "planned", "missed"
 _MAX_FIRINGS_PER_CALL = 1000  # a schedule every minute over a long outage stays bounded
@@ -141,7 +140,6 @@ def catch_up(app: App, campaign: CampaignConfig, *, grace: timedelta) -> FiringS
 def fire(app: App, campaign: CampaignConfig, scheduled_for: datetime) -> int | None:
     """Plan every step of one firing; ``None`` if this firing was already handled."""
     now = app.clock.now()
-    timezone = app.config.engine.timezone
     with Session(app.engine) as session, session.begin():
         if _already(session, campaign.id, scheduled_for):
             return None
@@ -157,39 +155,32 @@ def fire(app: App, campaign: CampaignConfig, scheduled_for: datetime) -> int | N
         # The unique (campaign, time) row is written first: a second daemon firing the
         # same time fails here and plans nothing.
         session.flush()
-        total = 0
-        for step in campaign.steps:
-            result = plan_in_session(
-                app, session, _request(app, campaign, step, scheduled_for, timezone)
-            )
-            total += sum(result.new_rows.values())
-        return total
+        return _plan_steps(app, session, campaign, scheduled_for)
 
 
-def _request(
-    app: App,
-    campaign: CampaignConfig,
-    step: Step,
-    scheduled_for: datetime,
-    timezone: str,
-    personal: dict[int, dict[str, Any]] | None = None,
-) -> MessageRequest:
-    return MessageRequest(
-        contact_vars=personal or {},
-        campaign_key=campaign.id,
-        campaign_name=campaign.name,
-        campaign_kind=campaign.kind,
-        step=step.name,
-        occurrence=scheduled_for.astimezone(ZoneInfo("UTC")).strftime("%Y%m%dT%H%MZ"),
-        audience=app.config.audience(campaign.audience),
-        urgency=step.urgency,
-        template=step.template,
-        kind=step.kind,
-        level=campaign.level,
-        variables=campaign.vars,
-        attachments=tuple(app.loaded.resolve(path) for path in step.attachments),
-        due_at=step_due(step, scheduled_for, timezone),
-    )
+def _plan_steps(
+    app: App, session: Session, campaign: CampaignConfig, scheduled_for: datetime
+) -> int:
+    """Every step of one firing, in the caller's transaction (its occurrence row's)."""
+    total = 0
+    personal = contact_variables(app, session, campaign, None)
+    for step in campaign.steps:
+        request = step_request(
+            app,
+            session,
+            campaign,
+            step,
+            occurrence=occurrence_key(scheduled_for),
+            due_at=step_due(step, scheduled_for, app.config.engine.timezone),
+            personal=personal,
+        )
+        total += sum(plan_in_session(app, session, request).new_rows.values())
+    return total
+
+
+def occurrence_key(scheduled_for: datetime) -> str:
+    """A firing's part of its deliveries' idempotency keys."""
+    return scheduled_for.astimezone(ZoneInfo("UTC")).strftime("%Y%m%dT%H%MZ")
 
 
 def _already(session: Session, campaign_key: str, scheduled_for: datetime) -> bool:
@@ -232,11 +223,4 @@ def replay_missed(app: App, occurrence_id: int) -> int:
         if campaign is None:
             raise UserError(f"campaign {occurrence.campaign_key!r} is no longer in the config")
         occurrence.status, occurrence.planned_at = PLANNED, app.clock.now()
-        total = 0
-        personal = contact_vars(app, session, campaign)
-        for step in campaign.steps:
-            request = _request(
-                app, campaign, step, occurrence.scheduled_for, app.config.engine.timezone, personal
-            )
-            total += sum(plan_in_session(app, session, request).new_rows.values())
-        return total
+        return _plan_steps(app, session, campaign, occurrence.scheduled_for)

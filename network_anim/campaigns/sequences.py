@@ -23,6 +23,7 @@ from sqlmodel import Session
 
 from network_anim.app import App
 from network_anim.campaigns.timing import step_due
+from network_anim.config.channel_defs import with_trait
 from network_anim.config.settings import Campaign as CampaignConfig
 from network_anim.db.models import Campaign as CampaignRow
 from network_anim.db.models import (
@@ -38,14 +39,14 @@ from network_anim.db.models import (
 from network_anim.domain import LawfulBasis, Urgency
 from network_anim.errors import UserError
 from network_anim.network.audience import MemberCompany, MemberContact, audience_query
-from network_anim.planning.planner import MessageRequest, plan_in_session
+from network_anim.planning.messages import step_request
+from network_anim.planning.planner import plan_in_session
 
 ACTIVE, COMPLETED, EXITED = "active", "completed", "exited"
 # Due enrolments per transaction: bounds memory (contacts, rendered rows) and lock time.
 _CLAIM_BATCH = 1000
 # Contacts per enrolment statement (also keeps IN lists far below SQLite's limit).
 _ENROL_BATCH = 1000
-_OPT_OUT_CHANNELS = ("email", "sms", "print")
 _ENROLMENT = Enrolment.__table__  # type: ignore[attr-defined]
 
 
@@ -394,24 +395,20 @@ def _run_steps(
         step = campaign.steps[index]
         variant = "" if urgency == step.urgency else f"~{urgency}"
         occurrence = now.date().isoformat() + (f".c{cycle}" if cycle else "")
+        request = step_request(
+            app,
+            session,
+            campaign,
+            step,
+            occurrence=occurrence,
+            due_at=now,
+            contact_ids=[item.contact_id for item in members],
+            urgency=urgency,
+        )
         plan_in_session(
             app,
             session,
-            MessageRequest(
-                campaign_key=campaign.id,
-                campaign_name=campaign.name,
-                campaign_kind=campaign.kind,
-                step=step.name + variant,
-                occurrence=occurrence,
-                audience=app.config.audience(campaign.audience),
-                urgency=urgency,
-                template=step.template,
-                kind=step.kind,
-                level=campaign.level,
-                variables=campaign.vars,
-                attachments=tuple(app.loaded.resolve(path) for path in step.attachments),
-                due_at=now,
-            ),
+            request,
             # Plain rows: the planner reads them like ORM objects (as an audience's).
             contacts=[(item.contact, item.company) for item in members],  # type: ignore[misc]
         )
@@ -558,17 +555,19 @@ def _exit_reasons(
         for contact_id, event_type, when in sorted(rows, key=lambda r: events.index(r[1])):
             mark(contact_id, event_type, when)
     if "unsubscribed" in campaign.exit_on:
+        # Opted out of every channel that counts (``unsubscribe = true`` in channels/*.toml).
+        opt_out_channels = sorted(with_trait(app.definitions, "unsubscribe"))
         rows = session.execute(
             select(Consent.contact_id, func.count())
             .where(
                 Consent.contact_id.in_(ids),  # type: ignore[attr-defined]
-                Consent.channel.in_(_OPT_OUT_CHANNELS),  # type: ignore[attr-defined]
+                Consent.channel.in_(opt_out_channels),  # type: ignore[attr-defined]
                 Consent.basis == LawfulBasis.OPTED_OUT.value,
             )
             .group_by(Consent.contact_id)
         )
         for contact_id, count in rows:
-            if count == len(_OPT_OUT_CHANNELS):
+            if count == len(opt_out_channels):
                 mark(contact_id, "unsubscribed")
     if "left_audience" in campaign.exit_on:
         audience = app.config.audience(campaign.audience)

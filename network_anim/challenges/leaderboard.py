@@ -23,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
@@ -189,6 +190,23 @@ def take_snapshot(
     leaderboards show each row's movement since; returns the number of rows stored.
 
     A period view has its own snapshots (scope stored as ``individual:month``...)."""
+    with Session(app.engine) as session:
+        stored = snapshot_in(session, app, challenge_key, scope, now, period=period)
+        session.commit()
+    return stored
+
+
+def snapshot_in(
+    session: Session,
+    app: Any,
+    challenge_key: str,
+    scope: Scope,
+    now: datetime | None = None,
+    *,
+    period: Period = "whole",
+) -> int:
+    """``take_snapshot`` inside the caller's transaction (a digest firing: its snapshot
+    and its deliveries commit together, or neither does)."""
     _check_choice("scope", scope, SCOPES)
     _check_choice("period", period, PERIODS)
     challenge = _challenge(app, challenge_key, scope)
@@ -210,10 +228,53 @@ def take_snapshot(
         .from_select(["challenge_key", "scope", "subject", "rank", "points", "taken_at"], source)
         .execution_options(preserve_rowcount=True)  # INSERT rowcount is opt-in since 2.0.28
     )
-    with Session(app.engine) as session:
-        stored = session.execute(statement).rowcount
-        session.commit()
-    return int(stored or 0)
+    return int(session.execute(statement).rowcount or 0)
+
+
+@dataclass(frozen=True, slots=True)
+class Standing:
+    """A participant's line of the individual board, as ``leaderboard`` shows it."""
+
+    contact_id: int
+    rank: int
+    points: int
+    participants: int
+    # previous rank - rank since the latest snapshot; None without one (as Row.movement).
+    movement: int | None
+
+
+def standings(
+    session: Session,
+    app: Any,
+    challenge_key: str,
+    now: datetime,
+    contact_ids: Collection[int] | None = None,
+) -> dict[int, Standing]:
+    """Contact id -> standing on the whole-challenge individual board at ``now``: the
+    same ranking query as ``leaderboard``, restricted after ranking to ``contact_ids``
+    (``None``: every participant). One query, whatever the number of contacts."""
+    challenge = app.config.challenge(challenge_key)
+    ranked = _ranked(challenge, "individual", None).cte("ranked")
+    previous = _previous_ranks(challenge.id, _scope_tag("individual", "whole"), now)
+    query = select(
+        ranked.c.contact_id,
+        ranked.c.rank,
+        ranked.c.points,
+        ranked.c.total,
+        previous.c.rank.label("previous_rank"),
+    ).select_from(ranked.outerjoin(previous, previous.c.subject == ranked.c.subject))
+    if contact_ids is not None:
+        query = query.where(ranked.c.contact_id.in_(sorted(contact_ids)))
+    return {
+        int(contact_id): Standing(
+            contact_id=int(contact_id),
+            rank=int(rank),
+            points=int(points),
+            participants=int(total),
+            movement=None if before is None else int(before) - int(rank),
+        )
+        for contact_id, rank, points, total, before in session.execute(query)
+    }
 
 
 # -- queries --------------------------------------------------------------------------------
@@ -248,6 +309,7 @@ def _ranked(challenge: Any, scope: str, bounds: tuple[datetime, datetime] | None
         return (
             select(
                 _contact.c.external_id.label("subject"),
+                _contact.c.id.label("contact_id"),
                 _contact.c.first_name,
                 _contact.c.last_name,
                 _company.c.name.label("company"),
@@ -425,7 +487,10 @@ __all__ = [
     "CHALLENGE_KINDS",
     "LeaderboardRow",
     "Row",
+    "Standing",
     "leaderboard",
     "period_bounds",
+    "snapshot_in",
+    "standings",
     "take_snapshot",
 ]

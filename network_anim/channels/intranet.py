@@ -13,13 +13,16 @@ from datetime import datetime
 
 from sqlalchemy import Engine, or_, update
 
-from network_anim.channels.base import Outbound, SendResult, TransportBase
+from network_anim.channels.contract import Outbound, SendResult, TransportBase
+from network_anim.channels.registry import Adapter, BuildContext
 from network_anim.clock import Clock
 from network_anim.db.models import Post
 from network_anim.domain import Outcome
 
 
 class IntranetTransport(TransportBase):
+    resend_safe = True  # publishing a post twice publishes it once
+
     def __init__(self, engine: Engine, clock: Clock) -> None:
         self._engine = engine
         self._clock = clock
@@ -43,3 +46,10 @@ class IntranetTransport(TransportBase):
                 .where(or_(Post.published_at.is_(None), Post.published_at > now))  # type: ignore[union-attr]
                 .values(published_at=now)
             )
+
+
+def _build(ctx: BuildContext) -> IntranetTransport:
+    return IntranetTransport(ctx.engine, ctx.clock)
+
+
+ADAPTER = Adapter(build=_build, resend_safe=lambda ctx: IntranetTransport.resend_safe)

@@ -5,7 +5,7 @@ keyword arguments of ``client.messages.create_async``; :func:`classify_twilio_er
 turns a Twilio error answer into a normalized :class:`SendResult`; :func:`sms_cost`
 prices a text from its segments.
 
-Transports (``base.Transport``): :class:`TwilioTransport` makes the one network call per
+Transports (``contract.Transport``): :class:`TwilioTransport` makes the one network call per
 message with the official ``twilio`` client; :class:`FileSmsTransport` writes what would
 have been sent, so the default configuration runs without credentials.
 
@@ -38,11 +38,12 @@ from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.http.response import Response
 from twilio.rest import Client
 
-from network_anim.channels.base import Outbound, SendResult, TransportBase
+from network_anim.channels.contract import Outbound, SendMode, SendResult, TransportBase
+from network_anim.channels.registry import Adapter, BuildContext
 from network_anim.channels.sms_encoding import SmsEncoding, sms_segments
-from network_anim.clock import Clock, SystemClock
+from network_anim.clock import Clock
 from network_anim.config.channel_defs import ChannelDefinition
-from network_anim.config.settings import SmsSettings
+from network_anim.config.settings import SmsSettings, secret_from_env
 from network_anim.domain import Outcome
 
 # E.164: "+", a country code not starting with 0, at most 15 digits in all.
@@ -257,6 +258,10 @@ class TwilioTransport(TransportBase):
     ``settings.status_callback`` is true.
     """
 
+    mode = SendMode.PACED
+    # Creating a Twilio message is not idempotent: a second request is a second SMS.
+    resend_safe = False
+
     def __init__(
         self,
         settings: SmsSettings,
@@ -303,14 +308,34 @@ class TwilioTransport(TransportBase):
         if self._client is None:
             raise RuntimeError("TwilioTransport must be used inside 'async with'")
         client = self._client
-        return list(await asyncio.gather(*(self._send_one(client, item) for item in items)))
+        refused = await self.refusals(items)
+
+        async def one(index: int, item: Outbound) -> SendResult:
+            return refused[index] if index in refused else await self._send_one(client, item)
+
+        return list(await asyncio.gather(*(one(i, item) for i, item in enumerate(items))))
+
+    async def refusals(self, items: Sequence[Outbound]) -> dict[int, SendResult]:
+        """Items refused before any call, by index (a subclass's rules; none for SMS)."""
+        return {}
+
+    def params(self, item: Outbound) -> dict[str, str]:
+        """The keyword arguments of ``messages.create_async`` for ``item``."""
+        return build_twilio_params(item, self.settings, status_callback_url=self._callback)
+
+    def accepted(self, item: Outbound, sid: str, status: str) -> SendResult:
+        encoding = sms_segments(item.text)
+        return SendResult.sent(
+            provider_id=sid,
+            detail=f"{status}, {encoding.segments} segment(s) {encoding.encoding}",
+            cost=_cost(self.definition, encoding),
+        )
 
     async def _send_one(self, client: Client, item: Outbound) -> SendResult:
         refused = _no_phone_result(item)
         if refused is not None:
             return refused
-        params = build_twilio_params(item, self.settings, status_callback_url=self._callback)
-        encoding = sms_segments(item.text)
+        params = self.params(item)
         progress = _Progress()
         token = _PROGRESS.set(progress)
         try:
@@ -337,11 +362,7 @@ class TwilioTransport(TransportBase):
             )
         finally:
             _PROGRESS.reset(token)
-        return SendResult.sent(
-            provider_id=message.sid,
-            detail=f"{message.status}, {encoding.segments} segment(s) {encoding.encoding}",
-            cost=_cost(self.definition, encoding),
-        )
+        return self.accepted(item, message.sid, message.status)
 
     def _maybe_sent(self, exc: BaseException, progress: _Progress) -> bool:
         """Whether the request may have reached Twilio before ``exc``."""
@@ -394,14 +415,13 @@ class FileSmsTransport(TransportBase):
     """
 
     FILE_NAME = "sms.jsonl"
+    resend_safe = True  # keys already in the file are skipped
 
-    def __init__(
-        self, path_or_dir: Path, definition: ChannelDefinition, *, clock: Clock | None = None
-    ) -> None:
+    def __init__(self, path_or_dir: Path, definition: ChannelDefinition, *, clock: Clock) -> None:
         path = Path(path_or_dir)
         self.path = path if path.suffix == ".jsonl" else path / self.FILE_NAME
         self.definition = definition
-        self._clock = clock or SystemClock()
+        self._clock = clock  # each record's "at": the engine's time of the batch
         self._keys: set[str] = set()
         self._file: TextIO | None = None
         self._entered = False
@@ -521,7 +541,29 @@ def _record(item: Outbound, encoding: SmsEncoding, cost: float, at: str) -> str:
     return json.dumps(record, ensure_ascii=False) + "\n"
 
 
+def _build(ctx: BuildContext) -> TwilioTransport | FileSmsTransport:
+    cfg = ctx.config.channels.sms
+    if cfg.transport == "file":
+        return FileSmsTransport(ctx.resolve(cfg.directory), ctx.definition, clock=ctx.clock)
+    return TwilioTransport(
+        cfg,
+        ctx.definition,
+        account_sid=secret_from_env(cfg.account_sid_env, purpose="Twilio account SID"),
+        auth_token=secret_from_env(cfg.auth_token_env, purpose="Twilio auth token"),
+        status_callback_url=ctx.callback_url("/hooks/twilio/status"),
+        concurrency=cfg.concurrency or ctx.definition.rate.concurrency,
+    )
+
+
+def _resend_safe(ctx: BuildContext) -> bool:
+    kind = FileSmsTransport if ctx.config.channels.sms.transport == "file" else TwilioTransport
+    return kind.resend_safe
+
+
+ADAPTER = Adapter(build=_build, resend_safe=_resend_safe)
+
 __all__ = [
+    "ADAPTER",
     "FileSmsTransport",
     "RebasedAsyncHttpClient",
     "TwilioTransport",

@@ -106,10 +106,13 @@ def broadcast(
       netanim broadcast -c config.example.toml --audience sellers --urgency urgent \\
           --template stock-alert --var product="Routeur X200" --id stock-0412
     """
+    from sqlmodel import Session
+
+    from network_anim.compose.attachments import check_files
     from network_anim.config.settings import Audience
     from network_anim.engine.checks import template_problems
     from network_anim.errors import UserError
-    from network_anim.planning.planner import MessageRequest
+    from network_anim.planning.messages import broadcast_campaign, provided_variables, step_request
 
     app = open_app(config_path, db_url)
     vars_ = _parse_vars(variables)
@@ -118,34 +121,39 @@ def broadcast(
         if audience == "all" and audience not in {a.name for a in app.config.audiences}
         else app.config.audience(audience)
     )
+    campaign = broadcast_campaign(
+        audience_cfg,
+        template=template,
+        urgency=Urgency(urgency),
+        kind=MessageKind(kind),
+        level=Level(level),
+        variables=vars_,
+        attachments=tuple(path.resolve() for path in attachments),
+    )
     problems = template_problems(
         app.config,
         app.templates,
         template=template,
         urgency=Urgency(urgency),
         kind=MessageKind(kind),
-        variables=vars_,
+        # An audience of a challenge's participants also gets their standings.
+        variables=provided_variables(app.config, app.variables, campaign),
+        today=app.clock.now().date(),
     )
-    from network_anim.compose.attachments import check_files
-
     problems += check_files(attachments)
     if problems:
         raise UserError(f"template {template!r} cannot be sent", problems)
     occurrence = occurrence or app.clock.now().strftime("%Y%m%d-%H%M%S")
-    request = MessageRequest(
-        campaign_key="broadcast",
-        campaign_name="One-off broadcasts",
-        campaign_kind="broadcast",
-        step=template,
-        occurrence=occurrence,
-        audience=audience_cfg,
-        urgency=Urgency(urgency),
-        template=template,
-        kind=MessageKind(kind),
-        level=Level(level),
-        variables=vars_,
-        attachments=tuple(path.resolve() for path in attachments),
-    )
+    with Session(app.engine) as session:
+        request = step_request(
+            app,
+            session,
+            campaign,
+            campaign.steps[0],
+            occurrence=occurrence,
+            due_at=None,
+            audience=audience_cfg,
+        )
     plan = _plan_with_progress(app, request, dry_run=dry_run, explain=explain, quiet=as_json)
     if dry_run:
         _report_dry_run(plan, occurrence, as_json)
@@ -181,12 +189,17 @@ def _plan_with_progress(
 def _send_with_progress(app: Any, plan: Any, send_due: Any, *, quiet: bool) -> Any:
     from rich.progress import Progress
 
+    from network_anim.planning.fallbacks import drain_with_fallbacks
+
     due_now = sum(plan.new_rows.values()) - sum(plan.deferred.values())
     with Progress(console=console, transient=True, disable=quiet) as progress:
         task = progress.add_task("Sending", total=max(due_now, 1))
         return asyncio.run(
             send_due(
-                app, message_id=plan.message_id, on_progress=lambda n: progress.advance(task, n)
+                app,
+                message_id=plan.message_id,
+                on_progress=lambda n: progress.advance(task, n),
+                drive=drain_with_fallbacks,
             )
         )
 
@@ -264,6 +277,7 @@ def _report_run(
                     "outcomes": {ch: dict(c) for ch, c in outcomes.items()},
                     "deferred": remaining,
                     "fallbacks": dict(stats.fallbacks),
+                    "fallbacks_held": dict(stats.fallbacks_held),
                     "explain": _explain_json(plan) if explain else [],
                 }
             )
@@ -289,6 +303,12 @@ def _report_run(
     if stats.fallbacks:
         moved = ", ".join(f"{n} to {ch}" for ch, n in sorted(stats.fallbacks.items()))
         console.print(f"permanent failures moved to the next channel: {moved}")
+    if stats.fallbacks_held:
+        kept = ", ".join(f"{n} to {ch}" for ch, n in sorted(stats.fallbacks_held.items()))
+        console.print(
+            f"fallbacks held (frequency cap, no channel left): {kept}; "
+            "`netanim outbox --status failed` says why"
+        )
     if remaining:
         console.print(
             f"{sum(remaining.values())} deliveries wait in the outbox (legal window, quiet hours or "

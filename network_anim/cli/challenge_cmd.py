@@ -48,7 +48,8 @@ def register_cmd(
     """
     from sqlmodel import Session
 
-    from network_anim.challenges.lifecycle import register, sync_challenges
+    from network_anim.challenges.registration import register
+    from network_anim.challenges.upkeep import sync_challenges
 
     app = open_app(config_path, db_url)
     definition = app.config.challenge(challenge_id)
@@ -93,7 +94,7 @@ def claims_cmd(
     from sqlalchemy import select
     from sqlmodel import Session
 
-    from network_anim.challenges.lifecycle import PENDING, review
+    from network_anim.challenges.awarding import PENDING, review
     from network_anim.db.models import Contact, Sale
 
     app = open_app(config_path, db_url)
@@ -161,7 +162,7 @@ def recompute_cmd(
     Example:
       netanim challenge recompute pbx-2027 -c config.example.toml
     """
-    from network_anim.challenges.lifecycle import recompute
+    from network_anim.challenges.rescoring import recompute
 
     app = open_app(config_path, db_url)
     result = recompute(app, challenge_id, actor=actor)
@@ -198,7 +199,7 @@ def rehearse_cmd(
     from sqlalchemy import select
     from sqlmodel import Session
 
-    from network_anim.challenges.lifecycle import dry_run
+    from network_anim.challenges.rescoring import dry_run
     from network_anim.db.models import Contact
     from network_anim.errors import UserError
 
@@ -234,7 +235,7 @@ def kpis_cmd(
     Example:
       netanim challenge kpis pbx-2027 -c config.example.toml --json
     """
-    from network_anim.challenges.lifecycle import kpis
+    from network_anim.challenges.kpis import kpis
 
     app = open_app(config_path, db_url)
     figures = kpis(app, challenge_id)

@@ -77,8 +77,9 @@ def default_config(config_path: Path | None) -> Path | None:
 
 def open_app(config_path: Path | None, db_url: str | None, *, need_schema: bool = True) -> Any:
     from network_anim.app import open_app as _open
+    from network_anim.challenges.standings import variable_sources
 
-    app = _open(default_config(config_path), db_url=db_url)
+    app = _open(default_config(config_path), db_url=db_url, variables=variable_sources())
     if need_schema:
         from network_anim.db.migrate import ensure_schema
 

@@ -60,6 +60,7 @@ def demo(
     from zoneinfo import ZoneInfo
 
     from network_anim.cli.plan_cmd import parse_moment
+    from network_anim.clock import SystemClock
     from network_anim.config.loading import load_config
     from network_anim.demo.engagement import EngagementSimulator
     from network_anim.demo.run import open_demo_app, prepare_demo, write_demo_report
@@ -67,12 +68,12 @@ def demo(
     from network_anim.outbox.transports import ConfiguredTransports
 
     timezone = load_config(config_path).config.engine.timezone
+    # The one reading of the real clock: the day the simulation starts from.
+    today = SystemClock().now().astimezone(ZoneInfo(timezone)).date()
     first = (
         parse_moment(start, timezone, "--from")
         if start
-        else datetime.combine(
-            datetime.now(ZoneInfo(timezone)).date(), time(8), tzinfo=ZoneInfo(timezone)
-        )
+        else datetime.combine(today, time(8), tzinfo=ZoneInfo(timezone))
     )
     last = first + timedelta(days=30 * months)
     setup = prepare_demo(config_path, folder, start=first, contacts=contacts, seed=seed)

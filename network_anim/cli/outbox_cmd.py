@@ -85,6 +85,8 @@ def _deliveries(app: object, status: str | None, limit: int) -> list[dict[str, o
             "attempts": d.attempts,
             "reason": d.reason,
             "last_error": d.last_error,
+            # Failed for good, its fallback not planned yet (the next drain plans it).
+            "fallback_due": d.fallback_due,
             "provider_id": d.provider_id,
         }
         for d, contact in rows
@@ -116,6 +118,7 @@ def _missed(app: object, limit: int) -> list[dict[str, object]]:
             "attempts": 0,
             "reason": "",
             "last_error": o.detail,
+            "fallback_due": False,
             "provider_id": None,
         }
         for o in rows
@@ -135,7 +138,8 @@ def _print(records: list[dict[str, object]], status: str | None, limit: int) -> 
         "tries",
         "last error / reason",
     ):
-        table.add_column(column)
+        # The last column wraps: a held fallback's reason ends a long provider answer.
+        table.add_column(column, overflow="fold")
     for r in records:
         table.add_row(
             str(r["id"]),
@@ -144,7 +148,7 @@ def _print(records: list[dict[str, object]], status: str | None, limit: int) -> 
             str(r["status"]),
             str(r["due_at"])[:16],
             str(r["attempts"]),
-            str(r["last_error"] or r["reason"])[:90],
+            str(r["last_error"] or r["reason"])[:300],
         )
     console.print(table)
 

@@ -21,6 +21,7 @@ def validate(config_file: Path | None, config_path: Path | None) -> None:
       netanim validate -c config.example.toml
     """
     from network_anim.app import open_app
+    from network_anim.challenges.standings import variable_sources
     from network_anim.engine.checks import config_problems
     from network_anim.errors import UserError
 
@@ -30,9 +31,15 @@ def validate(config_file: Path | None, config_path: Path | None) -> None:
             "no config file to check",
             ["pass -c FILE, set NETANIM_CONFIG, or run it where netanim.toml is"],
         )
-    app = open_app(config_file)
-    problems = config_problems(app.config, app.templates, app.loaded.base_dir)
-    from network_anim.challenges.lifecycle import read_objectives
+    app = open_app(config_file, variables=variable_sources())
+    problems = config_problems(
+        app.config,
+        app.templates,
+        app.loaded.base_dir,
+        today=app.clock.now().date(),
+        sources=app.variables,
+    )
+    from network_anim.challenges.objectives import read_objectives
 
     for challenge in app.config.challenges:
         if challenge.objectives is not None:

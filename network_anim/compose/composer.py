@@ -7,15 +7,20 @@ moves a message to the router's next channel, so both paths produce the same mes
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
+from sqlalchemy.orm import object_session
+
 from network_anim.channels.sms_encoding import sms_segments
+from network_anim.clock import Clock
 from network_anim.compose.links import LinkSigner
 from network_anim.compose.rendering import Rendered, TemplateStore
+from network_anim.compose.stored_links import LinkBook
 from network_anim.config.channel_defs import ChannelDefinition
-from network_anim.config.settings import Config
+from network_anim.config.settings import ApprovedTemplate, Config
 from network_anim.db.models import Campaign, Company, Contact, Message
 from network_anim.domain import MessageKind
 from network_anim.errors import UserError
@@ -97,11 +102,15 @@ class Composer:
         templates: TemplateStore,
         signer: LinkSigner,
         postal_lines: Any,
+        *,
+        clock: Clock,
     ) -> None:
         self.config = config
         self.definitions = definitions
         self.templates = templates
         self.signer = signer
+        # The outside targets of the messages composed, stored once per message.
+        self.links = LinkBook(clock)
         # A function (contact, company) -> tuple[str, ...] of the letter's address block.
         self._postal_lines = postal_lines
         self._last_people: tuple[Contact, Company, dict[str, Any]] | None = None
@@ -131,14 +140,22 @@ class Composer:
         headers: dict[str, str] = {}
         extra: dict[str, Any] = {"post_id": post_id}
         cost = definition.estimate_cost()
+        approved = self.config.channels.approved_template(channel, message.template)
+        if approved is not None:
+            # A provider-approved template (WhatsApp): its SID and its placeholders' values.
+            extra["content_sid"] = approved.content_sid
+            extra["content_variables"] = self._content_variables(
+                channel, message, approved, context
+            )
         if channel == "email":
             headers = self._email_headers(context["unsubscribe_url"], message)
             if rendered.html and delivery_key:
-                # Outside links become signed click URLs; an open pixel is added.
+                # Outside links become signed click URLs naming their stored link; an
+                # open pixel is added.
                 rendered = Rendered(
                     rendered.subject,
                     rendered.text,
-                    self.signer.track_html(rendered.html, delivery_key),
+                    self.signer.track_html(rendered.html, delivery_key, self._link_ids(message)),
                 )
         elif channel == "sms":
             if message.kind == MessageKind.MARKETING:
@@ -155,6 +172,34 @@ class Composer:
         elif channel == "flash":
             extra["flash"] = True
         return Composed(rendered=rendered, headers=headers, extra=extra, cost_estimate=cost)
+
+    @staticmethod
+    def _content_variables(
+        channel: str, message: Message, approved: ApprovedTemplate, context: dict[str, Any]
+    ) -> dict[str, str]:
+        """{"1": value, ...} from the template context; names may be dotted (contact.first_name)."""
+        values: dict[str, str] = {}
+        for position, name in enumerate(approved.variables, 1):
+            value: Any = context
+            for part in name.split("."):
+                if not isinstance(value, dict) or part not in value:
+                    raise UserError(
+                        f"channels.{channel}.templates.{message.template}.variables: "
+                        f"{name!r} is not a value of the message",
+                        [f"known: {', '.join(sorted(context))} (and contact.first_name...)"],
+                    )
+                value = value[part]
+            values[str(position)] = str(value)
+        return values
+
+    def _link_ids(self, message: Message) -> Callable[[str], int | None]:
+        """url -> stored link id of ``message``, written in the session the message was
+        read from (the planning transaction, so a plan rolled back stores no link)."""
+        session = object_session(message)
+        if session is None or message.id is None:
+            raise RuntimeError("compose a message read or flushed in the planning session")
+        message_id = message.id
+        return lambda url: self.links.link_id(session, message_id, url)  # type: ignore[arg-type]
 
     def _people_context(self, contact: Contact, company: Company) -> dict[str, Any]:
         """``contact_context``, built once for the channels of one contact in a row (the

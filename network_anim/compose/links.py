@@ -15,7 +15,7 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
@@ -102,19 +102,24 @@ class LinkSigner:
     def unsubscribe_url(self, contact_id: int, channel: str) -> str:
         return f"{self.base_url}/u/{self.sign('unsubscribe', [contact_id, channel])}"
 
-    def click_url(self, delivery_key: str, url: str) -> str:
-        return f"{self.base_url}/c/{self.sign('click', [delivery_key, url])}"
+    def click_url(self, delivery_key: str, link_id: int) -> str:
+        """A tracked click of delivery ``delivery_key`` on stored link ``link_id`` (the
+        ``links`` table): the token names the link, never its URL."""
+        return f"{self.base_url}/c/{self.sign('click', [delivery_key, link_id])}"
 
     def open_pixel_url(self, delivery_key: str) -> str:
         """The 1x1 image an HTML email loads: an open of delivery ``delivery_key``."""
         return f"{self.base_url}/o/{self.sign('open', [delivery_key])}.gif"
 
-    def track_html(self, body: str, delivery_key: str) -> str:
+    def track_html(self, body: str, delivery_key: str, link_id: Callable[[str], int | None]) -> str:
         """An HTML email with every outside http(s) link wrapped in a signed click URL and
         the open pixel added before ``</body>`` (or at the end).
 
-        Links to this server (post, unsubscribe, already wrapped) are left alone: the post
-        link records its own click, and the unsubscribe link must never be a redirect.
+        ``link_id(url)`` is the stored link of each outside target (stored on first sight,
+        see :mod:`network_anim.compose.stored_links`); a target it gives no id for is
+        left as written. Links to this server (post, unsubscribe, already wrapped) are
+        left alone: the post link records its own click, and the unsubscribe link must
+        never be a redirect.
         """
         folded = body.lower()
         pieces: list[str] = []
@@ -124,7 +129,13 @@ class LinkSigner:
             own = url == self.base_url or url.startswith(self.base_url + "/")
             if own or not url.lower().startswith(("http://", "https://")):
                 continue
-            pieces += (body[done:start], f"href={quote}{self.click_url(delivery_key, url)}{quote}")
+            stored = link_id(url)
+            if stored is None:
+                continue
+            pieces += (
+                body[done:start],
+                f"href={quote}{self.click_url(delivery_key, stored)}{quote}",
+            )
             done = end
         tracked = "".join((*pieces, body[done:])) if pieces else body
         pixel = (

@@ -69,13 +69,11 @@ def generated(config: Config) -> tuple[tuple[Audience, ...], tuple[Campaign, ...
         common: dict[str, Any] = {
             "kind": "challenge",
             "level": challenge.level,
+            # What every message of the challenge states; each participant's standing
+            # (rank, points...) comes from challenges.standings at planning time.
             "vars": {
                 "challenge_name": challenge.name,
                 "challenge_end": challenge.end.strftime("%d/%m/%Y"),
-                "points": 0,
-                "rank": "-",
-                "participants": 0,
-                "movement": "nouveau classement",
             },
         }
         start, end = _at(challenge.start, 9), _at(challenge.end, 9)

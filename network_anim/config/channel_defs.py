@@ -8,6 +8,7 @@ it; deployment settings (transport, host, credentials) live in the config file i
 from __future__ import annotations
 
 import tomllib
+from collections.abc import Mapping
 from datetime import time
 from pathlib import Path
 from typing import Literal
@@ -68,6 +69,35 @@ class SendWindow(Strict):
         return end
 
 
+class Traits(Strict):
+    """What the rest of the product needs to know of a channel, so that no module keeps
+    its own list of channel names (routing, reports, portal, sequences)."""
+
+    # A post on the partner portal: it is the message's page, so nothing falls back after it.
+    portal: bool = False
+    # Lands in the pocket (a phone): quiet hours apply unless the message is urgent.
+    pocket: bool = False
+    # Reports: opens are measured (a tracking pixel) / reads are recorded on the portal /
+    # clicks on its links are tracked.
+    open_tracked: bool = False
+    read_tracked: bool = False
+    click_tracked: bool = False
+    # When a sent row counts as delivered: a provider's status callback confirms it
+    # ("confirmed"), as soon as sent ("when_sent"), or unless a bounce comes back.
+    delivery: Literal["confirmed", "when_sent", "unless_bounced"] = "unless_bounced"
+    # Shown on the portal's preferences page, where the contact may opt out of it.
+    preference: bool = False
+    preference_order: int = 0  # its place on that page (then by name)
+    # Counted by a sequence's "unsubscribed" exit: a contact opted out of every channel
+    # that has this trait has unsubscribed.
+    unsubscribe: bool = False
+    # Stands in for an email the contact cannot use (shared mailbox, no address): the
+    # channel that does it for urgent messages, and the one for the others.
+    email_stand_in: Literal["urgent", "not_urgent"] | None = None
+    # The router's reason when it picks this channel ("SMS: immediate, lands in the pocket").
+    role: str = ""
+
+
 class ChannelDefinition(Strict):
     name: str
     label: str
@@ -79,9 +109,25 @@ class ChannelDefinition(Strict):
     cost: Cost = Cost()
     rate: Rate
     send_window: SendWindow | None = None
+    traits: Traits = Traits()
 
     def estimate_cost(self, segments: int = 1) -> float:
         return self.cost.per_message + self.cost.per_segment * segments
+
+
+def with_trait(definitions: Mapping[str, ChannelDefinition], trait: str) -> frozenset[str]:
+    """The channels whose definition sets ``trait`` (a boolean field of :class:`Traits`)."""
+    if Traits.model_fields.get(trait) is None or Traits.model_fields[trait].annotation is not bool:
+        raise ValueError(f"{trait!r} is not a yes/no channel trait")
+    return frozenset(name for name, d in definitions.items() if getattr(d.traits, trait))
+
+
+def email_stand_in(definitions: Mapping[str, ChannelDefinition], *, urgent: bool) -> str | None:
+    """The channel standing in for an unusable email (urgent: SMS; otherwise: print)."""
+    wanted = "urgent" if urgent else "not_urgent"
+    return next(
+        (n for n, d in sorted(definitions.items()) if d.traits.email_stand_in == wanted), None
+    )
 
 
 def load_channel_definitions(directory: Path) -> dict[str, ChannelDefinition]:
@@ -109,6 +155,12 @@ def load_channel_definitions(directory: Path) -> dict[str, ChannelDefinition]:
             )
             continue
         definitions[definition.name] = definition
+    for wanted in ("urgent", "not_urgent"):
+        standing = sorted(n for n, d in definitions.items() if d.traits.email_stand_in == wanted)
+        if len(standing) > 1:
+            problems.append(
+                f"traits.email_stand_in = {wanted!r} in {', '.join(standing)}: one channel at most"
+            )
     if problems:
         raise UserError(f"{directory}: invalid channel definitions", problems)
     if not definitions:

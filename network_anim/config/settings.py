@@ -17,7 +17,9 @@ from network_anim.config.channel_defs import Weekday
 from network_anim.domain import CHANNEL_NAMES, RFM_SEGMENTS, EmailKind, Level, MessageKind, Urgency
 from network_anim.errors import UserError
 
-ChannelName = Literal["email", "sms", "intranet", "flash", "print"]
+# Subscripting Literal with the tuple spells out every name: domain.CHANNEL_NAMES is the one
+# list (a name without channels/<name>.toml is refused by the router: "not defined").
+ChannelName = Literal[CHANNEL_NAMES]  # type: ignore[valid-type]
 EnvVarName = Annotated[str, Field(pattern=r"^[A-Z_][A-Z0-9_]*$")]
 
 
@@ -105,6 +107,31 @@ class PrintSettings(Section):
     sender_lines: tuple[str, ...] = ("Animation Réseau", "1 rue de l'Exemple", "75001 PARIS")
     signature: str = "L'équipe animation réseau"
     place: str = "Paris"
+    # The letter's date line: the day its batch is handed to the mail house (engine clock,
+    # engine time zone) plus this many days (the mail house's lead time before posting).
+    date_offset_days: int = Field(default=0, ge=0, le=30)
+
+
+class ApprovedTemplate(Section):
+    """A message template the provider approved (WhatsApp: Meta, through Twilio's Content
+    API): its SID, and which message values fill its placeholders {{1}}, {{2}}..."""
+
+    content_sid: str = Field(pattern=r"^HX[0-9a-fA-F]{32}$")
+    # Names of the template context (first_name, post_url, campaign_name...), in order.
+    variables: tuple[str, ...] = ()
+
+
+class WhatsappSettings(SmsSettings):
+    """WhatsApp through Twilio's Messages API: the SMS settings, a WhatsApp sender, and the
+    approved templates a business-initiated message must use."""
+
+    # The WhatsApp-enabled Twilio number, E.164 (sent as "whatsapp:+...").
+    sender: str = "+14155238886"
+    directory: Path = Path("var/outbox/whatsapp")
+    # Template name (templates/whatsapp/<name>.*.txt) -> its approved Content template.
+    # Outside the session that a contact's message opens, only these may be sent.
+    templates: dict[str, ApprovedTemplate] = Field(default_factory=dict)
+    session_hours: float = Field(default=24.0, gt=0, le=24.0)
 
 
 class ChannelsSettings(Section):
@@ -113,6 +140,12 @@ class ChannelsSettings(Section):
     intranet: IntranetSettings = IntranetSettings()
     flash: FlashSettings = FlashSettings()
     print: PrintSettings = PrintSettings()
+    whatsapp: WhatsappSettings = WhatsappSettings()
+
+    def approved_template(self, channel: str, template: str) -> ApprovedTemplate | None:
+        """The provider-approved version of ``template`` on ``channel``, if configured."""
+        section = getattr(self, channel, None)
+        return section.templates.get(template) if isinstance(section, WhatsappSettings) else None
 
 
 class UrgencyPolicy(Section):

@@ -3,8 +3,10 @@
 Every daemon runs the ticks (dispatch, sequence steps) on an APScheduler instance with a
 memory job store: they claim work with row locks, so any number may run them. One daemon
 only — the holder of the scheduler role (a PostgreSQL advisory lock, or the single
-SQLite daemon) — also runs the campaign scheduler, whose jobs live in APScheduler's
-SQLAlchemy job store in the project database (never shared by two running schedulers).
+SQLite daemon) — also fires the scheduled campaigns: ``campaigns.scheduled.catch_up``
+plans every fire time since the last one recorded in the ``occurrence`` table (or
+records it missed), woken at the next fire time and by the periodic trigger tick. The
+table is the only record of what fired (docs/architecture.md, "Firing").
 """
 
 from __future__ import annotations
@@ -18,28 +20,30 @@ from pathlib import Path
 from typing import Any
 
 from apscheduler.jobstores.memory import MemoryJobStore
-from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from network_anim.app import App, open_app
 from network_anim.campaigns.scheduled import (
     catch_up,
     make_trigger,
+    next_fire_time,
     register_campaigns,
     scheduled_campaigns,
 )
 from network_anim.campaigns.sequences import enrol_by_triggers, tick
-from network_anim.challenges.lifecycle import challenge_tick
+from network_anim.challenges.standings import variable_sources
+from network_anim.challenges.upkeep import challenge_tick
 from network_anim.daemon.locks import SchedulerRole, SqliteInstanceLock, SqliteRole
 from network_anim.db.engine import is_sqlite
 from network_anim.engine.checks import config_problems
 from network_anim.errors import UserError
 from network_anim.network.rfm_store import stale_rfm_warnings
-from network_anim.outbox.dispatcher import Dispatcher, RetryPolicy
+from network_anim.outbox.dispatcher import Dispatcher, DispatchStats, RetryPolicy
 from network_anim.outbox.liveness import Liveness, liveness_for
 from network_anim.outbox.rate_limit import RateLimits
 from network_anim.outbox.sending import worker_id
 from network_anim.outbox.transports import ConfiguredTransports, configured_rates
+from network_anim.planning.fallbacks import drain_with_fallbacks
 
 log = logging.getLogger("netanim.daemon")
 
@@ -65,18 +69,8 @@ def tick_scheduler() -> AsyncIOScheduler:
     return AsyncIOScheduler(jobstores={"default": MemoryJobStore()}, timezone=UTC, logger=TICK_LOG)
 
 
-JOBS_TABLE = "apscheduler_jobs"
-_CAMPAIGN_JOB = "campaign:"
-
-# The job store pickles a reference to this function; it finds the running daemon here.
-_RUNNING: Daemon | None = None
-
-
-async def fire_campaign_job(campaign_key: str) -> None:
-    """APScheduler job of one campaign schedule: plan what is due (and record what was
-    missed) for that campaign."""
-    if _RUNNING is not None:
-        await _RUNNING.fire(campaign_key)
+# The one-off tick job that wakes the scheduler role's holder at the next fire time.
+FIRING_JOB = "firings"
 
 
 class Daemon:
@@ -87,7 +81,8 @@ class Daemon:
         self.worker = worker_id()
         self._stop = asyncio.Event()
         self._ticks: AsyncIOScheduler | None = None
-        self._campaigns: AsyncIOScheduler | None = None
+        # Holding the scheduler role: this daemon fires the scheduled campaigns.
+        self._leader = False
         self._dispatcher: Dispatcher | None = None
         self._instance_lock: SqliteInstanceLock | None = None
         self._role: SchedulerRole | SqliteRole | None = None
@@ -97,12 +92,19 @@ class Daemon:
     # -- life cycle -----------------------------------------------------------------
 
     async def run(self) -> int:
-        global _RUNNING
-        app = self.app = open_app(self.config_path, db_url=self.db_url)
+        app = self.app = open_app(
+            self.config_path, db_url=self.db_url, variables=variable_sources()
+        )
         from network_anim.db.migrate import ensure_schema
 
         ensure_schema(app.engine)
-        problems = config_problems(app.config, app.templates, app.loaded.base_dir)
+        problems = config_problems(
+            app.config,
+            app.templates,
+            app.loaded.base_dir,
+            today=app.clock.now().date(),
+            sources=app.variables,
+        )
         if problems:
             raise UserError(f"{self.config_path}: {len(problems)} problem(s)", problems)
         if is_sqlite(app.engine):
@@ -114,7 +116,6 @@ class Daemon:
         self._liveness = liveness_for(app.engine, self.worker)
         self._liveness.start()
         self._write_pid(app)
-        _RUNNING = self
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop)
@@ -144,7 +145,6 @@ class Daemon:
                 self._dispatcher.stop_claiming()
                 await self._shutdown_schedulers()
         finally:
-            _RUNNING = None
             self._release()
         log.info("daemon %s stopped", self.worker)
         return 0
@@ -193,7 +193,7 @@ class Daemon:
         which would leave claimed rows behind: so it comes last."""
         if self._ticks is not None:
             self._ticks.pause()
-        self._stop_campaign_scheduler()
+        self._leader = False
         for _ in range(1200):  # at most a minute: a send is bounded by the SMTP timeout
             if not self._busy:
                 break
@@ -221,13 +221,26 @@ class Daemon:
     _busy = 0
 
     async def dispatch_tick(self) -> None:
-        if self._stop.is_set() or self._dispatcher is None:
+        if self._stop.is_set() or self._dispatcher is None or self.app is None:
             return
         self._busy += 1
         try:
-            stats = await self._dispatcher.drain()
+            dispatcher = self._dispatcher
+
+            async def drain() -> DispatchStats:
+                # A stop between two rounds (fallbacks planned meanwhile): claim nothing.
+                return DispatchStats() if self._stop.is_set() else await dispatcher.drain()
+
+            # Fallbacks of what failed are planned (router, windows, caps) and sent if due.
+            stats = await drain_with_fallbacks(self.app, drain)
             if stats.total:
                 log.info("dispatch: %s", _outcomes(stats.outcomes))
+            if stats.fallbacks or stats.fallbacks_held:
+                log.info(
+                    "fallbacks planned: %s; held: %s",
+                    dict(stats.fallbacks),
+                    dict(stats.fallbacks_held),
+                )
         except Exception:
             log.exception("dispatch tick failed; next tick retries")
         finally:
@@ -256,77 +269,66 @@ class Daemon:
             stats = await asyncio.to_thread(enrol_by_triggers, self.app)
             if sum(stats.enrolled.values()):
                 log.info("enrolled: %s", dict(stats.enrolled))
+        except Exception:
+            log.exception("trigger tick failed; next tick retries")
+        # Also a firing round: should a wake-up be lost, a firing waits one tick at most.
+        await self.firing_tick()
+
+    async def firing_tick(self) -> None:
+        """Fire every scheduled campaign whose time has come (``catch_up`` reads what
+        already fired from the occurrence table), then sleep until the next fire time."""
+        if self._stop.is_set() or self.app is None or not self._leader:
+            return
+        try:
             for campaign in scheduled_campaigns(self.app):
                 await self.fire(campaign.id)
         except Exception:
-            log.exception("trigger tick failed; next tick retries")
+            log.exception("firing round failed; the next round retries")
+        finally:
+            self._wake_at_next_firing()
 
-    @property
-    def _leader(self) -> bool:
-        return self._campaigns is not None
+    def _wake_at_next_firing(self) -> None:
+        """One date job on the tick scheduler at the earliest next fire time: only a
+        wake-up, so it lives in memory; a restart computes it again from the config."""
+        if self._ticks is None or self.app is None or not self._leader or self._stop.is_set():
+            return
+        now = self.app.clock.now()
+        timezone = self.app.config.engine.timezone
+        upcoming = [
+            moment
+            for campaign in scheduled_campaigns(self.app)
+            if campaign.schedule is not None
+            and (moment := next_fire_time(make_trigger(campaign.schedule, timezone), now))
+        ]
+        if not upcoming:
+            if self._ticks.get_job(FIRING_JOB) is not None:
+                self._ticks.remove_job(FIRING_JOB)
+            return
+        self._ticks.add_job(
+            self.firing_tick,
+            "date",
+            run_date=min(upcoming),
+            id=FIRING_JOB,
+            replace_existing=True,
+            # Late by any amount (a suspended laptop): run anyway, catch_up judges lateness.
+            misfire_grace_time=None,
+        )
 
     async def leader_tick(self) -> None:
-        """Hold, take or lose the scheduler role; only its holder runs campaign jobs."""
+        """Hold, take or lose the scheduler role; only its holder fires campaigns."""
         if self._stop.is_set() or self._role is None:
             return
         if self._leader:
             if not await asyncio.to_thread(self._role.still_held):
-                log.warning("scheduler role lost (lock connection broken): stopping campaign jobs")
-                self._stop_campaign_scheduler()
+                log.warning("scheduler role lost (lock connection broken): no more firings here")
+                self._leader = False
+                if self._ticks is not None and self._ticks.get_job(FIRING_JOB) is not None:
+                    self._ticks.remove_job(FIRING_JOB)
             return
         if await asyncio.to_thread(self._role.try_acquire):
             log.info("scheduler role taken by %s", self.worker)
-            self._start_campaign_scheduler()
+            self._leader = True
             await self.trigger_tick()
-
-    # -- the campaign scheduler ------------------------------------------------------------
-
-    def _start_campaign_scheduler(self) -> None:
-        assert self.app is not None
-        store = SQLAlchemyJobStore(engine=self.app.engine, tablename=JOBS_TABLE)
-        scheduler = AsyncIOScheduler(
-            jobstores={"default": store}, timezone=self.app.config.engine.timezone
-        )
-        scheduler.start(paused=True)
-        self._campaigns = scheduler
-        self._sync_campaign_jobs()
-        scheduler.resume()
-
-    def _stop_campaign_scheduler(self) -> None:
-        if self._campaigns is not None:
-            self._campaigns.shutdown(wait=False)
-            self._campaigns = None
-
-    def _sync_campaign_jobs(self) -> None:
-        """One job per campaign schedule. A job whose schedule is unchanged keeps its
-        stored next run time, so downtime shows up as missed firings, never skipped ones."""
-        assert self.app is not None and self._campaigns is not None
-        wanted = {}
-        for campaign in scheduled_campaigns(self.app):
-            assert campaign.schedule is not None
-            wanted[_CAMPAIGN_JOB + campaign.id] = (
-                campaign.id,
-                make_trigger(campaign.schedule, self.app.config.engine.timezone),
-            )
-        for job in self._campaigns.get_jobs():
-            if job.id.startswith(_CAMPAIGN_JOB) and job.id not in wanted:
-                job.remove()
-        for job_id, (key, trigger) in wanted.items():
-            job = self._campaigns.get_job(job_id)
-            if job is not None and str(job.trigger) == str(trigger):
-                continue
-            self._campaigns.add_job(
-                "network_anim.daemon.service:fire_campaign_job",
-                trigger,
-                args=[key],
-                id=job_id,
-                name=key,
-                replace_existing=True,
-                coalesce=True,
-                max_instances=1,
-                # Lateness is judged by catch_up (missed vs planned), not by APScheduler.
-                misfire_grace_time=None,
-            )
 
     async def fire(self, campaign_key: str) -> None:
         app = self.app
@@ -359,7 +361,13 @@ class Daemon:
         try:
             fresh = await asyncio.to_thread(open_app, self.config_path, db_url=self.db_url)
             problems = await asyncio.to_thread(
-                config_problems, fresh.config, fresh.templates, fresh.loaded.base_dir
+                lambda: config_problems(
+                    fresh.config,
+                    fresh.templates,
+                    fresh.loaded.base_dir,
+                    today=self.app.clock.now().date(),  # type: ignore[union-attr]
+                    sources=self.app.variables,  # type: ignore[union-attr]
+                )
             )
             if problems:
                 raise UserError(f"{self.config_path}: {len(problems)} problem(s)", problems)
@@ -372,8 +380,7 @@ class Daemon:
             )
         self.app.replace_config(fresh.loaded, fresh.definitions)
         await asyncio.to_thread(register_campaigns, self.app)
-        if self._campaigns is not None:
-            self._sync_campaign_jobs()
+        self._wake_at_next_firing()  # the schedules may have changed
         log.info("config reloaded from %s", self.config_path)
         for warning in await asyncio.to_thread(stale_rfm_warnings, self.app):
             log.warning(warning)

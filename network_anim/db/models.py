@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import JSON, CheckConstraint, Column, Index, Text, UniqueConstraint
+from sqlalchemy import false as sa_false
 from sqlmodel import Field, SQLModel
 
 from network_anim.db.types import UTCDateTime
@@ -116,6 +117,25 @@ class Message(SQLModel, table=True):
     created_at: datetime = _utc()
 
 
+class Link(SQLModel, table=True):
+    """An outside target (http or https URL) of a message, stored when the message is
+    rendered: a click token names a link id and a delivery, never a URL, so ``/c/`` can
+    only redirect to a target the engine itself put in that delivery's message.
+
+    One row per message and target: the first render of the message that contains the
+    URL stores it (``message_id``), every delivery of that message reuses it.
+    """
+
+    __tablename__ = "links"
+    __table_args__ = (UniqueConstraint("message_id", "url"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    # Longer targets (rare, and not worth a redirect) stay as written, untracked.
+    url: str = Field(max_length=2000)
+    message_id: int = Field(foreign_key="message.id")
+    created_at: datetime = _utc()
+
+
 class Post(SQLModel, table=True):
     """A message's page on the partner portal (canonical post) or a flash post."""
 
@@ -167,6 +187,12 @@ class Delivery(SQLModel, table=True):
     fallback: list[str] = _json(default_factory=list)
     # Indexed: deleting outbox rows checks this foreign key (a purge was quadratic).
     parent_id: int | None = Field(default=None, foreign_key="delivery.id", index=True)
+    # Failed for good and its fallback not planned yet: the outbox only sets it, the
+    # planner (planning.fallbacks) picks the row up, plans the next channel and clears it.
+    # A flag in the row's own transaction, so a crash in between loses no fallback.
+    fallback_due: bool = Field(
+        default=False, index=True, sa_column_kwargs={"server_default": sa_false()}
+    )
     attempts: int = 0
     last_error: str = Field(default="", max_length=1000)
     lease_owner: str | None = Field(default=None, max_length=80)

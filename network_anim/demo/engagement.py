@@ -9,15 +9,18 @@ recorded by the code that records real ones:
 * opens and clicks: :func:`network_anim.web.events.event_row` rows, flagged machine or
   human by :func:`network_anim.web.scanners.machine_reason` from the user agent, as the
   tracking pixel and the click redirect do (Apple Mail Privacy Protection prefetches,
-  security gateways that follow every link, iMessage link previews are machines);
+  security gateways that follow every link, iMessage link previews are machines). A click
+  in an email follows one of the links the email really holds: a tracked ``/c/`` link is
+  resolved by :func:`network_anim.web.tracking.click_target`, the check the redirect
+  makes, so the event names the stored link (clicks per link in the report);
 * post reads: a ``PostRead`` row and a ``read`` event, as the portal's post page writes;
 * Twilio statuses: :func:`network_anim.web.twilio_hooks.apply_status` (an undelivered SMS
   fails over to the next channel, which the simulation then sends);
 * registrations: an inbound SMS keyword through
   :func:`network_anim.web.twilio_hooks.handle_inbound`, or the portal's
-  :func:`network_anim.challenges.lifecycle.register`;
+  :func:`network_anim.challenges.registration.register`;
 * sales: :func:`network_anim.challenges.sales_import.import_sales` (pending when a challenge asks for
-  approval), then :func:`network_anim.challenges.lifecycle.review`, which awards the points.
+  approval), then :func:`network_anim.challenges.awarding.review`, which awards the points.
 
 The simulator runs inside :func:`network_anim.engine.simulation.simulate` through its
 ``on_step`` callback, so what people do feeds what the engine does next (a sequence's
@@ -30,6 +33,7 @@ import heapq
 import itertools
 import math
 import random
+import re
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from datetime import date, datetime, time, timedelta
@@ -40,7 +44,8 @@ from sqlalchemy import insert, select
 from sqlmodel import Session
 
 from network_anim.app import App
-from network_anim.challenges.lifecycle import register, review
+from network_anim.challenges.awarding import review
+from network_anim.challenges.registration import register
 from network_anim.challenges.sales_csv import SaleRecord
 from network_anim.challenges.sales_import import import_sales
 from network_anim.config.settings import ChallengeConfig
@@ -58,6 +63,7 @@ from network_anim.domain import FINAL_STATUSES, DeliveryStatus
 from network_anim.errors import UserError
 from network_anim.web.events import event_row
 from network_anim.web.scanners import Kind, machine_reason
+from network_anim.web.tracking import click_target
 from network_anim.web.twilio_hooks import apply_status, handle_inbound
 
 SIMULATED = {"simulated": True}
@@ -96,6 +102,7 @@ class Rates:
     apple_privacy: float = 0.2  # recipients whose Apple Mail prefetches every image
     gateway_companies: float = 0.12  # companies whose mail gateway follows every link
     click_after_open: float = 0.24
+    outside_link: float = 0.6  # of clicks in an email with outside links: on one of them
     sms_delivered: float = 0.975  # the rest: undelivered (handset unreachable)
     sms_click: float = 0.12  # of SMS that carry a link
     sms_preview: float = 0.08  # iMessage fetches the link to preview it
@@ -148,6 +155,8 @@ class _Sent:
     kind: str
     email_kind: str
     mobile: str | None
+    # The tracked links (``/c/`` tokens) of an email, in the order the email shows them.
+    click_tokens: tuple[str, ...] = ()
 
 
 @dataclass(order=True)
@@ -174,6 +183,8 @@ class EngagementSimulator:
         self._rng = random.Random(seed)
         self._zone = ZoneInfo(app.config.engine.timezone)
         self._base_url = app.config.engine.base_url.rstrip("/")
+        # A tracked link in an email's HTML: href="{base_url}/c/{token}".
+        self._click_link = re.compile(rf'href=["\']{re.escape(self._base_url)}/c/([\w.=-]+)["\']')
         self._max_id = 0
         self._waiting: set[int] = set()  # ids of deliveries that may still be sent
         self._details = (
@@ -191,6 +202,7 @@ class EngagementSimulator:
                 Campaign.kind,
                 Contact.email_kind,
                 Contact.mobile,
+                Delivery.body_html,
             )
             .join(Message, Message.id == Delivery.message_id)  # type: ignore[arg-type]
             .join(Campaign, Campaign.id == Message.campaign_id)  # type: ignore[arg-type]
@@ -273,6 +285,7 @@ class EngagementSimulator:
                 kind=r[10],
                 email_kind=r[11],
                 mobile=r[12],
+                click_tokens=self._click_tokens(r[13]),
             )
             for r in rows
         ]
@@ -294,8 +307,12 @@ class EngagementSimulator:
             at = sent.sent_at + timedelta(seconds=rng.uniform(20, 600))
             self._later(at, self._seen, sent, "open", APPLE_PRIVACY_AGENT, at)
         if self._has_gateway(sent.company_id):
+            # The gateway follows every link of the message, the post link first.
             at = sent.sent_at + timedelta(seconds=rng.uniform(1, 8))
             self._later(at, self._seen, sent, "click", GATEWAY_AGENT, at)
+            for token in sent.click_tokens:
+                at += timedelta(seconds=rng.uniform(0.2, 1.5))
+                self._later(at, self._seen, sent, "click", GATEWAY_AGENT, at, token)
         chance = rates.open_rate(sent.kind) * self._propensity(sent.contact_id)
         if sent.email_kind == "shared":
             chance *= rates.shared_mailbox
@@ -306,7 +323,13 @@ class EngagementSimulator:
         self._later(opened, self._seen, sent, "open", agent, opened)
         if rng.random() < rates.click_after_open * self._propensity(sent.contact_id):
             clicked = opened + timedelta(seconds=rng.uniform(20, 900))
-            self._later(clicked, self._seen, sent, "click", agent, clicked)
+            # One of the email's links: its outside links (the first, the product, most
+            # often) or the button to the post.
+            token = None
+            if sent.click_tokens and rng.random() < rates.outside_link:
+                weights = [1 / (rank + 1) for rank in range(len(sent.click_tokens))]
+                token = rng.choices(sent.click_tokens, weights=weights)[0]
+            self._later(clicked, self._seen, sent, "click", agent, clicked, token)
         if rng.random() < rates.register_after_open:
             self._maybe_register(sent, opened + timedelta(minutes=rng.uniform(2, 30)))
 
@@ -398,11 +421,19 @@ class EngagementSimulator:
 
     # -- recording, through the paths real reactions take -----------------------------------------
 
-    def _seen(self, sent: _Sent, kind: Kind, agent: str, at: datetime) -> None:
+    def _seen(
+        self, sent: _Sent, kind: Kind, agent: str, at: datetime, token: str | None = None
+    ) -> None:
         since = (at - sent.sent_at).total_seconds()
         reason = machine_reason(agent, since, kind)
         data: dict[str, Any] = {**SIMULATED, "user_agent": agent}
-        if kind == "click":
+        if kind == "click" and token is not None:
+            # Where the redirect would send the reader: the stored link the token names.
+            found = click_target(self.app, token)
+            if found is None:
+                raise AssertionError(f"the demo's email holds a dead click link: {token}")
+            data.update(found.data)
+        elif kind == "click":
             data["url"] = self._target(sent)
         if reason:
             data["machine_reason"] = reason
@@ -424,6 +455,11 @@ class EngagementSimulator:
             "opens" if kind == "open" else "clicks"
         )
         setattr(self.stats, field_name, getattr(self.stats, field_name) + 1)
+
+    def _click_tokens(self, html: str | None) -> tuple[str, ...]:
+        if not html or "/c/" not in html:
+            return ()
+        return tuple(dict.fromkeys(self._click_link.findall(html)))
 
     def _target(self, sent: _Sent) -> str:
         if sent.post_id is not None:

@@ -138,7 +138,9 @@ def _past_sales(app: App, start: datetime, seed: int) -> int:
 
 
 def open_demo_app(setup: DemoSetup, start: datetime) -> App:
-    return app_from_config(setup.config, clock=SimulatedClock(start))
+    from network_anim.challenges.standings import variable_sources
+
+    return app_from_config(setup.config, clock=SimulatedClock(start), variables=variable_sources())
 
 
 def write_demo_report(app: App, folder: Path, start: datetime, end: datetime) -> Path:

@@ -8,11 +8,12 @@ costs a message to the terminal; found at dispatch time, it costs a recipient.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import date
 from pathlib import Path
 from typing import Any
 
+from network_anim.app import ContactVariables
 from network_anim.compose.attachments import check_files
 from network_anim.compose.composer import contact_context, message_context, sms_mention_problem
 from network_anim.compose.rendering import TemplateStore
@@ -20,6 +21,7 @@ from network_anim.config.settings import Config, UrgencyPolicy
 from network_anim.db.models import Campaign, Company, Contact, Message
 from network_anim.domain import MessageKind, Urgency
 from network_anim.errors import UserError
+from network_anim.planning.messages import provided_variables
 
 
 def channels_for(policy: UrgencyPolicy) -> list[str]:
@@ -29,8 +31,9 @@ def channels_for(policy: UrgencyPolicy) -> list[str]:
     return list(dict.fromkeys(channels))
 
 
-def sample_context(config: Config, variables: Mapping[str, Any]) -> dict[str, Any]:
-    """What a template sees, for a made-up contact: the same keys as a real send."""
+def sample_context(config: Config, variables: Mapping[str, Any], today: date) -> dict[str, Any]:
+    """What a template sees, for a made-up contact: the same keys as a real send, dated
+    ``today`` (the engine clock's day, as a real send is)."""
     base = config.engine.base_url.rstrip("/")
     campaign = Campaign(key="sample", name="Sample campaign", kind="broadcast")
     message = Message(
@@ -58,7 +61,7 @@ def sample_context(config: Config, variables: Mapping[str, Any]) -> dict[str, An
         region="Auvergne-Rhône-Alpes",
     )
     return {
-        **message_context(config, campaign, message, date.today()),
+        **message_context(config, campaign, message, today),
         **contact_context(contact, company),
         "post_url": f"{base}/p/sample",
         "unsubscribe_url": f"{base}/u/sample",
@@ -73,15 +76,23 @@ def template_problems(
     urgency: Urgency,
     kind: MessageKind,
     variables: Mapping[str, Any],
+    today: date,
     where: str = "",
+    step: str = "this message",
 ) -> list[str]:
+    """What keeps ``template`` from going out on any channel the urgency may take;
+    ``step`` names the message in a missing variable's problem."""
     prefix = f"{where}: " if where else ""
     problems: list[str] = []
-    context = sample_context(config, variables)
+    context = sample_context(config, variables, today)
     for channel in channels_for(config.routing.urgencies[urgency]):
         for language in sorted(templates.languages(channel, template)) or [
             templates.default_language
         ]:
+            missing = missing_variables(templates, channel, template, language, context, step)
+            if missing:
+                problems += [f"{prefix}{problem}" for problem in missing]
+                break  # the render would only fail on the same variable
             try:
                 rendered = templates.render(channel, template, language, context)
             except UserError as exc:
@@ -95,10 +106,72 @@ def template_problems(
     return problems
 
 
-def config_problems(
-    config: Config, templates: TemplateStore, base_dir: Path | None = None
+def missing_variables(
+    templates: TemplateStore,
+    channel: str,
+    template: str,
+    language: str,
+    context: Mapping[str, Any],
+    step: str = "this message",
 ) -> list[str]:
-    """Everything ``netanim validate`` checks beyond the schema itself."""
+    """Each variable the template (and the layouts it extends or includes) reads that
+    the context does not give, named with the file and line that read it. Found by
+    reading the templates, not by rendering: a variable used only in one branch of an
+    ``if`` counts too, as it would fail the day that branch is taken."""
+    known = set(context) | set(templates.env.globals)
+    missing: list[str] = []
+    for ext in ("txt", "html") if channel == "email" else ("txt",):
+        for lang in dict.fromkeys((language, templates.default_language)):
+            name = f"{channel}/{template}.{lang}.{ext}"
+            if (templates.directory / name).is_file():
+                for variable, (path, line) in sorted(_read_variables(templates, name).items()):
+                    if variable not in known:
+                        missing.append(
+                            f"{templates.directory / path}:{line}: {variable!r} is undefined: "
+                            f"{step} (template {template}) does not provide it; add "
+                            f"{variable} to the campaign's vars (--var {variable}=... for a "
+                            "broadcast), or, for a participant's standing (rank, rank_label, "
+                            "points, participants, movement), address the campaign to a "
+                            "challenge's registered participants"
+                        )
+                break
+    return missing
+
+
+def _read_variables(templates: TemplateStore, name: str) -> dict[str, tuple[str, int]]:
+    """Variable -> (file, line) of its first read in ``name`` and what it pulls in."""
+    from jinja2 import TemplateSyntaxError, meta, nodes
+
+    found: dict[str, tuple[str, int]] = {}
+    pending, seen = [name], set()
+    while pending:
+        path = pending.pop()
+        if path in seen or not (templates.directory / path).is_file():
+            continue
+        seen.add(path)
+        try:
+            tree = templates.env.parse((templates.directory / path).read_text(encoding="utf-8"))
+        except TemplateSyntaxError:
+            continue  # the render reports it, with its line
+        undeclared = meta.find_undeclared_variables(tree)
+        for node in tree.find_all(nodes.Name):
+            if node.name in undeclared and node.ctx == "load":
+                found.setdefault(node.name, (path, node.lineno))
+        pending += [ref for ref in meta.find_referenced_templates(tree) if ref]
+    return found
+
+
+def config_problems(
+    config: Config,
+    templates: TemplateStore,
+    base_dir: Path | None = None,
+    *,
+    today: date,
+    sources: Collection[ContactVariables] = (),
+) -> list[str]:
+    """Everything ``netanim validate`` checks beyond the schema itself; templates render
+    for a sample contact on ``today`` (the engine clock's day), with the variables each
+    step gets: its campaign's ``vars`` and what the per-contact ``sources`` give it."""
     problems: list[str] = challenge_problems(config)
     for i, campaign in enumerate(config.campaigns):
         for j, step in enumerate(campaign.steps):
@@ -128,8 +201,10 @@ def config_problems(
                     template=step.template,
                     urgency=step.urgency,
                     kind=step.kind,
-                    variables=campaign.vars,
+                    variables=provided_variables(config, sources, campaign),
+                    today=today,
                     where=f"{where}.steps[{j}].template",
+                    step=f"campaign {campaign.id}, step {step.name}",
                 )
             )
     return problems

@@ -8,7 +8,7 @@ record; ``netanim demo`` runs it on the demo database with the file transports.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -27,32 +27,23 @@ from network_anim.campaigns.scheduled import (
     scheduled_campaigns,
 )
 from network_anim.campaigns.sequences import ACTIVE, SequenceStats, enrol_by_triggers, tick
-from network_anim.challenges.lifecycle import challenge_tick, sync_challenges
-from network_anim.channels.base import Outbound, SendResult, Transport, TransportBase
+from network_anim.challenges.upkeep import challenge_tick, sync_challenges
+from network_anim.channels.contract import Transport
+
+# The transport of a dry run: accepts everything, keeps what it was given.
+from network_anim.channels.recording import RecordingTransport
 from network_anim.clock import SimulatedClock
 from network_anim.db.engine import make_engine
 from network_anim.db.migrate import upgrade
 from network_anim.db.models import Campaign, Contact, Delivery, Enrolment, Message
 from network_anim.domain import DeliveryStatus
 from network_anim.outbox.dispatcher import Dispatcher, DispatchStats
+from network_anim.planning.fallbacks import drain_with_fallbacks
 
 # Trigger scans (no sale for N days...) depend on time passing, not on a due row: the
 # simulation looks at least once a day, as the daemon's periodic scan would.
 _MAX_STEP = timedelta(days=1)
 _MIN_STEP = timedelta(seconds=1)
-
-
-class RecordingTransport(TransportBase):
-    """Accepts everything and keeps the keys: the transport of a dry run."""
-
-    resend_safe = True
-
-    def __init__(self) -> None:
-        self.sent: list[str] = []
-
-    async def send_batch(self, items: Sequence[Outbound]) -> list[SendResult]:
-        self.sent.extend(item.idempotency_key for item in items)
-        return [SendResult.sent(provider_id=f"dry-run:{item.idempotency_key}") for item in items]
 
 
 @dataclass
@@ -99,7 +90,7 @@ async def simulate(
                 report.firings.add(catch_up(app, campaign, grace=grace))
             report.sequences.add(enrol_by_triggers(app))
             report.sequences.add(tick(app))
-            report.dispatch.add(await dispatcher.drain())
+            report.dispatch.add(await drain_with_fallbacks(app, dispatcher.drain))
             report.steps += 1
             if on_step is not None:
                 on_step(clock.now())
@@ -223,14 +214,20 @@ def plan_period(
     import tempfile
 
     from network_anim.app import open_app
+    from network_anim.challenges.standings import variable_sources
 
     source = make_engine(database_url)
     try:
         with tempfile.TemporaryDirectory(prefix="netanim-plan-") as folder:
             copy_url = copy_database(source, Path(folder) / "plan.db")
-            app = open_app(config_path, db_url=copy_url, clock=SimulatedClock(start))
+            app = open_app(
+                config_path,
+                db_url=copy_url,
+                clock=SimulatedClock(start),
+                variables=variable_sources(),
+            )
             try:
-                transports = {channel: RecordingTransport() for channel in app.definitions}
+                transports = {channel: RecordingTransport(keep=False) for channel in app.definitions}
                 grace = timedelta(minutes=app.config.daemon.misfire_grace_minutes)
                 report = asyncio.run(simulate(app, end, transports, grace=grace, on_step=on_step))
                 return sent_between(app.engine, start, end), report

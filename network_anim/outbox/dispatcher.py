@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Self, TypeVar
 from sqlalchemy import select, update
 
 from network_anim.app import App
-from network_anim.channels.base import Outbound, SendResult, Transport
+from network_anim.channels.contract import Outbound, SendMode, SendResult, Transport
 from network_anim.db.models import Delivery
 from network_anim.domain import DeliveryStatus, Outcome
 from network_anim.errors import UserError
@@ -247,29 +247,37 @@ class Dispatcher:
             await self.recorder.record(list(zip(items, failed, strict=True)), stats)
             return
         bucket = self.rate_limits.bucket(channel) if self.rate_limits is not None else None
-        if getattr(transport, "streams_results", False):
+        if transport.mode is SendMode.STREAM:
             await self._stream(transport, items, stats, bucket)
-            return
-        concurrency = getattr(transport, "concurrency", None)
-        if bucket is not None and concurrency:
-            # A provider's API (SMS): one request right after each token (a chunk sent at once after n tokens is a
-            # burst of n at the provider: bench/sms_rate.py saw 429s at 50/s); each result
-            # is recorded (group commits) before its worker takes the next message.
-            writer = ResultWriter(self.recorder, stats)
-            try:
-                await send_paced(
-                    items,
-                    lambda item: _single(transport, item),
-                    pace=lambda: bucket.acquire(1),
-                    workers=concurrency,
-                    on_result=lambda index, result: writer.submit(items[index], result),
-                )
-            finally:
-                await writer.close()
-            return
-        # Local transports (portal posts, letters: one document per batch) take the batch
-        # whole; their channels' rates are far above what one batch holds.
-        size = concurrency or len(items)
+        elif transport.mode is SendMode.PACED and bucket is not None:
+            await self._paced(transport, items, stats, bucket)
+        else:
+            await self._batches(transport, items, stats, bucket)
+
+    async def _paced(
+        self, transport: Transport, items: list[Outbound], stats: DispatchStats, bucket: Any
+    ) -> None:
+        """A provider's API (SMS): one request right after each token (a chunk sent at once
+        after n tokens is a burst of n at the provider: bench/sms_rate.py saw 429s at
+        50/s); each result is recorded (group commits) before its worker takes the next."""
+        writer = ResultWriter(self.recorder, stats)
+        try:
+            await send_paced(
+                items,
+                lambda item: _single(transport, item),
+                pace=lambda: bucket.acquire(1),
+                workers=transport.concurrency or 1,
+                on_result=lambda index, result: writer.submit(items[index], result),
+            )
+        finally:
+            await writer.close()
+
+    async def _batches(
+        self, transport: Transport, items: list[Outbound], stats: DispatchStats, bucket: Any
+    ) -> None:
+        """Local transports (portal posts, letters: one document per batch) take chunks
+        whole; their channels' rates are far above what one batch holds."""
+        size = transport.concurrency or len(items)
         if bucket is not None:
             # A chunk takes its tokens at once: it must fit in half a second's worth.
             size = min(size, max(1, int(bucket.rate // 2)))
@@ -286,10 +294,10 @@ class Dispatcher:
         """The whole batch to a transport that reports each result as it comes (SMTP):
         its sessions pull messages one by one, paced by the rate limit, and each result
         is recorded in the next group commit."""
-        writer = ResultWriter(self.recorder, stats, gather=getattr(transport, "max_unrecorded", 1))
+        writer = ResultWriter(self.recorder, stats, gather=transport.max_unrecorded)
         pace = (lambda: bucket.acquire(1)) if bucket is not None else None
         try:
-            results = await transport.send_batch(  # type: ignore[call-arg]
+            results = await transport.send_stream(
                 items,
                 on_result=lambda index, result: writer.submit(items[index], result),
                 pace=pace,

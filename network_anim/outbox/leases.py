@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from network_anim.channels.base import Outbound, Recipient
+from network_anim.channels.contract import Outbound, Recipient
 from network_anim.db.models import Delivery
 from network_anim.outbox.raw import RawSql
 

@@ -1,6 +1,6 @@
 """Recording what each send did: sent rows on the hot path (raw SQL, group commits, the
 sent journal on SQLite), the other outcomes through the ORM (retries with backoff, dead
-rows, provider opt-outs, fallbacks).
+rows, provider opt-outs, failures marked for the planner to plan their fallback).
 
 A result is recorded only while this worker still holds the row's lease: once another
 worker took the row over, the outcome is theirs to record.
@@ -20,16 +20,13 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from network_anim.app import App
-from network_anim.channels.base import Outbound, SendResult
-from network_anim.compose.composer import message_context
-from network_anim.db.models import Campaign, Company, Consent, Contact, Delivery, Event, Message
+from network_anim.channels.contract import Outbound, SendResult
+from network_anim.db.models import Consent, Delivery, Event
 from network_anim.domain import DeliveryStatus, LawfulBasis, Outcome
-from network_anim.errors import UserError
 from network_anim.outbox.raw import Busy
 from network_anim.outbox.sent_journal import SentJournal
 from network_anim.outbox.sent_rows import SentRecorder
 from network_anim.outbox.stats import DispatchStats, RetryPolicy
-from network_anim.planning.planner import make_composer
 
 if TYPE_CHECKING:
     from network_anim.outbox.pg_async import AsyncPostgres
@@ -145,11 +142,11 @@ class Recorder:
             case Outcome.OPTED_OUT:
                 delivery.status = DeliveryStatus.OPTED_OUT.value
                 self._opt_out(session, delivery, now)
-                self._fall_back(session, delivery, result, now, stats)
+                _mark_fallback(delivery)
                 return "opted_out"
             case Outcome.FAILED:
                 delivery.status = DeliveryStatus.FAILED.value
-                self._fall_back(session, delivery, result, now, stats)
+                _mark_fallback(delivery)
                 return "failed"
         raise AssertionError(result.outcome)
 
@@ -169,18 +166,6 @@ class Recorder:
             "provider",
             now,
         )
-
-    def _fall_back(
-        self,
-        session: Session,
-        delivery: Delivery,
-        result: SendResult,
-        now: datetime,
-        stats: DispatchStats,
-    ) -> None:
-        channel = plan_fallback(self.app, session, delivery, result.detail, now)
-        if channel is not None:
-            stats.fallbacks[channel] += 1
 
     async def record_sent(
         self, sent: Sequence[tuple[Outbound, SendResult]], now: datetime
@@ -309,6 +294,14 @@ class ResultWriter:
             raise self._failure
 
 
+def _mark_fallback(delivery: Delivery) -> None:
+    """A permanent failure with channels left: the planner plans the next one (consent,
+    legal window, quiet hours, caps; network_anim.planning.fallbacks). Only marked here,
+    in the transaction that records the failure, so a crash in between loses nothing."""
+    if delivery.fallback:
+        delivery.fallback_due = True
+
+
 def _event(
     outcome: str, item: Outbound, result: SendResult, now: datetime, contact_id: int
 ) -> Event:
@@ -321,64 +314,3 @@ def _event(
         message_id=item.message_id,
         data={"detail": result.detail[:500], "provider_id": result.provider_id},
     )
-
-
-def plan_fallback(
-    app: App, session: Session, delivery: Delivery, detail: str, now: datetime
-) -> str | None:
-    """Move a message that failed for good on its channel to the router's next channel,
-    composed for that channel; returns that channel, or None if there is none (or it
-    cannot carry the message, which is then noted on the failed row)."""
-    if not delivery.fallback:
-        return None
-    channel, rest = delivery.fallback[0], list(delivery.fallback[1:])
-    message = session.get(Message, delivery.message_id)
-    contact = session.get(Contact, delivery.contact_id)
-    assert message is not None and contact is not None
-    company = session.get(Company, contact.company_id)
-    campaign = session.get(Campaign, message.campaign_id)
-    assert company is not None and campaign is not None
-    key = f"{delivery.idempotency_key}>{channel}"
-    try:
-        composed = make_composer(app).compose(
-            channel=channel,
-            message=message,
-            base_context={
-                **message_context(app.config, campaign, message, now.date()),
-                **delivery.extra.get("vars", {}),
-            },
-            contact=contact,
-            company=company,
-            post_id=int(delivery.extra.get("post_id", 0)),
-            delivery_key=key,
-        )
-    except (UserError, ValueError) as exc:
-        delivery.last_error = f"{delivery.last_error}; fallback to {channel} impossible: {exc}"[
-            :1000
-        ]
-        return None
-    extra = dict(composed.extra)
-    if composed.headers:
-        extra["headers"] = composed.headers
-    session.add(
-        Delivery(
-            idempotency_key=key,
-            message_id=delivery.message_id,
-            contact_id=delivery.contact_id,
-            channel=channel,
-            status=DeliveryStatus.PENDING.value,
-            marketing=delivery.marketing,
-            due_at=now,
-            reason=f"fallback: {delivery.channel} failed ({detail})"[:500],
-            fallback=rest,
-            parent_id=delivery.id,
-            subject=composed.rendered.subject[:300],
-            body_text=composed.rendered.text,
-            body_html=composed.rendered.html,
-            extra=extra,
-            cost_estimate=composed.cost_estimate,
-            created_at=now,
-            updated_at=now,
-        )
-    )
-    return channel

@@ -30,7 +30,7 @@ from urllib.parse import quote, unquote
 
 from sqlalchemy import Engine
 
-from network_anim.channels.base import SendResult
+from network_anim.channels.contract import SendResult
 from network_anim.db.engine import sqlite_file
 
 _SUFFIX = ".sent"

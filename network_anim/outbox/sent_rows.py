@@ -14,7 +14,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from network_anim.channels.base import Outbound, SendResult
+from network_anim.channels.contract import Outbound, SendResult
 from network_anim.db.models import Delivery, Event
 from network_anim.outbox.raw import RawSql
 

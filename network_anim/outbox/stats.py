@@ -11,7 +11,11 @@ from datetime import timedelta
 @dataclass
 class DispatchStats:
     outcomes: Counter[tuple[str, str]] = field(default_factory=Counter)
+    # Fallbacks planned after permanent failures, by channel, and those the router held
+    # (a frequency cap, no channel left), by the channel refused: the planning stage
+    # fills both (network_anim.planning.fallbacks.drain_with_fallbacks).
     fallbacks: Counter[str] = field(default_factory=Counter)
+    fallbacks_held: Counter[str] = field(default_factory=Counter)
     reclaimed: int = 0
     # Sends of dead workers found in their sent journals and recorded as sent.
     recovered: int = 0
@@ -19,6 +23,7 @@ class DispatchStats:
     def add(self, other: DispatchStats) -> None:
         self.outcomes.update(other.outcomes)
         self.fallbacks.update(other.fallbacks)
+        self.fallbacks_held.update(other.fallbacks_held)
         self.reclaimed += other.reclaimed
         self.recovered += other.recovered
 

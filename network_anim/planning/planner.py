@@ -106,7 +106,9 @@ def make_composer(app: App) -> Composer:
             )
         )
 
-    return Composer(app.config, app.definitions, app.templates, app.signer, postal_lines)
+    return Composer(
+        app.config, app.definitions, app.templates, app.signer, postal_lines, clock=app.clock
+    )
 
 
 def plan_message(
@@ -235,11 +237,8 @@ class _PlanRun:
         the explanations and the unreachable contacts go to the result."""
         request, result = self.request, self.result
         contact_ids = [c.id for c, _ in batch if c.id is not None]
-        bases = _consents(self.session, contact_ids)
-        counts = (
-            _recent_counts(self.app, self.session, contact_ids, self.message.id, self.due_at)
-            if self.spec.kind == MessageKind.MARKETING
-            else {}
+        bases, counts = routing_inputs(
+            self.app, self.session, contact_ids, self.message.id, self.spec.kind, self.due_at
         )
         routed = []
         for contact, company in batch:
@@ -323,35 +322,79 @@ class _PlanRun:
         bases: dict[str, LawfulBasis] | None,
         counts: dict[str, int] | None,
     ) -> Routing:
-        has_postal_address = bool(company.street and company.postcode and company.city)
-        profile_key = (
-            contact.email_kind,
-            bool(contact.mobile),
-            has_postal_address,
-            contact.web_access,
-            contact.timezone,
-            company.country,
-            frozenset(bases.items()) if bases else None,
-            frozenset(counts.items()) if counts else None,
-        )
-        routing = self.routes.get(profile_key)
+        key = profile_key(contact, company, bases, counts)
+        routing = self.routes.get(key)
         if routing is None:
-            profile = ContactProfile(
-                contact_id=contact.id,
-                email_kind=EmailKind(contact.email_kind),
-                has_mobile=bool(contact.mobile),
-                has_postal_address=has_postal_address,
-                web_access=contact.web_access,
-                timezone=contact.timezone,
-                # Public holidays in the send windows are the company's country's.
-                country=company.country or "FR",
-                bases=bases or {},
-                recent_counts=counts or {},
-            )
+            profile = contact_profile(contact, company, bases, counts)
             routing = route(self.spec, profile, self.app.policy, self.due_at)
             if len(self.routes) < _ROUTES_KEPT:
-                self.routes[profile_key] = routing
+                self.routes[key] = routing
         return routing
+
+
+def routing_inputs(
+    app: App,
+    session: Session,
+    contact_ids: list[int],
+    message_id: int | None,
+    kind: MessageKind,
+    at: datetime,
+) -> tuple[dict[int, dict[str, LawfulBasis]], dict[int, dict[str, int]]]:
+    """What the router needs from the database for these contacts, read now (a consent
+    withdrawn a minute ago counts): the recorded bases per channel, and for a marketing
+    message the other marketing rows in each capped channel's window around ``at``."""
+    bases = _consents(session, contact_ids)
+    counts = (
+        _recent_counts(app, session, contact_ids, message_id, at)
+        if kind == MessageKind.MARKETING
+        else {}
+    )
+    return bases, counts
+
+
+def profile_key(
+    contact: Any,
+    company: Any,
+    bases: dict[str, LawfulBasis] | None,
+    counts: dict[str, int] | None,
+) -> tuple[Any, ...]:
+    """Everything the router reads of a contact: equal keys, equal routing."""
+    return (
+        contact.email_kind,
+        bool(contact.mobile),
+        _has_postal_address(company),
+        contact.web_access,
+        contact.timezone,
+        company.country,
+        frozenset(bases.items()) if bases else None,
+        frozenset(counts.items()) if counts else None,
+    )
+
+
+def contact_profile(
+    contact: Any,
+    company: Any,
+    bases: dict[str, LawfulBasis] | None,
+    counts: dict[str, int] | None,
+) -> ContactProfile:
+    """The router's view of a contact (an ORM object or a plain row, read by attribute),
+    for every delivery the planner decides: a message's rows and their fallbacks."""
+    return ContactProfile(
+        contact_id=contact.id,
+        email_kind=EmailKind(contact.email_kind),
+        has_mobile=bool(contact.mobile),
+        has_postal_address=_has_postal_address(company),
+        web_access=contact.web_access,
+        timezone=contact.timezone,
+        # Public holidays in the send windows are the company's country's.
+        country=company.country or "FR",
+        bases=bases or {},
+        recent_counts=counts or {},
+    )
+
+
+def _has_postal_address(company: Any) -> bool:
+    return bool(company.street and company.postcode and company.city)
 
 
 class _PostCache:

@@ -19,6 +19,7 @@ from network_anim.reports.challenge_summary import challenge_summaries
 from network_anim.reports.conversion import compute_conversion
 from network_anim.reports.costs import compute_costs, gain_definition
 from network_anim.reports.funnel import compute_funnel
+from network_anim.reports.links import compute_link_clicks
 from network_anim.reports.model import DEFINITIONS, SCHEMA_VERSION, Filters, Period, Report
 from network_anim.reports.scope import resolve_scope
 
@@ -41,8 +42,9 @@ def build_report(
     with Session(app.engine) as session:
         converted = compute_conversion(app, session, scope)
         funnel = compute_funnel(
-            session, scope, converted.converted_pairs, timezone, sorted(app.definitions)
+            session, scope, converted.converted_pairs, timezone, app.definitions
         )
+        links = compute_link_clicks(session, scope)
     return Report(
         schema_version=SCHEMA_VERSION,
         generated_at=app.clock.now(),
@@ -59,4 +61,5 @@ def build_report(
         challenges=challenge_summaries(app, scope.challenge_keys),
         conversion=converted.conversion,
         costs=compute_costs(settings, funnel.totals, funnel.raw_costs, converted.conversion),
+        links=links,
     )

@@ -4,8 +4,8 @@ leaderboard (never re-derived here, so the report and ``netanim challenge`` agre
 from __future__ import annotations
 
 from network_anim.app import App
+from network_anim.challenges.kpis import kpis
 from network_anim.challenges.leaderboard import leaderboard
-from network_anim.challenges.lifecycle import kpis
 from network_anim.reports.figures import amount, rate
 from network_anim.reports.model import Attainment, ChallengeSummary, LeaderEntry
 

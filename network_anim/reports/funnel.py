@@ -9,7 +9,7 @@ tallies and the contact sets behind the unique counts, not the deliveries.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from zoneinfo import ZoneInfo
@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import and_, case, func, or_, select
 from sqlmodel import Session
 
+from network_anim.config.channel_defs import ChannelDefinition, with_trait
 from network_anim.db.models import Company, Contact, Delivery, Event, Message, Post, PostRead
 from network_anim.reports.conversion import restrict
 from network_anim.reports.figures import amount, rate
@@ -24,16 +25,30 @@ from network_anim.reports.groups import company_segments, group_label, segment_o
 from network_anim.reports.model import ALL_GROUPS, FunnelRow, MixCell, TimelinePoint
 from network_anim.reports.scope import Scope
 
-# Channels whose opens are tracked (a pixel in an HTML email); elsewhere no open rate.
-OPEN_TRACKED = frozenset({"email"})
-# Posts on the portal: read receipts give a read rate.
-POST_CHANNELS = frozenset({"intranet", "flash"})
-# A printed URL is shown, never tracked: no click rate.
-CLICK_UNTRACKED = frozenset({"print"})
-# Delivery is confirmed by a provider event (Twilio's "delivered") rather than assumed.
-CONFIRMED_DELIVERY = frozenset({"sms"})
-# Delivered as soon as sent: the database or the mail house is the provider.
-DELIVERED_WHEN_SENT = frozenset({"intranet", "flash", "print"})
+
+@dataclass(frozen=True)
+class Measures:
+    """What can be measured on each channel: the ``[traits]`` of channels/*.toml."""
+
+    open_tracked: frozenset[str] = frozenset()  # a pixel: an open rate
+    read_tracked: frozenset[str] = frozenset()  # portal reads: a read rate
+    click_tracked: frozenset[str] = frozenset()  # tracked links: a click rate
+    confirmed: frozenset[str] = frozenset()  # delivered once a provider event says so
+    when_sent: frozenset[str] = frozenset()  # delivered as soon as sent
+
+    @classmethod
+    def of(cls, definitions: Mapping[str, ChannelDefinition]) -> Measures:
+        def delivery(kind: str) -> frozenset[str]:
+            return frozenset(n for n, d in definitions.items() if d.traits.delivery == kind)
+
+        return cls(
+            open_tracked=with_trait(definitions, "open_tracked"),
+            read_tracked=with_trait(definitions, "read_tracked"),
+            click_tracked=with_trait(definitions, "click_tracked"),
+            confirmed=delivery("confirmed"),
+            when_sent=delivery("when_sent"),
+        )
+
 
 FETCH_BATCH = 2000
 
@@ -61,13 +76,12 @@ class DeliveryFacts:
     def sent(self) -> bool:
         return self.sent_at is not None
 
-    @property
-    def delivered(self) -> bool:
+    def delivered(self, measures: Measures) -> bool:
         if not self.sent:
             return False
-        if self.channel in CONFIRMED_DELIVERY:
+        if self.channel in measures.confirmed:
             return self.delivered_event
-        if self.channel in DELIVERED_WHEN_SENT:
+        if self.channel in measures.when_sent:
             return True
         return not self.bounced
 
@@ -82,6 +96,7 @@ class DeliveryFacts:
 
 @dataclass
 class _Tally:
+    measures: Measures
     planned: int = 0
     sent: int = 0
     delivered: int = 0
@@ -102,7 +117,7 @@ class _Tally:
         self.reached.add(facts.contact_id)
         if converted:
             self.converted.add(facts.contact_id)
-        if not facts.delivered:
+        if not facts.delivered(self.measures):
             return
         # Engagement counts only on delivered rows, so no rate can pass 100 %.
         self.delivered += 1
@@ -110,10 +125,11 @@ class _Tally:
         self.opened_machine += facts.first_machine_open is not None
         self.clicked += facts.clicked
         # The message's page may be read after an email too: only posts have a read rate.
-        self.read += facts.read and facts.channel in POST_CHANNELS
+        self.read += facts.read and facts.channel in self.measures.read_tracked
 
     def row(self, group: str, channel: str) -> FunnelRow:
         delivered = self.delivered
+        measures = self.measures
         return FunnelRow(
             group=group,
             channel=channel,
@@ -128,9 +144,13 @@ class _Tally:
             converted=len(self.converted),
             cost=amount(self.cost),
             delivery_rate=rate(delivered, self.sent),
-            open_rate=rate(self.opened_human, delivered) if channel in OPEN_TRACKED else None,
-            click_rate=rate(self.clicked, delivered) if channel not in CLICK_UNTRACKED else None,
-            read_rate=rate(self.read, delivered) if channel in POST_CHANNELS else None,
+            open_rate=rate(self.opened_human, delivered)
+            if channel in measures.open_tracked
+            else None,
+            click_rate=(
+                rate(self.clicked, delivered) if channel in measures.click_tracked else None
+            ),
+            read_rate=rate(self.read, delivered) if channel in measures.read_tracked else None,
             conversion_rate=rate(len(self.converted), len(self.reached)),
         )
 
@@ -158,13 +178,15 @@ def compute_funnel(
     scope: Scope,
     converted_pairs: frozenset[tuple[int, int]],
     timezone: str,
-    channels: Iterable[str],
+    channels: Mapping[str, ChannelDefinition],
 ) -> FunnelResult:
-    """``channels``: every defined channel, so the totals show each, with zeros if unused."""
+    """``channels``: every channel definition, so the totals show each channel (with zeros
+    if unused) and each rate only where the channel's traits say it can be measured."""
+    measures = Measures.of(channels)
     zone = ZoneInfo(timezone)
     segments = company_segments(session)
-    groups: dict[tuple[str, str], _Tally] = defaultdict(_Tally)
-    totals: dict[str, _Tally] = {channel: _Tally() for channel in channels}
+    groups: dict[tuple[str, str], _Tally] = defaultdict(lambda: _Tally(measures))
+    totals: dict[str, _Tally] = {channel: _Tally(measures) for channel in channels}
     days: dict[tuple[date, str], _Day] = defaultdict(_Day)
     mix: dict[tuple[str, str], int] = defaultdict(int)
     for facts in delivery_facts(session, scope):
@@ -178,13 +200,14 @@ def compute_funnel(
             role=facts.role,
         )
         groups[(label, facts.channel)].add(facts, converted)
-        totals.setdefault(facts.channel, _Tally()).add(facts, converted)
+        totals.setdefault(facts.channel, _Tally(measures)).add(facts, converted)
         if facts.sent_at is not None:
             days[(facts.sent_at.astimezone(zone).date(), facts.channel)].sent += 1
             mix[(segment_of(segments, facts.company_id), facts.channel)] += 1
-        if facts.delivered and facts.first_human_open is not None:
+        delivered = facts.delivered(measures)
+        if delivered and facts.first_human_open is not None:
             days[(facts.first_human_open.astimezone(zone).date(), facts.channel)].opened_human += 1
-        if facts.delivered and facts.first_machine_open is not None:
+        if delivered and facts.first_machine_open is not None:
             day = facts.first_machine_open.astimezone(zone).date()
             days[(day, facts.channel)].opened_machine += 1
     return FunnelResult(

@@ -4,7 +4,7 @@ a reader copies into a spreadsheet, and what a screen reader reads best)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from network_anim.reports import fr_format
 from network_anim.reports.html_labels import (
@@ -295,6 +295,29 @@ def _challenge_tables(summary: ChallengeSummary) -> list[Table]:
     return [leaders, teams]
 
 
+def links_table(report: Report) -> Table:
+    """Clicks per outside link, by campaign and message: which link readers followed."""
+    rows = [
+        (
+            f"{row.campaign} · {row.step} · {row.occurrence}",
+            row.url,
+            fr_format.integer(row.clicks),
+            fr_format.integer(row.people),
+            fr_format.integer(row.machine_clicks),
+        )
+        for row in report.links
+    ]
+    table = _table(
+        "table-links",
+        "Clics par lien (liens extérieurs des messages)",
+        ("Message", "Lien", "Clics (humains)", "Personnes", "Clics machines (hors taux)"),
+        rows,
+        keys=1,
+        text=frozenset({1}),
+    )
+    return replace(table, empty="Aucun clic sur un lien extérieur sur la période.")
+
+
 def appendix(report: Report) -> tuple[Table, ...]:
     tables = [
         *_funnel_tables(report),
@@ -302,10 +325,11 @@ def appendix(report: Report) -> tuple[Table, ...]:
         _mix_table(report),
         _conversion_table(report),
         _cost_table(report),
+        links_table(report),
     ]
     for summary in report.challenges:
         tables.extend(_challenge_tables(summary))
     return tuple(tables)
 
 
-__all__ = ["Table", "appendix"]
+__all__ = ["Table", "appendix", "links_table"]

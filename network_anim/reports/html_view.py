@@ -28,7 +28,7 @@ from network_anim.reports.html_labels import (
     ordered_segments,
     segment_label,
 )
-from network_anim.reports.html_tables import Table, appendix
+from network_anim.reports.html_tables import Table, appendix, links_table
 from network_anim.reports.html_timeline import bucket_timeline
 from network_anim.reports.model import FunnelRow, Report, TimelinePoint
 
@@ -67,6 +67,7 @@ class Page:
     challenges: tuple[ChallengeView, ...]
     conversion_chart: Markup
     conversion_note: str
+    links: Table
     cost_chart: Markup
     gain_chart: Markup
     roi_text: str
@@ -94,6 +95,7 @@ def page(report: Report) -> Page:
         challenges=tuple(challenge_view(c) for c in report.challenges),
         conversion_chart=_conversion_chart(report),
         conversion_note=_conversion_note(report),
+        links=links_table(report),
         cost_chart=_cost_chart(report),
         gain_chart=_gain_chart(report),
         roi_text=_roi_text(report),

@@ -63,6 +63,12 @@ DEFINITIONS: dict[str, str] = {
     "challenges": "Whole challenge, not cut to the report period: the challenge engine's "
     "KPIs (participation rate = companies registered / companies targeted) and top of "
     "the leaderboard.",
+    "links": "Clicks per link: the 'clicked' events of the period's deliveries on each "
+    "outside link of a message (the links table, stored when the message was rendered), "
+    "by campaign and message (step and occurrence). clicks: human clicks; people: "
+    "distinct contacts among them; machine_clicks: link scanners and previews, in no "
+    "rate. A click from an email sent before links were stored counts under its URL "
+    "with link_id null.",
     "cost": "Sent rows only: Delivery.cost when the provider priced it (Twilio), else the "
     "estimate from [channels.*].cost made when the row was planned (print: per letter).",
     "roi": "ROI = (gain - cost) / cost, None when the cost is 0; the gain is defined in "
@@ -195,6 +201,20 @@ class Conversion:
 
 
 @dataclass(frozen=True)
+class LinkClicks:
+    """The clicks on one outside link of one message."""
+
+    campaign: str
+    step: str
+    occurrence: str
+    link_id: int | None  # None: clicks from before stored links, counted by URL
+    url: str
+    clicks: int  # human clicks
+    people: int  # distinct contacts who clicked (human)
+    machine_clicks: int
+
+
+@dataclass(frozen=True)
 class ChannelCost:
     channel: str
     sent: int
@@ -229,6 +249,8 @@ class Report:
     challenges: tuple[ChallengeSummary, ...]
     conversion: Conversion
     costs: Costs
+    # Clicks per outside link, by campaign and message, most clicked first in each.
+    links: tuple[LinkClicks, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The report as plain JSON types (schema: docs/report-json.md)."""

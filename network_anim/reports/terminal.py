@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from network_anim.reports.model import (
@@ -45,6 +46,8 @@ def render_terminal(report: Report, console: Console) -> None:
     console.print(_conversion_table(report))
     for challenge in report.challenges:
         console.print(_challenge_table(challenge))
+    if report.links:
+        console.print(_links_table(report))
     console.print(_cost_table(report))
     console.print(f"Gain: {report.gain_definition}", highlight=False, markup=False)
     console.print(
@@ -183,6 +186,24 @@ def _challenge_table(challenge: ChallengeSummary) -> Table:
     for entry in challenge.leaderboard:
         company = f" ({entry.company})" if entry.company else ""
         table.add_row(f"#{entry.rank} {entry.name}{company}", f"{entry.points} pts")
+    return table
+
+
+def _links_table(report: Report) -> Table:
+    table = Table(title="Clicks per link (outside links of each message)", title_justify="left")
+    table.add_column("message")
+    table.add_column("link", overflow="fold")
+    table.add_column("clicks", justify="right")
+    table.add_column("people", justify="right")
+    table.add_column("machine clicks", justify="right")
+    for row in report.links:
+        table.add_row(
+            escape(f"{row.campaign} {row.step} {row.occurrence}"),
+            escape(row.url),
+            str(row.clicks),
+            str(row.people),
+            str(row.machine_clicks),
+        )
     return table
 
 

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from network_anim.config.calendar import describe_local, in_quiet_hours, next_opening
-from network_anim.config.channel_defs import ChannelDefinition
+from network_anim.config.channel_defs import ChannelDefinition, email_stand_in
 from network_anim.config.settings import FrequencyCap, QuietHours, UrgencyPolicy
 from network_anim.domain import (
     SENDABLE_BASES,
@@ -32,16 +32,6 @@ from network_anim.domain import (
     MessageKind,
     Urgency,
 )
-
-PORTAL_CHANNELS = frozenset({"intranet", "flash"})
-
-_ROLE = {
-    "flash": "flash post: short, perishable, on screen",
-    "sms": "SMS: immediate, lands in the pocket",
-    "email": "email: the follow-up that points to the portal post",
-    "print": "print letter: weight and relationship, lands on the desk",
-    "intranet": "portal post: the web centre that keeps everything",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,9 +119,9 @@ def route(
     for channel in urgency_policy.send:
         why = refusal(channel)
         if why is None:
-            choose(channel, f"{message.urgency}: {_ROLE.get(channel, channel)}")
+            choose(channel, f"{message.urgency}: {_role(channel, policy)}")
             continue
-        substitute, how = _email_stand_in(channel, why, urgent, refusal)
+        substitute, how = _email_stand_in(channel, why, urgent, refusal, policy)
         if substitute is not None:
             choose(substitute, f"{channel} impossible ({why}): {how}")
     capped = any(refusals[ch].startswith("frequency cap") for ch in urgency_policy.send)
@@ -156,7 +146,8 @@ def route(
         return Routing(choices=(), excluded=excluded, unreachable=details)
     choices = []
     for channel, reason in chosen:
-        fallback = () if channel in PORTAL_CHANNELS else tuple(usable_fallbacks)
+        portal = policy.definitions[channel].traits.portal
+        fallback = () if portal else tuple(usable_fallbacks)
         not_before, timing = _timing(channel, message, contact, policy, now, urgent)
         choices.append(
             ChannelChoice(
@@ -169,16 +160,29 @@ def route(
     return Routing(choices=tuple(choices), excluded=excluded)
 
 
+def _role(channel: str, policy: RoutingPolicy) -> str:
+    definition = policy.definitions.get(channel)
+    return (definition.traits.role or definition.label) if definition else channel
+
+
 def _email_stand_in(
-    channel: str, why: str, urgent: bool, refusal: Callable[[str], str | None]
+    channel: str,
+    why: str,
+    urgent: bool,
+    refusal: Callable[[str], str | None],
+    policy: RoutingPolicy,
 ) -> tuple[str | None, str]:
-    """A shared mailbox or no email: SMS stands in when urgent, print otherwise."""
+    """A shared mailbox or no email: the definitions' ``email_stand_in`` channel (SMS
+    when urgent, print otherwise)."""
     if channel != "email" or not why.startswith(("shared mailbox", "no email")):
         return None, ""
-    preferred = "sms" if urgent else "print"
-    if refusal(preferred) is not None:
+    preferred = email_stand_in(policy.definitions, urgent=urgent)
+    if preferred is None or refusal(preferred) is not None:
         return None, ""
-    return preferred, ("urgent, so SMS instead" if urgent else "not urgent, so print instead")
+    label = policy.definitions[preferred].label
+    return preferred, (
+        f"urgent, so {label} instead" if urgent else f"not urgent, so {preferred} instead"
+    )
 
 
 def _why_not(
@@ -232,7 +236,8 @@ def _timing(
     window = policy.definitions[channel].send_window
     if window is not None and message.kind not in window.applies_to:
         window = None
-    quiet = policy.quiet_hours if channel == "sms" and not urgent else None
+    pocket = policy.definitions[channel].traits.pocket
+    quiet = policy.quiet_hours if pocket and not urgent else None
     zone = contact.timezone
     moment, reasons = now, []
     # Each constraint can push the time into the other's closed hours: settle both.

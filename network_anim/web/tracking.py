@@ -3,8 +3,13 @@
 Every URL carries a token signed by :class:`network_anim.compose.links.LinkSigner` for one purpose
 (``open``, ``click``, ``post``, ``unsubscribe``). A token that does not verify (forged,
 altered, truncated, or minted for another purpose) is answered 404, logged, and writes
-nothing to the database. The click redirect goes only to the URL inside its own signed
-token, and only to http(s): there is no parameter an attacker could point elsewhere.
+nothing to the database. A click token names a delivery and a stored link (the ``links``
+table, filled when the message was rendered), never a URL: the redirect goes only to a
+link the engine stored for that delivery's message, and only to http(s). A correctly
+signed token for another message's link, or for a link id never stored, is a 404 too, so
+even the holder of the signing secret cannot mint a redirect to a host of their choice.
+Tokens minted before links were stored (the URL in the payload) still work while the
+delivery's stored HTML holds that very token.
 
 Opens, clicks and reads go through the batch writer (:mod:`network_anim.web.events`);
 opens and clicks by prefetchers and scanners are recorded with ``machine = true``
@@ -27,8 +32,9 @@ from jinja2 import Environment
 from sqlalchemy import select
 from sqlmodel import Session
 
+from network_anim.app import App
 from network_anim.compose.links import BadToken
-from network_anim.db.models import Consent, Contact, Delivery, Post
+from network_anim.db.models import Consent, Contact, Delivery, Link, Post
 from network_anim.domain import CHANNEL_NAMES, LawfulBasis
 from network_anim.web import Web, WebContext
 from network_anim.web.events import event_row, insert_event, set_consent
@@ -164,26 +170,112 @@ def open_pixel(token: str, request: Request, ctx: Web) -> Response:
 @router.get(
     "/c/{token}",
     summary="Tracked click",
-    description="Records a click, then redirects (302) to the URL signed inside the token, "
-    "which the message contained. Nothing in the request can change the target.",
+    description="Records a click, then redirects (302) to the link the token names: a link "
+    "stored when the delivery's message was rendered. Nothing in the request can change "
+    "the target; a token for a link of another message, or for a link never stored, is "
+    "refused (404, nothing recorded).",
     response_class=RedirectResponse,
     status_code=302,
     responses={
-        302: {"description": "Redirect to the URL of the message."},
-        404: {"description": "Forged or altered token, or a target that is not http(s)."},
+        302: {"description": "Redirect to the link of the message."},
+        404: {
+            "description": "Forged or altered token, unknown delivery, a link that is not "
+            "one of the delivery's message, or a target that is not http(s)."
+        },
     },
 )
 def click(token: str, request: Request, ctx: Web) -> Response:
-    key, url = _verify(ctx, request, "click", token, 2)
-    if not _redirectable(url):
-        log.error("signed click token with a target that is not an http(s) URL: %.200r", url)
+    key, target = _verify(ctx, request, "click", token, 2)
+    found = _click_of(ctx.app, str(key), target, token)
+    if found is None:
+        # Signed by us but naming nothing we sent: logged, never recorded as a click.
+        log.warning("click token for no stored link of its delivery: %.60s", token)
         raise HTTPException(status_code=404, detail=_INVALID)
-    ref = _delivery(ctx, str(key))
-    if ref is None:
-        log.info("click of unknown delivery %r", key)
+    _seen(ctx, request, "click", "clicked", found.delivery, ctx.app.clock.now(), found.data)
+    return RedirectResponse(found.url, status_code=302, headers=NO_STORE)
+
+
+@dataclass(frozen=True, slots=True)
+class Click:
+    """Where a click token leads: the delivery, the stored link's URL and id."""
+
+    delivery: DeliveryRef
+    url: str
+    link_id: int | None  # None: a token from before stored links, whose URL has no row
+
+    @property
+    def data(self) -> dict[str, Any]:
+        """The ``clicked`` event's data (the user agent and machine flags aside)."""
+        data: dict[str, Any] = {"url": self.url[:1000]}
+        if self.link_id is not None:
+            data["link_id"] = self.link_id
+        return data
+
+
+def click_target(app: App, token: str) -> Click | None:
+    """What ``GET /c/{token}`` redirects to, or ``None`` where it answers 404: the check
+    the endpoint makes, for callers that follow a message's links without HTTP (the demo's
+    simulated readers)."""
+    try:
+        payload = app.signer.verify("click", token)
+    except BadToken:
+        return None
+    if not isinstance(payload, list) or len(payload) != 2:
+        return None
+    return _click_of(app, str(payload[0]), payload[1], token)
+
+
+def _click_of(app: App, key: str, target: Any, token: str) -> Click | None:
+    if isinstance(target, int) and not isinstance(target, bool):
+        found = _stored_link_click(app, key, target)
+    elif isinstance(target, str):
+        found = _legacy_click(app, key, target, token)
     else:
-        _seen(ctx, request, "click", "clicked", ref, ctx.app.clock.now(), {"url": url[:1000]})
-    return RedirectResponse(url, status_code=302, headers=NO_STORE)
+        return None
+    if found is not None and not _redirectable(found.url):
+        log.error("stored click target is not an http(s) URL: %.200r", found.url)
+        return None
+    return found
+
+
+_DELIVERY_COLUMNS = (
+    Delivery.id,
+    Delivery.contact_id,
+    Delivery.message_id,
+    Delivery.channel,
+    Delivery.sent_at,
+)
+
+
+def _stored_link_click(app: App, key: str, link_id: int) -> Click | None:
+    """The delivery and the link's URL, when the link is one of the delivery's message."""
+    with Session(app.engine) as session:
+        row = session.execute(
+            select(*_DELIVERY_COLUMNS, Link.url)
+            .join(Link, Link.message_id == Delivery.message_id)  # type: ignore[arg-type]
+            .where(Delivery.idempotency_key == key, Link.id == link_id)
+        ).first()
+    if row is None:
+        return None
+    *delivery, url = row
+    return Click(DeliveryRef(*delivery), url, link_id)
+
+
+def _legacy_click(app: App, key: str, url: str, token: str) -> Click | None:
+    """A token from before stored links, carrying its URL: honoured only when it is the
+    very token the delivery's stored HTML holds (so it cannot be minted anew); the click
+    counts for the stored link of that URL when there is one. A compatibility path: drop
+    it once no such email is still read."""
+    with Session(app.engine) as session:
+        row = session.execute(
+            select(*_DELIVERY_COLUMNS, Delivery.body_html).where(Delivery.idempotency_key == key)
+        ).first()
+        if row is None or not row.body_html or f"/c/{token}" not in row.body_html:
+            return None
+        link_id = session.scalar(
+            select(Link.id).where(Link.message_id == row.message_id, Link.url == url)
+        )
+    return Click(DeliveryRef(*row[:5]), url, link_id)
 
 
 # -- post link ----------------------------------------------------------------------------------

@@ -53,7 +53,7 @@ from network_anim.config.settings import ChallengeConfig
 from network_anim.db.models import Contact, Delivery
 from network_anim.domain import DeliveryStatus, LawfulBasis
 from network_anim.errors import UserError
-from network_anim.outbox.recording import plan_fallback
+from network_anim.planning.fallbacks import plan_fallbacks
 from network_anim.web import Web, WebContext
 from network_anim.web.events import event_row, insert_event, set_consent
 
@@ -106,13 +106,27 @@ _UNDELIVERED = frozenset({"undelivered", "failed"})
 def apply_status(app: App, *, sid: str, status: str, error_code: str, now: datetime) -> str:
     """Record one status callback; returns what happened: ``unknown`` (no delivery has
     that SID), ``duplicate`` (already recorded), ``stale`` (an older status arriving
-    late: event recorded, status unchanged) or ``applied``."""
+    late: event recorded, status unchanged) or ``applied``. An SMS that Twilio accepted
+    and then could not deliver goes on by its next channel, planned by the planner."""
+    outcome, fall_back = _apply_status(app, sid=sid, status=status, error_code=error_code, now=now)
+    if fall_back is not None:
+        # After the commit: were this process to die now, the row stays marked and the
+        # next drain's planning stage plans its fallback.
+        plan_fallbacks(app, ids=[fall_back])
+    return outcome
+
+
+def _apply_status(
+    app: App, *, sid: str, status: str, error_code: str, now: datetime
+) -> tuple[str, int | None]:
+    """The callback's changes in one transaction; the id of a row now marked for its
+    fallback, if any."""
     with Session(app.engine) as session, session.begin():
         delivery = session.scalars(
             select(Delivery).where(Delivery.provider_id == sid).with_for_update()
         ).first()
         if delivery is None:
-            return "unknown"
+            return "unknown", None
         data: dict[str, Any] = {"provider": "twilio", "sid": sid, "status": status}
         if error_code:
             data["error_code"] = error_code
@@ -130,7 +144,7 @@ def apply_status(app: App, *, sid: str, status: str, error_code: str, now: datet
             ),
         )
         if not new:
-            return "duplicate"
+            return "duplicate", None
         if error_code == OPTED_OUT_ERROR:
             set_consent(
                 session,
@@ -141,7 +155,7 @@ def apply_status(app: App, *, sid: str, status: str, error_code: str, now: datet
                 now=now,
             )
         if not moves_forward(delivery.extra.get("provider_status"), status):
-            return "stale"
+            return "stale", None
         extra = {**delivery.extra, "provider_status": status, "provider_status_at": now.isoformat()}
         if error_code:
             extra["provider_error"] = error_code
@@ -149,13 +163,15 @@ def apply_status(app: App, *, sid: str, status: str, error_code: str, now: datet
         delivery.updated_at = now
         if status in _UNDELIVERED and delivery.status == DeliveryStatus.SENT.value:
             # Accepted by Twilio, then not delivered: as final as an invalid number, so the
-            # message goes on by the router's next channel.
+            # message goes on by the router's next channel, as a failed send would.
             delivery.status = DeliveryStatus.FAILED.value
             delivery.last_error = f"Twilio: {status}" + (
                 f" (error {error_code})" if error_code else ""
             )
-            plan_fallback(app, session, delivery, delivery.last_error, now)
-        return "applied"
+            if delivery.fallback:
+                delivery.fallback_due = True
+                return "applied", delivery.id
+        return "applied", None
 
 
 # -- inbound SMS ------------------------------------------------------------------------------
@@ -195,14 +211,22 @@ def classify(body: str, challenges: tuple[ChallengeConfig, ...]) -> Inbound:
 
 
 def handle_inbound(app: App, *, sender: str, body: str, sid: str, now: datetime) -> str | None:
-    """Apply one inbound SMS; returns the text to answer with, or None for no answer."""
+    """Apply one inbound SMS or WhatsApp message (``From`` is ``whatsapp:+33...``);
+    returns the text to answer with, or None for no answer. STOP and START change the
+    consent of the channel the message came by."""
+    channel = "whatsapp" if sender.startswith(WHATSAPP_PREFIX) else "sms"
+    sender = sender.removeprefix(WHATSAPP_PREFIX)
     with Session(app.engine) as session:
         contact_ids = list(
             session.scalars(select(Contact.id).where(Contact.mobile == sender).order_by(Contact.id))
         )
     if not contact_ids:
-        log.info("inbound SMS %s from a number no contact has (%s): ignored", sid, _mask(sender))
+        log.info(
+            "inbound %s %s from a number no contact has (%s): ignored", channel, sid, _mask(sender)
+        )
         return None
+    if channel == "whatsapp":
+        return _whatsapp_inbound(app, contact_ids, body=body, sid=sid, now=now)
     sms = app.config.channels.sms
     what = classify(body, app.config.challenges)
     if what.kind == "challenge":
@@ -238,6 +262,45 @@ def handle_inbound(app: App, *, sender: str, body: str, sid: str, now: datetime)
     return None
 
 
+WHATSAPP_PREFIX = "whatsapp:"
+
+
+def _whatsapp_inbound(
+    app: App, contact_ids: list[int], *, body: str, sid: str, now: datetime
+) -> str | None:
+    """A WhatsApp message: STOP/START change the WhatsApp consent (START is an opt-in);
+    anything else is a reply. Each is an event on the whatsapp channel, which opens the
+    24 h session for free text (channels/whatsapp.py)."""
+    name = app.config.channels.whatsapp.sender_name
+    kind = classify(body, ()).kind
+    event_type = {"stop": "unsubscribed", "start": "resubscribed", "help": "sms_help"}.get(
+        kind, "replied"
+    )
+    for contact_id in contact_ids:
+        with Session(app.engine) as session, session.begin():
+            new = _record(
+                session, event_type, contact_id, body=body, sid=sid, now=now, channel="whatsapp"
+            )
+            if new and kind in ("stop", "start"):
+                set_consent(
+                    session,
+                    contact_id=contact_id,
+                    channel="whatsapp",
+                    basis=LawfulBasis.OPTED_OUT if kind == "stop" else LawfulBasis.CONSENT,
+                    source=f"whatsapp-{kind}",
+                    now=now,
+                )
+    if kind == "stop":
+        return f"{name} : vous ne recevrez plus nos messages WhatsApp. Envoyez START pour les recevoir à nouveau."
+    if kind == "start":
+        return f"{name} : vous recevez nos messages WhatsApp. Envoyez STOP pour les arrêter."
+    if kind == "help":
+        return (
+            f"{name} : messages d'animation de votre réseau de partenaires. STOP pour les arrêter."
+        )
+    return None
+
+
 def _register(
     app: App,
     contact_ids: list[int],
@@ -247,7 +310,8 @@ def _register(
     sid: str,
     now: datetime,
 ) -> str:
-    from network_anim.challenges.lifecycle import local_day, register_by_keyword
+    from network_anim.challenges.calendar import local_day
+    from network_anim.challenges.registration import register_by_keyword
 
     name = app.config.channels.sms.sender_name
     if local_day(app, now) > challenge.end:
@@ -294,14 +358,15 @@ def _record(
     sid: str,
     now: datetime,
     extra: dict[str, Any] | None = None,
+    channel: str = "sms",
 ) -> bool:
-    """The inbound event, tied to the last SMS sent to the contact; False if Twilio
-    already delivered this message to us (a retried webhook)."""
+    """The inbound event, tied to the last message sent to the contact on ``channel``;
+    False if Twilio already delivered this message to us (a retried webhook)."""
     last = session.execute(
         select(Delivery.id, Delivery.message_id)
         .where(
             Delivery.contact_id == contact_id,
-            Delivery.channel == "sms",
+            Delivery.channel == channel,
             Delivery.sent_at.is_not(None),  # type: ignore[union-attr]
         )
         .order_by(Delivery.sent_at.desc())  # type: ignore[union-attr]
@@ -312,7 +377,7 @@ def _record(
         event_row(
             type=event_type,
             occurred_at=now,
-            channel="sms",
+            channel=channel,
             contact_id=contact_id,
             delivery_id=last[0] if last else None,
             message_id=last[1] if last else None,

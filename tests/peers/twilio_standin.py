@@ -41,6 +41,7 @@ from network_anim.channels.sms_encoding import sms_segments
 ACCOUNT_SID_RE = re.compile(r"^AC[0-9a-fA-F]{32}$")
 MESSAGING_SERVICE_SID_RE = re.compile(r"^MG[0-9a-fA-F]{32}$")
 E164_RE = re.compile(r"^\+[1-9]\d{1,14}$")
+CONTENT_SID_RE = re.compile(r"^HX[0-9a-fA-F]{32}$")
 PATH_RE = re.compile(r"^/2010-04-01/Accounts/(?P<sid>[^/]+)/Messages\.json$")
 
 
@@ -205,16 +206,28 @@ class TwilioStandin:
         to = form.get("To")
         if not to:
             return _error(400, 21604), 0.0
-        if not form.get("Body"):
+        content = form.get("ContentSid")
+        if content is not None and not CONTENT_SID_RE.match(content):
+            return _error(400, 21655, f"The ContentSid {content} is invalid."), 0.0
+        if form.get("ContentVariables") and content is None:
+            return _error(400, 21655, "ContentVariables needs a ContentSid."), 0.0
+        if not form.get("Body") and content is None:
             return _error(400, 21602), 0.0
+        # A channel address (whatsapp:+33...) carries an E.164 number after its prefix.
+        channel, _, number = to.rpartition(":")
+        if channel not in ("", "whatsapp"):
+            return _error(400, 21211, f"The 'To' address {to} has an unknown channel."), 0.0
+        if channel and not form.get("MessagingServiceSid"):
+            if not form.get("From", "").startswith(f"{channel}:"):
+                return _error(400, 63007, "The 'From' address is not a WhatsApp sender."), 0.0
         service = form.get("MessagingServiceSid")
         if not form.get("From") and not service:
             return _error(400, 21603), 0.0
         if service is not None and not MESSAGING_SERVICE_SID_RE.match(service):
             return _error(400, 21603, f"Invalid MessagingServiceSid {service}"), 0.0
-        if not E164_RE.match(to):
+        if not E164_RE.match(number):
             return _error(400, 21211, f"The 'To' number {to} is not a valid phone number."), 0.0
-        fault = self.faults.get(to)
+        fault = self.faults.get(to, self.faults.get(number))
         delay = self.delay or 0.0
         if isinstance(fault, Hangup):
             return (0, {}), 0.0
@@ -230,7 +243,7 @@ class TwilioStandin:
         sid = "SM" + secrets.token_hex(16)
         now = format_datetime(datetime.now(UTC), usegmt=False)
         uri = f"/2010-04-01/Accounts/{account_sid}/Messages/{sid}"
-        body = form["Body"]
+        body = form.get("Body", "")
         return {
             "account_sid": account_sid,
             "api_version": "2010-04-01",

@@ -26,7 +26,7 @@ from sqlalchemy import func, select, update
 from sqlmodel import Session
 
 from network_anim.app import App
-from network_anim.channels.base import Outbound, Recipient
+from network_anim.channels.contract import Outbound, Recipient
 from network_anim.db.models import Contact, PortalLogin, PortalSession
 from network_anim.domain import Outcome
 

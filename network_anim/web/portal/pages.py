@@ -22,6 +22,7 @@ from sqlmodel import Session
 
 from network_anim.challenges.ledger import balance, statement
 from network_anim.compose.attachments import stored_path
+from network_anim.config.channel_defs import with_trait
 from network_anim.db.models import (
     Consent,
     Contact,
@@ -44,7 +45,6 @@ router = APIRouter(prefix="/portal", tags=["portal"], include_in_schema=True)
 
 LANG_COOKIE = "netanim_lang"
 NO_STORE = {"Cache-Control": "no-store", "Referrer-Policy": "no-referrer"}
-PREF_CHANNELS = ("email", "sms", "print")
 
 _TEMPLATES = Environment(
     loader=FileSystemLoader(Path(__file__).resolve().parent.parent / "templates"),
@@ -486,7 +486,7 @@ def challenge_page(key: str, request: Request, ctx: Web, me: Me) -> HTMLResponse
 def challenge_register(
     key: str, request: Request, ctx: Web, me: Me, csrf: Annotated[str | None, Form()] = None
 ) -> Response:
-    from network_anim.challenges.lifecycle import register
+    from network_anim.challenges.registration import register
 
     _check_csrf(request, me, csrf)
     challenge = _challenge_for(ctx, me.contact, key)
@@ -506,6 +506,14 @@ def challenge_register(
 # -- preferences -------------------------------------------------------------------------------
 
 
+def _preference_channels(ctx: WebContext) -> list[str]:
+    """The channels a contact may opt out of here: ``preference = true`` in channels/*.toml."""
+    return sorted(
+        with_trait(ctx.app.definitions, "preference"),
+        key=lambda name: (ctx.app.definitions[name].traits.preference_order, name),
+    )
+
+
 @router.get("/preferences", response_class=HTMLResponse, summary="Consent per channel")
 def preferences(request: Request, ctx: Web, me: Me, saved: int = 0) -> HTMLResponse:
     with Session(ctx.app.engine) as session:
@@ -515,7 +523,8 @@ def preferences(request: Request, ctx: Web, me: Me, saved: int = 0) -> HTMLRespo
             ).all()
         )
     rows = [
-        (channel, bases.get(channel) != LawfulBasis.OPTED_OUT.value) for channel in PREF_CHANNELS
+        (channel, bases.get(channel) != LawfulBasis.OPTED_OUT.value)
+        for channel in _preference_channels(ctx)
     ]
     return _page(request, "preferences.html", me=me, rows=rows, saved=bool(saved))
 
@@ -530,7 +539,7 @@ def preferences_save(
     csrf: Annotated[str | None, Form()] = None,
 ) -> Response:
     _check_csrf(request, me, csrf)
-    if channel not in PREF_CHANNELS or action not in ("unsubscribe", "subscribe"):
+    if channel not in _preference_channels(ctx) or action not in ("unsubscribe", "subscribe"):
         raise HTTPException(status_code=400, detail="unknown channel or action")
     now = ctx.app.clock.now()
     basis = LawfulBasis.OPTED_OUT if action == "unsubscribe" else LawfulBasis.CONSENT

@@ -1,13 +1,9 @@
-"""Email channel: build RFC 5322 messages, send them over SMTP or write them as ``.eml`` files.
+"""Email over SMTP: failures to outcomes, and the transport with long-lived sessions.
 
-The module follows the adapter split of DESIGN.md §2:
-
-* the pure part, :func:`build_email` (an :class:`Outbound` to message bytes) and
-  :func:`classify_smtp_error` (an SMTP failure to a normalized :class:`SendResult`), does
-  no I/O and is tested on its own;
-* the transports, :class:`SmtpTransport` (aiosmtplib, a few long-lived sessions) and
-  :class:`FileEmailTransport` (one file per message, the credential-free default), make
-  the single network or file call.
+:func:`classify_smtp_error` (an SMTP failure to a normalized :class:`SendResult`) is pure
+and tested on its own; :class:`SmtpTransport` (aiosmtplib, a few long-lived sessions)
+makes the network call. The message bytes come from
+:func:`network_anim.channels.email_mime.build_email`, dated by the engine's clock.
 
 Why the SMTP transactions are driven by hand (:mod:`network_anim.channels.smtp_wire`)
 once aiosmtplib has opened the session: the dispatcher must tell "the server never got
@@ -20,19 +16,11 @@ the engine's work on an email (the envelope is also pipelined where the server o
 from __future__ import annotations
 
 import asyncio
-import binascii
-import hashlib
-import os
-import re
-import secrets
 import socket
 import ssl
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
-from datetime import UTC, datetime
-from email.utils import format_datetime, formataddr, parseaddr
-from functools import lru_cache
-from pathlib import Path
+from email.utils import parseaddr
 
 from aiosmtplib import (
     SMTP,
@@ -49,262 +37,20 @@ from aiosmtplib import (
     SMTPTimeoutError,
 )
 
-from network_anim.channels.base import Outbound, Pace, ResultCallback, SendResult, TransportBase
+from network_anim.channels.contract import (
+    Outbound,
+    Pace,
+    ResultCallback,
+    SendResult,
+    TransportBase,
+)
+from network_anim.channels.email_mime import ascii_address, build_email, message_id_for
 from network_anim.channels.smtp_wire import SmtpWire
+from network_anim.clock import Clock
 from network_anim.config.settings import EmailSettings
 from network_anim.domain import Outcome
 
-__all__ = [
-    "FileEmailTransport",
-    "SmtpTransport",
-    "build_email",
-    "classify_smtp_error",
-    "message_id_for",
-]
-
-# --------------------------------------------------------------------------------------
-# Pure part: message building
-# --------------------------------------------------------------------------------------
-
-# Headers the builder owns: letting the planner's ``headers`` mapping override them would
-# break the MIME structure or the deterministic Message-ID.
-_RESERVED_HEADERS = frozenset(
-    {
-        "from",
-        "to",
-        "subject",
-        "date",
-        "message-id",
-        "mime-version",
-        "content-type",
-        "content-transfer-encoding",
-    }
-)
-# RFC 5322 field name: printable ASCII except colon (and, in practice, no space).
-_HEADER_NAME = re.compile(r"^[!-9;-~]+$")
-_LINE_BREAKS = re.compile(r"\r\n|\r|\n")
-# A mailbox we can put on an SMTP command line and in a header without quoting tricks.
-_ADDR_FORBIDDEN = re.compile(r'[\s<>"(),;:\\\[\]]')
-_FALLBACK_ID_DOMAIN = "network-anim"
-_CRLF = "\r\n"
-_MAX_HEADER_LINE = 78  # RFC 5322 §2.1.1 "SHOULD"; the hard limit is 998
-# MIME headers of one text part, then the blank line that ends them.
-_TEXT_HEADERS = (
-    'Content-Type: text/{subtype}; charset="utf-8"\r\n'
-    "Content-Transfer-Encoding: quoted-printable\r\n"
-    "\r\n"
-)
-
-
-def _hash_key(idempotency_key: str) -> str:
-    return hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()
-
-
-def _ascii_address(address: str) -> str:
-    """Return ``address`` in a form that needs no SMTPUTF8: IDNA domain, ASCII local part.
-
-    Raises ValueError for something that is not one plain mailbox (display names, spaces,
-    several ``@``...): such a value reaching SMTP could smuggle extra command arguments.
-    """
-    address = address.strip()
-    local, at, domain = address.rpartition("@")
-    if not at or not local or not domain or _ADDR_FORBIDDEN.search(address):
-        raise ValueError(f"not a valid email address: {address!r}")
-    if not local.isascii():
-        # Non-ASCII local parts need SMTPUTF8 end to end; B2B relays rarely offer it.
-        raise ValueError(f"non-ASCII local part is not supported: {address!r}")
-    if not domain.isascii():
-        try:
-            domain = domain.encode("idna").decode("ascii")
-        except UnicodeError as exc:
-            raise ValueError(f"invalid international domain in {address!r}: {exc}") from None
-    return f"{local}@{domain}"
-
-
-@lru_cache(maxsize=64)
-def _mailbox_header(value: str) -> str:
-    """``Name <addr>`` from a display form, the name RFC 2047-encoded when non-ASCII."""
-    name, addr = parseaddr(_single_line(value))
-    if not addr:
-        raise ValueError(f"no email address in {value!r}")
-    return formataddr((name, _ascii_address(addr)), charset="utf-8")
-
-
-def _single_line(value: str) -> str:
-    # A CR or LF in a header value would start a new header (header injection).
-    if "\n" in value or "\r" in value:
-        return _LINE_BREAKS.sub(" ", value)
-    return value
-
-
-@lru_cache(maxsize=64)
-def _domain_of(sender: str) -> str:
-    addr = parseaddr(sender)[1]
-    domain = addr.rpartition("@")[2].strip().lower()
-    if not domain:
-        return _FALLBACK_ID_DOMAIN
-    try:
-        return domain.encode("idna").decode("ascii")
-    except UnicodeError:
-        return _FALLBACK_ID_DOMAIN
-
-
-def message_id_for(idempotency_key: str, *, sender: str) -> str:
-    """The Message-ID of the message built for ``idempotency_key``.
-
-    Derived from the key only, so a message re-sent after a crash carries the same id and
-    receivers (and our own bounce handling) can recognise the duplicate.
-    """
-    # 128 bits of the SHA-256 are plenty and keep the header on one line.
-    return f"<{_hash_key(idempotency_key)[:32]}@{_domain_of(sender)}>"
-
-
-def _quoted_printable(text: str) -> str:
-    """UTF-8 quoted-printable text with CRLF line ends, decoding back to exactly ``text``.
-
-    ``binascii.b2a_qp`` is the C encoder: lines stay at most 76 characters (far under the
-    998 limit of RFC 5322) and it is much faster than ``email.quoprimime``. Trailing
-    spaces are encoded, so no relay can strip them.
-    """
-    normalized = _LINE_BREAKS.sub("\n", text) if "\r" in text else text
-    encoded = binascii.b2a_qp(normalized.encode("utf-8"), istext=True).decode("ascii")
-    return encoded.replace("\n", _CRLF)
-
-
-_WORD_OVERHEAD = len("=?utf-8?b??=")
-
-
-@lru_cache(maxsize=4096)
-def _encoded_words_line(name: str, value: str) -> str:
-    """``name: value`` as RFC 2047 base64 encoded words (UTF-8), each line at most 78
-    columns, split between characters; decodes back to ``value``.
-
-    Cached and hand-made because ``email.header.Header`` spent about 0.3 ms on each
-    subject, as much as the rest of the message together (a broadcast repeats its subject).
-    """
-    words: list[str] = []
-    budget = _MAX_HEADER_LINE - len(name) - 2  # after "Name: "
-    chunk = b""
-    for char in value:
-        data = char.encode("utf-8")
-        # base64 turns each started group of 3 bytes into 4 characters.
-        if chunk and _WORD_OVERHEAD + 4 * -(-(len(chunk) + len(data)) // 3) > budget:
-            words.append(f"=?utf-8?b?{binascii.b2a_base64(chunk, newline=False).decode()}?=")
-            chunk, budget = b"", _MAX_HEADER_LINE - 1  # continuation lines start with a space
-        chunk += data
-    words.append(f"=?utf-8?b?{binascii.b2a_base64(chunk, newline=False).decode()}?=")
-    return f"{name}: " + f"{_CRLF} ".join(words) + _CRLF
-
-
-def _header_line(name: str, value: str) -> str:
-    """One header field, folded at 78 columns, with its CRLF.
-
-    ASCII values are folded only at existing spaces, so unfolding gives back the value
-    verbatim (List-Unsubscribe must survive byte for byte). Other values are RFC 2047
-    encoded words, which ``Header`` folds itself.
-    """
-    value = _single_line(value)
-    if not value.isascii():
-        return _encoded_words_line(name, value)
-    line = f"{name}: {value}"
-    if len(line) <= _MAX_HEADER_LINE:
-        return line + _CRLF
-    lines: list[str] = []
-    head = current = f"{name}:"
-    for word in value.split(" "):
-        piece = " " + word
-        # Fold before a space, never right after the colon (the value would then start
-        # with whitespace) and never leaving a line of whitespace only (RFC 5322 §3.2.2).
-        if word and current != head and len(current) + len(piece) > _MAX_HEADER_LINE:
-            lines.append(current)
-            current = piece
-        else:
-            current += piece
-    lines.append(current)
-    return _CRLF.join(lines) + _CRLF
-
-
-def build_email(
-    item: Outbound,
-    *,
-    sender: str,
-    reply_to: str | None = None,
-    date: datetime | None = None,
-) -> bytes:
-    """Build the wire bytes (CRLF line ends, 7-bit clean) of the message for ``item``.
-
-    ``sender`` and ``reply_to`` are display forms (``"Animation réseau <a@example.com>"``).
-    ``date`` defaults to now; pass the engine clock's time for reproducible output.
-    Headers in ``item.headers`` (List-Unsubscribe and its One-Click companion) are copied
-    as given; a ``Reply-To`` there replaces ``reply_to``. The structure is text/plain, or
-    multipart/alternative (text/plain then text/html) when ``item.html`` is set.
-
-    The bytes are assembled by hand with the stdlib encoders (``formataddr``, ``Header``,
-    ``binascii.b2a_qp``) rather than through ``email.message``: its generator spends most
-    of its time re-folding every header, and a 5 KB two-part message measured about
-    3,400 msg/s with compat32 ``Message.as_bytes`` against about 12,000 msg/s this way
-    (EmailMessage with the default policy is slower still). The tests parse the output
-    back with the strict default policy to keep the hand assembly honest.
-
-    Raises ValueError when the recipient has no usable address or a header is malformed.
-    """
-    recipient = item.recipient
-    if not recipient.email:
-        raise ValueError("recipient has no email address")
-
-    extra: list[tuple[str, str]] = []
-    for name, value in item.headers.items():
-        if not _HEADER_NAME.match(name):
-            raise ValueError(f"invalid header name {name!r}")
-        if name.lower() in _RESERVED_HEADERS:
-            raise ValueError(f"header {name!r} is set by the email builder")
-        extra.append((name, value))
-
-    when = date or datetime.now(UTC)
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-
-    to_name = _single_line(recipient.display_name)
-    headers = [
-        _header_line("From", _mailbox_header(sender)),
-        _header_line("To", formataddr((to_name, _ascii_address(recipient.email)), charset="utf-8")),
-        _header_line("Subject", item.subject),
-        _header_line("Date", format_datetime(when)),
-        _header_line("Message-ID", message_id_for(item.idempotency_key, sender=sender)),
-    ]
-    if reply_to and not any(name.lower() == "reply-to" for name, _ in extra):
-        headers.append(_header_line("Reply-To", _mailbox_header(reply_to)))
-    headers.extend(_header_line(name, value) for name, value in extra)
-    headers.append("MIME-Version: 1.0\r\n")
-
-    if item.html:
-        # A boundary holding "=_" can never occur inside quoted-printable text (a literal
-        # "=" is always encoded as "=3D"), so no collision scan is needed; deriving it
-        # from the key keeps the bytes reproducible.
-        boundary = f"=_netanim_{_hash_key(item.idempotency_key)[:32]}"
-        headers.append(f'Content-Type: multipart/alternative;{_CRLF} boundary="{boundary}"{_CRLF}')
-        # The CRLF before each "--boundary" belongs to the delimiter (RFC 2046 §5.1.1),
-        # so each part decodes to exactly its text.
-        body = (
-            f"{_CRLF}--{boundary}{_CRLF}{_TEXT_HEADERS.format(subtype='plain')}"
-            f"{_quoted_printable(item.text)}"
-            f"{_CRLF}--{boundary}{_CRLF}{_TEXT_HEADERS.format(subtype='html')}"
-            f"{_quoted_printable(item.html)}"
-            f"{_CRLF}--{boundary}--{_CRLF}"
-        )
-    else:
-        headers.append(_TEXT_HEADERS.format(subtype="plain"))
-        body = _quoted_printable(item.text)
-        # SMTP needs a final CRLF; a soft line break ("=" at the end) adds one without
-        # adding a newline to the decoded text.
-        if not body.endswith(_CRLF):
-            body += "=" + _CRLF
-    return ("".join(headers) + body).encode("ascii")
-
-
-# --------------------------------------------------------------------------------------
-# Pure part: SMTP failures to outcomes
-# --------------------------------------------------------------------------------------
+__all__ = ["SmtpTransport", "classify_smtp_error"]
 
 _CREDENTIALS_HINT = (
     "check the SMTP credentials in the environment variables named by "
@@ -402,7 +148,7 @@ def classify_smtp_error(exc: BaseException, *, data_sent: bool) -> SendResult:
 
 
 # --------------------------------------------------------------------------------------
-# Transports
+# The transport
 # --------------------------------------------------------------------------------------
 
 _NO_ADDRESS = SendResult(Outcome.FAILED, detail="no email address")
@@ -455,6 +201,7 @@ class SmtpTransport(TransportBase):
 
     ``username``/``password`` are the secrets read from the variables named by
     ``settings.username_env``/``password_env``; no login happens without a username.
+    ``clock`` dates each message (its ``Date:`` header) when it is sent.
     ``tls_context`` overrides certificate checks (a private CA, or tests).
     ``max_unrecorded`` bounds the messages sent (final "." written) whose result the
     caller has not yet recorded: what a crash can make a restart send twice.
@@ -464,6 +211,7 @@ class SmtpTransport(TransportBase):
         self,
         settings: EmailSettings,
         *,
+        clock: Clock,
         username: str | None = None,
         password: str | None = None,
         concurrency: int = 4,
@@ -473,6 +221,7 @@ class SmtpTransport(TransportBase):
         if concurrency < 1 or max_unrecorded < 1:
             raise ValueError("concurrency and max_unrecorded must be at least 1")
         self._settings = settings
+        self._clock = clock
         self._username = username
         self._password = password
         self._tls_context = tls_context
@@ -482,7 +231,7 @@ class SmtpTransport(TransportBase):
         self.max_unrecorded = max_unrecorded
         self._holding = [False] * concurrency
         # Fail at construction on a sender the relay could never accept: a config error.
-        self._envelope_sender = _ascii_address(parseaddr(settings.sender)[1])
+        self._envelope_sender = ascii_address(parseaddr(settings.sender)[1])
         self._clients: list[SmtpWire | None] = [None] * concurrency
         self._local_hostname: str | None = None
         self._batch_lock = asyncio.Lock()
@@ -585,9 +334,12 @@ class SmtpTransport(TransportBase):
         if not item.recipient.email:
             return _NO_ADDRESS
         try:
-            recipient = _ascii_address(item.recipient.email)
+            recipient = ascii_address(item.recipient.email)
             message = build_email(
-                item, sender=self._settings.sender, reply_to=self._settings.reply_to
+                item,
+                sender=self._settings.sender,
+                reply_to=self._settings.reply_to,
+                date=self._clock.now(),
             )
         except ValueError as exc:
             return SendResult(Outcome.FAILED, detail=f"cannot build the message: {exc}")
@@ -728,63 +480,3 @@ async def _end_transaction(client: SmtpWire, exc: Exception) -> None:
     else:
         # Lost, timed out or garbled: a late reply could be paired with the next command.
         client.close()
-
-
-class FileEmailTransport(TransportBase):
-    """Writes each message as ``<hash of the idempotency key>.eml`` in ``directory``.
-
-    The embedded default: runs with no credentials and lets a person open the result.
-    A retry of the same outbox row overwrites its file instead of adding one, and each
-    file appears whole (written aside, then renamed with ``os.replace``).
-    """
-
-    def __init__(self, directory: Path, *, sender: str, reply_to: str | None = None) -> None:
-        self._directory = Path(directory)
-        self._sender = sender
-        self._reply_to = reply_to
-
-    @property
-    def directory(self) -> Path:
-        return self._directory
-
-    def path_for(self, idempotency_key: str) -> Path:
-        return self._directory / f"{_hash_key(idempotency_key)[:32]}.eml"
-
-    async def open(self) -> None:
-        await asyncio.to_thread(self._directory.mkdir, parents=True, exist_ok=True)
-
-    async def send_batch(self, items: Sequence[Outbound]) -> list[SendResult]:
-        # One thread hop per batch: file writes block, the daemon's loop must not.
-        return await asyncio.to_thread(self._write_all, list(items))
-
-    def _write_all(self, items: list[Outbound]) -> list[SendResult]:
-        self._directory.mkdir(parents=True, exist_ok=True)
-        return [self._write_one(item) for item in items]
-
-    def _write_one(self, item: Outbound) -> SendResult:
-        if not item.recipient.email:
-            return _NO_ADDRESS
-        try:
-            message = build_email(item, sender=self._sender, reply_to=self._reply_to)
-        except ValueError as exc:
-            return SendResult(Outcome.FAILED, detail=f"cannot build the message: {exc}")
-        path = self.path_for(item.idempotency_key)
-        try:
-            _write_atomically(path, message)
-        except OSError as exc:
-            # Disk full, permissions: the folder's problem, not the recipient's.
-            return SendResult(Outcome.DEFERRED, detail=f"cannot write {path}: {exc}")
-        return SendResult.sent(provider_id=str(path), detail=f"written to {path}")
-
-
-def _write_atomically(path: Path, data: bytes) -> None:
-    # A unique temporary name in the same folder (same file system, so os.replace is an
-    # atomic rename); "x" mode never follows or clobbers an existing file.
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
-    try:
-        with open(tmp, "xb") as handle:
-            handle.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise

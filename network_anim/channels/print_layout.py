@@ -1,0 +1,237 @@
+"""Letter layout: one PDF of A4 letters, each in the window of a DL envelope.
+
+Layout (A4, millimetres, core font Helvetica so no font file ships with the package):
+sender block top left; the address block at x=110, y=50, at most 85 mm wide, which is
+inside the window of a French DL window envelope (window 100 x 45 mm, 20 mm from the right
+and 15 mm from the bottom of a 220 x 110 envelope, letter folded in three);
+"Place, le date" below the window and the first fold (99 mm); then "Objet : ...", the
+body with automatic page breaks, the signature, and a small reference footer so a letter
+returned as undeliverable can be traced to its delivery.
+
+Pure: bytes out, no files. The export to the mail house (the transport) is
+:mod:`network_anim.channels.print_mail`.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+
+from fpdf import FPDF
+from fpdf.enums import XPos, YPos
+
+from network_anim.channels.contract import Outbound
+from network_anim.config.settings import PrintSettings
+
+__all__ = ["PDF_ENCODING", "Letter", "letter_date", "pdf_text", "render_letters"]
+
+_MONTHS = (
+    "janvier", "février", "mars", "avril", "mai", "juin",
+    "juillet", "août", "septembre", "octobre", "novembre", "décembre",
+)  # fmt: skip
+
+
+def letter_date(d: date, place: str) -> str:
+    """``"Paris, le 25 novembre 2026"``; "1er" for the first day, as French letters write it.
+
+    Month names come from a table, not from ``strftime``: the process locale is whatever the
+    server has, often C or English.
+    """
+    day = "1er" if d.day == 1 else str(d.day)
+    when = f"{day} {_MONTHS[d.month - 1]} {d.year}"
+    place = place.strip()
+    return f"{place}, le {when}" if place else f"Le {when}"
+
+
+# fpdf2's core fonts take one byte per character. With ``core_fonts_encoding = "cp1252"``
+# (the fonts are declared WinAnsiEncoding anyway) they accept and measure correctly all of
+# ’ ‘ “ ” – — … œ Œ € « » and NBSP, which French text needs; the default latin-1 would
+# raise FPDFUnicodeEncodingException on the first curly apostrophe. What cp1252 lacks is
+# mapped below to its nearest look-alike; anything else is dropped or becomes "?"
+# (see pdf_text) instead of crashing.
+PDF_ENCODING = "cp1252"
+_PDF_LOOKALIKES = str.maketrans(
+    {
+        "\u202f": "\u00a0",  # narrow no-break space (before ; : ! ? in French typography)
+        "\u2007": "\u00a0",  # figure space
+        "\u2009": " ",  # thin space
+        "\u200a": " ",  # hair space
+        "\u2002": " ",  # en space
+        "\u2003": " ",  # em space
+        "\u2010": "-",  # hyphen
+        "\u2011": "-",  # non-breaking hyphen
+        "\u2012": "–",  # figure dash
+        "\u2015": "—",  # horizontal bar
+        "\u2212": "-",  # minus sign
+        "\u2032": "'",  # prime
+        "\u2033": '"',  # double prime
+        "\u2043": "-",  # hyphen bullet
+        "\u2219": "•",  # bullet operator
+        "\u2192": "->",  # rightwards arrow
+        "\u2190": "<-",  # leftwards arrow
+        "\u2264": "<=",
+        "\u2265": ">=",
+        "\u2260": "!=",
+        "\u2713": "v",  # check mark
+        "\u2028": "\n",  # line separator
+        "\u2029": "\n\n",  # paragraph separator
+        "\t": "    ",
+    }
+)
+
+
+def pdf_text(text: str) -> str:
+    """Make ``text`` printable with a cp1252 core font, keeping French typography intact."""
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
+    text = text.translate(_PDF_LOOKALIKES)
+    out: list[str] = []
+    for ch in text:
+        if ch == "\n":
+            out.append(ch)
+        elif unicodedata.category(ch) in ("Cc", "Cf") and ch != "\u00ad":
+            continue  # invisible controls would print as boxes; the soft hyphen is meaningful
+        elif _encodable(ch):
+            out.append(ch)
+        else:
+            # Compatibility forms first ("ﬁ" -> "fi", "①" -> "1"), then the bare letter.
+            folded = unicodedata.normalize("NFKD", ch)
+            folded = "".join(c for c in folded if not unicodedata.combining(c))
+            if folded and all(_encodable(c) for c in folded):
+                out.append(folded)
+            elif unicodedata.category(ch) != "So":
+                # Emoji and pictographs are decoration: dropped. A letter we cannot print
+                # shows as "?" so the loss is visible on proof-reading.
+                out.append("?")
+    return "".join(out)
+
+
+def _encodable(ch: str) -> bool:
+    try:
+        ch.encode(PDF_ENCODING)
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+PAGE_MARGIN = 20.0  # left, right and bottom (mm)
+TOP_MARGIN = 15.0
+SENDER_SIZE = 10.0
+ADDRESS_X, ADDRESS_Y, ADDRESS_WIDTH = 110.0, 50.0, 85.0  # DL window, see module docstring
+ADDRESS_SIZE, ADDRESS_MIN_SIZE = 10.0, 8.0  # La Poste asks for 8 pt at least
+DATE_Y = 102.0  # below the window (ends about 95 mm) and the first fold (99 mm)
+SUBJECT_Y = 114.0
+BODY_SIZE = 11.0
+BODY_LINE = 5.5
+FOOTER_SIZE = 7.0
+PT = 25.4 / 72  # millimetres per point
+
+
+@dataclass(frozen=True, slots=True)
+class Letter:
+    index: int  # position in the batch, to put the result back in order
+    item: Outbound
+    lines: tuple[str, ...]
+    postcode: str
+    city: str
+    country: str
+
+
+class _LetterPDF(FPDF):
+    """FPDF with a footer that numbers pages per letter, not per file."""
+
+    def __init__(self) -> None:
+        super().__init__(orientation="P", unit="mm", format="A4")
+        self.core_fonts_encoding = PDF_ENCODING
+        # No inner cell padding: text starts exactly at the x we give (address at 110 mm).
+        self.c_margin = 0
+        self.letter_reference = ""
+        self.letter_first_page = 1
+
+    def footer(self) -> None:
+        self.set_y(-12)
+        self.set_font("Helvetica", size=FOOTER_SIZE)
+        self.set_text_color(110)
+        page = self.page_no() - self.letter_first_page + 1
+        self.cell(0, 4, pdf_text(f"Réf. {self.letter_reference} - page {page}"), align="R")
+        self.set_text_color(0)
+
+
+def render_letters(
+    letters: Sequence[Letter], settings: PrintSettings, when: date, title: str
+) -> tuple[bytes, list[tuple[int, int]]]:
+    """The PDF bytes and, per letter, (first page, page count)."""
+    pdf = _LetterPDF()
+    pdf.set_title(title)
+    pdf.set_creator("network-anim")
+    pdf.set_margins(PAGE_MARGIN, TOP_MARGIN, PAGE_MARGIN)
+    pdf.set_auto_page_break(True, margin=PAGE_MARGIN)
+    pages: list[tuple[int, int]] = []
+    for letter in letters:
+        # add_page closes the previous page first, so its footer still shows the previous
+        # letter's reference; only then does this letter's numbering start.
+        pdf.add_page()
+        pdf.letter_reference = letter.item.idempotency_key
+        pdf.letter_first_page = pdf.page_no()
+        _draw_letter(pdf, letter, settings, when)
+        pages.append((pdf.letter_first_page, pdf.page_no() - pdf.letter_first_page + 1))
+    return bytes(pdf.output()), pages
+
+
+def _draw_letter(pdf: _LetterPDF, letter: Letter, settings: PrintSettings, when: date) -> None:
+    # Sender, top left; its first line (the organisation) in bold.
+    pdf.set_xy(PAGE_MARGIN, TOP_MARGIN)
+    for number, line in enumerate(settings.sender_lines):
+        pdf.set_font("Helvetica", "B" if number == 0 else "", SENDER_SIZE)
+        pdf.cell(85, SENDER_SIZE * PT * 1.3, pdf_text(line), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
+
+    _draw_address(pdf, [pdf_text(line) for line in letter.lines])
+
+    pdf.set_font("Helvetica", "", BODY_SIZE)
+    pdf.set_xy(ADDRESS_X, DATE_Y)
+    pdf.cell(ADDRESS_WIDTH, BODY_LINE, pdf_text(letter_date(when, settings.place)))
+
+    pdf.set_xy(PAGE_MARGIN, SUBJECT_Y)
+    subject = " ".join(letter.item.subject.split())
+    if subject:
+        pdf.set_font("Helvetica", "B", BODY_SIZE)
+        pdf.multi_cell(0, BODY_LINE, pdf_text(f"Objet : {subject}"))
+        pdf.ln(BODY_LINE)
+
+    pdf.set_font("Helvetica", "", BODY_SIZE)
+    # A blank line separates paragraphs; a single line break inside one is kept as is.
+    for paragraph in re.split(r"\n\s*\n", pdf_text(letter.item.text)):
+        paragraph = paragraph.strip("\n ")
+        if paragraph:
+            pdf.multi_cell(0, BODY_LINE, paragraph, align="L")
+            pdf.ln(BODY_LINE * 0.6)
+
+    if settings.signature.strip():
+        pdf.ln(BODY_LINE * 1.5)
+        pdf.set_x(ADDRESS_X)
+        pdf.multi_cell(ADDRESS_WIDTH, BODY_LINE, pdf_text(settings.signature))
+
+
+def _draw_address(pdf: _LetterPDF, lines: Sequence[str]) -> None:
+    """The block in the window, shrunk (never clipped) so its widest line fits 85 mm.
+
+    38 capitals of Helvetica 10 pt can reach 95 mm: the whole block goes down to 8 pt
+    together (a uniform look), and a line still too wide at 8 pt is condensed horizontally.
+    """
+    pdf.set_font("Helvetica", "", ADDRESS_SIZE)
+    widest = max(pdf.get_string_width(line) for line in lines)
+    size = ADDRESS_SIZE
+    if widest > ADDRESS_WIDTH:
+        size = max(ADDRESS_MIN_SIZE, ADDRESS_SIZE * ADDRESS_WIDTH / widest)
+        pdf.set_font_size(size)
+    height = size * PT * 1.25
+    for number, line in enumerate(lines):
+        pdf.set_stretching(100.0)  # get_string_width counts the current stretching
+        width = pdf.get_string_width(line)
+        stretch = 100.0 if width <= ADDRESS_WIDTH else 100.0 * ADDRESS_WIDTH / width
+        pdf.set_stretching(stretch)
+        pdf.set_xy(ADDRESS_X, ADDRESS_Y + number * height)
+        pdf.cell(ADDRESS_WIDTH, height, line)
+    pdf.set_stretching(100.0)
