@@ -435,6 +435,8 @@ class EngagementSimulator:
             data.update(found.data)
         elif kind == "click":
             data["url"] = self._target(sent)
+            if sent.post_id is not None:
+                data["post_id"] = sent.post_id  # as the post link (/p/) records it
         if reason:
             data["machine_reason"] = reason
         self._events.append(

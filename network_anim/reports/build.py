@@ -44,7 +44,7 @@ def build_report(
         funnel = compute_funnel(
             session, scope, converted.converted_pairs, timezone, app.definitions
         )
-        links = compute_link_clicks(session, scope)
+        links = compute_link_clicks(session, scope, app.config.engine.base_url)
     return Report(
         schema_version=SCHEMA_VERSION,
         generated_at=app.clock.now(),

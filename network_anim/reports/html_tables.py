@@ -325,7 +325,6 @@ def appendix(report: Report) -> tuple[Table, ...]:
         _mix_table(report),
         _conversion_table(report),
         _cost_table(report),
-        links_table(report),
     ]
     for summary in report.challenges:
         tables.extend(_challenge_tables(summary))

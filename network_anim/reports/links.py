@@ -19,7 +19,10 @@ from network_anim.reports.model import LinkClicks
 from network_anim.reports.scope import Scope
 
 
-def compute_link_clicks(session: Session, scope: Scope) -> tuple[LinkClicks, ...]:
+def compute_link_clicks(session: Session, scope: Scope, base_url: str) -> tuple[LinkClicks, ...]:
+    """Clicks per link of the scope's deliveries; ``base_url`` is the engine's own (its
+    portal pages are no outside link)."""
+    own = base_url.rstrip("/") + "/"
     query = restrict(
         select(
             Campaign.key,
@@ -41,9 +44,10 @@ def compute_link_clicks(session: Session, scope: Scope) -> tuple[LinkClicks, ...
     for campaign, step, occurrence, message_id, contact_id, machine, data in session.execute(query):
         data = data or {}
         link_id = data.get("link_id")
-        if link_id is None and ("post_id" in data or "url" not in data):
+        url = str(data.get("url", ""))
+        if link_id is None and ("post_id" in data or not url or url.startswith(own)):
             continue  # the post link, or a click with no outside target
-        key = (campaign, step, occurrence, message_id, link_id, str(data.get("url", "")))
+        key = (campaign, step, occurrence, message_id, link_id, url)
         tally = tallies[key]
         if machine:
             tally[2] += 1

@@ -217,9 +217,12 @@ class TwilioStandin:
         channel, _, number = to.rpartition(":")
         if channel not in ("", "whatsapp"):
             return _error(400, 21211, f"The 'To' address {to} has an unknown channel."), 0.0
-        if channel and not form.get("MessagingServiceSid"):
-            if not form.get("From", "").startswith(f"{channel}:"):
-                return _error(400, 63007, "The 'From' address is not a WhatsApp sender."), 0.0
+        if (
+            channel
+            and not form.get("MessagingServiceSid")
+            and not form.get("From", "").startswith(f"{channel}:")
+        ):
+            return _error(400, 63007, "The 'From' address is not a WhatsApp sender."), 0.0
         service = form.get("MessagingServiceSid")
         if not form.get("From") and not service:
             return _error(400, 21603), 0.0
