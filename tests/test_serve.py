@@ -40,7 +40,13 @@ async def test_healthz_is_ok_on_a_current_schema(app: App) -> None:
 async def test_healthz_is_503_when_the_schema_is_behind(app: App) -> None:
     with app.engine.begin() as conn:
         conn.execute(text("UPDATE alembic_version SET version_num = '0001'"))
-    response = await _get(app, "/healthz")
+    try:
+        response = await _get(app, "/healthz")
+    finally:  # the PostgreSQL database is shared by the whole run
+        with app.engine.begin() as conn:
+            conn.execute(
+                text("UPDATE alembic_version SET version_num = :head"), {"head": head_revision()}
+            )
     assert response.status_code == 503
     body = response.json()
     assert body["schema"] == "0001" and body["expected_schema"] == head_revision()

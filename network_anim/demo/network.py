@@ -36,7 +36,7 @@ HEADER = (
     "building", "street", "locality", "postcode", "city", "country", "contact_id", "civility",
     "first_name", "last_name", "role", "level", "email", "email_kind", "mobile", "phone",
     "web_access", "consent_email", "consent_sms", "consent_print", "consent_intranet",
-    "consent_flash", "timezone", "language",
+    "consent_flash", "consent_whatsapp", "timezone", "language",
 )  # fmt: skip
 
 
@@ -337,6 +337,7 @@ class _Generator:
             "consent_print": "",
             "consent_intranet": "",
             "consent_flash": "",
+            "consent_whatsapp": "",  # opt-in only, none in the sample network
             "timezone": t.areas[place.area].timezone,
             "language": "en" if english else "fr",
         }
