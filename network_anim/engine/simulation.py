@@ -227,7 +227,9 @@ def plan_period(
                 variables=variable_sources(),
             )
             try:
-                transports = {channel: RecordingTransport(keep=False) for channel in app.definitions}
+                transports = {
+                    channel: RecordingTransport(keep=False) for channel in app.definitions
+                }
                 grace = timedelta(minutes=app.config.daemon.misfire_grace_minutes)
                 report = asyncio.run(simulate(app, end, transports, grace=grace, on_step=on_step))
                 return sent_between(app.engine, start, end), report
