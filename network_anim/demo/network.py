@@ -30,13 +30,13 @@ from dataclasses import dataclass, field
 from network_anim.channels.postal import PostalAddress, address_block_problems
 from network_anim.demo import phones
 from network_anim.demo.tables import Place, Tables, load_tables
+from network_anim.domain import CHANNEL_NAMES
 
 HEADER = (
     "company_id", "company_name", "sector", "size", "tier", "region", "delivery_point",
     "building", "street", "locality", "postcode", "city", "country", "contact_id", "civility",
     "first_name", "last_name", "role", "level", "email", "email_kind", "mobile", "phone",
-    "web_access", "consent_email", "consent_sms", "consent_print", "consent_intranet",
-    "consent_flash", "consent_whatsapp", "timezone", "language",
+    "web_access", *(f"consent_{channel}" for channel in CHANNEL_NAMES), "timezone", "language",
 )  # fmt: skip
 
 
@@ -332,12 +332,8 @@ class _Generator:
             "mobile": mobile,
             "phone": phone,
             "web_access": web_access,
-            "consent_email": "",
-            "consent_sms": "",
-            "consent_print": "",
-            "consent_intranet": "",
-            "consent_flash": "",
-            "consent_whatsapp": "",  # opt-in only, none in the sample network
+            # Blank: the channel's default lawful basis applies (opt-in channels stay off).
+            **{f"consent_{channel}": "" for channel in CHANNEL_NAMES},
             "timezone": t.areas[place.area].timezone,
             "language": "en" if english else "fr",
         }
