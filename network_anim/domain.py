@@ -95,7 +95,7 @@ class Outcome(StrEnum):
     OPTED_OUT = "opted_out"  # recipient refused this channel: update consent
 
 
-CHANNEL_NAMES = ("email", "sms", "intranet", "flash", "print")
+CHANNEL_NAMES = ("email", "sms", "intranet", "flash", "print", "whatsapp")
 
 RFM_INACTIVE = "inactive"
 # RFM segments, best to worst: the order of reports and of `netanim segment rfm`.

@@ -423,12 +423,13 @@ def test_every_figure_of_the_whole_history(report_app: App) -> None:
 
     assert report.campaigns == ("autumn", "bots", "ghost", "spring")
     totals = report.funnel_totals
-    assert [r.channel for r in totals] == ["email", "flash", "intranet", "print", "sms"]
+    assert [r.channel for r in totals] == ["email", "flash", "intranet", "print", "sms", "whatsapp"]
     assert funnel_row(totals, "all", "email") == EMAIL_TOTAL
     assert funnel_row(totals, "all", "sms") == SMS_TOTAL
     assert funnel_row(totals, "all", "intranet") == INTRANET_TOTAL
     assert funnel_row(totals, "all", "print") == PRINT_TOTAL
     assert funnel_row(totals, "all", "flash") == zero_row()  # defined, never used
+    assert funnel_row(totals, "all", "whatsapp") == zero_row()
     # Grouped by channel, the rows are the totals.
     assert report.funnel == tuple(r for r in totals if r.planned)
 
@@ -515,6 +516,7 @@ def test_every_figure_of_the_whole_history(report_app: App) -> None:
         "intranet": (2, 0.0, 0.0),
         "print": (1, 1.65, 1.65),
         "sms": (3, 0.22, 0.0733),  # 0.22 / 3
+        "whatsapp": (0, 0.0, None),
     }
     assert costs.total == 1.88  # 0.01 + 0.22 + 1.65
     assert costs.converters == 2

@@ -50,6 +50,7 @@ ADAPTERS: dict[str, str] = {
     "email": "network_anim.channels.registry:EMAIL",
     "sms": "network_anim.channels.sms:ADAPTER",
     "print_mail": "network_anim.channels.registry:PRINT",
+    "whatsapp": "network_anim.channels.whatsapp:ADAPTER",
 }
 
 

@@ -121,18 +121,31 @@ class ApprovedTemplate(Section):
     variables: tuple[str, ...] = ()
 
 
+class WhatsappSettings(SmsSettings):
+    """WhatsApp through Twilio's Messages API: the SMS settings, a WhatsApp sender, and the
+    approved templates a business-initiated message must use."""
+
+    # The WhatsApp-enabled Twilio number, E.164 (sent as "whatsapp:+...").
+    sender: str = "+14155238886"
+    directory: Path = Path("var/outbox/whatsapp")
+    # Template name (templates/whatsapp/<name>.*.txt) -> its approved Content template.
+    # Outside the session that a contact's message opens, only these may be sent.
+    templates: dict[str, ApprovedTemplate] = Field(default_factory=dict)
+    session_hours: float = Field(default=24.0, gt=0, le=24.0)
+
+
 class ChannelsSettings(Section):
     email: EmailSettings = EmailSettings()
     sms: SmsSettings = SmsSettings()
     intranet: IntranetSettings = IntranetSettings()
     flash: FlashSettings = FlashSettings()
     print: PrintSettings = PrintSettings()
+    whatsapp: WhatsappSettings = WhatsappSettings()
 
     def approved_template(self, channel: str, template: str) -> ApprovedTemplate | None:
         """The provider-approved version of ``template`` on ``channel``, if configured."""
         section = getattr(self, channel, None)
-        templates: dict[str, ApprovedTemplate] = getattr(section, "templates", {})
-        return templates.get(template)
+        return section.templates.get(template) if isinstance(section, WhatsappSettings) else None
 
 
 class UrgencyPolicy(Section):

@@ -211,9 +211,11 @@ def classify(body: str, challenges: tuple[ChallengeConfig, ...]) -> Inbound:
 
 
 def handle_inbound(app: App, *, sender: str, body: str, sid: str, now: datetime) -> str | None:
-    """Apply one inbound SMS; returns the text to answer with, or None for no answer.
-    STOP and START change the SMS consent."""
-    channel = "sms"
+    """Apply one inbound SMS or WhatsApp message (``From`` is ``whatsapp:+33...``);
+    returns the text to answer with, or None for no answer. STOP and START change the
+    consent of the channel the message came by."""
+    channel = "whatsapp" if sender.startswith(WHATSAPP_PREFIX) else "sms"
+    sender = sender.removeprefix(WHATSAPP_PREFIX)
     with Session(app.engine) as session:
         contact_ids = list(
             session.scalars(select(Contact.id).where(Contact.mobile == sender).order_by(Contact.id))
@@ -223,6 +225,8 @@ def handle_inbound(app: App, *, sender: str, body: str, sid: str, now: datetime)
             "inbound %s %s from a number no contact has (%s): ignored", channel, sid, _mask(sender)
         )
         return None
+    if channel == "whatsapp":
+        return _whatsapp_inbound(app, contact_ids, body=body, sid=sid, now=now)
     sms = app.config.channels.sms
     what = classify(body, app.config.challenges)
     if what.kind == "challenge":
@@ -254,6 +258,45 @@ def handle_inbound(app: App, *, sender: str, body: str, sid: str, now: datetime)
         return (
             f"{sms.sender_name} : messages d'animation de votre réseau de partenaires. "
             f"{sms.stop_mention} pour ne plus recevoir de SMS, START pour les recevoir à nouveau."
+        )
+    return None
+
+
+WHATSAPP_PREFIX = "whatsapp:"
+
+
+def _whatsapp_inbound(
+    app: App, contact_ids: list[int], *, body: str, sid: str, now: datetime
+) -> str | None:
+    """A WhatsApp message: STOP/START change the WhatsApp consent (START is an opt-in);
+    anything else is a reply. Each is an event on the whatsapp channel, which opens the
+    24 h session for free text (channels/whatsapp.py)."""
+    name = app.config.channels.whatsapp.sender_name
+    kind = classify(body, ()).kind
+    event_type = {"stop": "unsubscribed", "start": "resubscribed", "help": "sms_help"}.get(
+        kind, "replied"
+    )
+    for contact_id in contact_ids:
+        with Session(app.engine) as session, session.begin():
+            new = _record(
+                session, event_type, contact_id, body=body, sid=sid, now=now, channel="whatsapp"
+            )
+            if new and kind in ("stop", "start"):
+                set_consent(
+                    session,
+                    contact_id=contact_id,
+                    channel="whatsapp",
+                    basis=LawfulBasis.OPTED_OUT if kind == "stop" else LawfulBasis.CONSENT,
+                    source=f"whatsapp-{kind}",
+                    now=now,
+                )
+    if kind == "stop":
+        return f"{name} : vous ne recevrez plus nos messages WhatsApp. Envoyez START pour les recevoir à nouveau."
+    if kind == "start":
+        return f"{name} : vous recevez nos messages WhatsApp. Envoyez STOP pour les arrêter."
+    if kind == "help":
+        return (
+            f"{name} : messages d'animation de votre réseau de partenaires. STOP pour les arrêter."
         )
     return None
 
