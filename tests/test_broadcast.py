@@ -39,7 +39,7 @@ def test_dry_run_counts_costs_samples_and_writes_nothing(app: App, cli, config_p
     summary = json.loads(result.out)
     # 13 contacts with web access get the post; 11 personal emails; 3 letters stand in
     # for a shared mailbox or no email (see examples/network.csv).
-    assert summary["deliveries"] == {"intranet": 13, "email": 11, "print": 3}
+    assert summary["planned"] == {"intranet": 13, "email": 11, "print": 3}
     assert summary["total_cost"] == round(11 * 0.001 + 3 * 1.65, 4)
     with Session(app.engine) as session:
         assert session.scalar(select(func.count()).select_from(Delivery)) == 0
@@ -299,3 +299,16 @@ def test_a_french_holiday_holds_french_sms_but_not_belgian_ones(
     assert due["C0012"] == bastille_day  # Brussels: an ordinary Tuesday
     french = [when for external_id, when in due.items() if external_id != "C0012"]
     assert french and all(when.date() == date(2026, 7, 15) for when in french)
+
+
+def test_the_dry_run_and_the_real_broadcast_give_the_same_json_keys(
+    app: App, cli, config_path: Path
+) -> None:
+    _import(cli, config_path)
+    dry = json.loads(broadcast(cli, config_path, *WELCOME, "--id", "k1", "--dry-run", "--json").out)
+    real = json.loads(broadcast(cli, config_path, *WELCOME, "--id", "k1", "--json").out)
+    assert sorted(dry) == sorted(real)
+    assert (dry["dry_run"], real["dry_run"]) == (True, False)
+    assert dry["planned"] == real["planned"] and dry["cost"] == real["cost"]
+    assert dry["message_id"] is None and isinstance(real["message_id"], int)
+    assert dry["outcomes"] == {} and sum(real["outcomes"]["email"].values()) == 11

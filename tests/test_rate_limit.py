@@ -14,12 +14,18 @@ import itertools
 import math
 import time
 from collections.abc import Awaitable, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from network_anim.app import App
+from network_anim.channels.contract import Transport
+from network_anim.channels.email_file import FileEmailTransport
+from network_anim.channels.recording import RecordingTransport
+from network_anim.outbox.dispatcher import Dispatcher
 from network_anim.outbox.rate_limit import (
     DEFAULT_JITTER,
     DEFAULT_SLACK,
@@ -28,6 +34,8 @@ from network_anim.outbox.rate_limit import (
     chunks,
     send_paced,
 )
+from network_anim.planning.planner import plan_message
+from tests.test_storage import _request
 
 
 class SimTime:
@@ -554,3 +562,36 @@ async def test_on_the_real_clock_tokens_are_never_early() -> None:
     assert elapsed >= 49 / 200 - 1e-3
     assert all(t - times[0] >= k / 200 - 1e-3 for k, t in enumerate(times))
     assert elapsed < 5  # only a sanity bound: a stalled machine is not a failure of the bucket
+
+
+# -- who keeps a pace -----------------------------------------------------------------------
+
+
+async def waits_for_email(network: App, transport: Transport, occurrence: str) -> list[float]:
+    """The seconds a 1 message/s email bucket made the dispatcher wait for one broadcast."""
+    plan_message(network, _request(occurrence))
+    now, waits = [0.0], []
+
+    async def sleep(seconds: float) -> None:
+        waits.append(seconds)
+        now[0] += seconds
+
+    limits = RateLimits({"email": 1.0}, clock=lambda: now[0], sleep=sleep)
+    others = {"intranet": RecordingTransport(), "print": RecordingTransport()}
+    async with Dispatcher(
+        network, {"email": transport, **others}, worker_id=occurrence, rate_limits=limits
+    ) as dispatcher:
+        stats = await dispatcher.drain()
+    assert stats.outcomes[("email", "sent")] >= 3
+    return waits
+
+
+async def test_file_transports_are_not_held_to_the_channel_rate(
+    network: App, tmp_path: Path
+) -> None:
+    """The email channel's rate is the relay's pace: the file writer of the embedded
+    default ignores it, while a throttled transport on the same channel waits for it."""
+    folder = FileEmailTransport(tmp_path, sender="a@example.com", clock=network.clock)
+    assert await waits_for_email(network, folder, "pace-file") == []
+    relay_waits = await waits_for_email(network, RecordingTransport(), "pace-relay")
+    assert sum(relay_waits) >= 2  # about a second per message after the first

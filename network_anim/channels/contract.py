@@ -20,6 +20,10 @@ What the dispatcher needs to know of a transport is declared, never guessed:
 ``max_unrecorded``
     STREAM only: accepted messages whose result may wait for its recording at once, i.e.
     what a crash can make a restart send twice.
+``throttled``
+    Whether the channel's rate limit (``[channels.<name>] rate_per_second``, else its
+    definition's ``rate``) paces this transport: a relay's or a provider's pace. Writers of
+    local files and portal posts are not throttled: nothing downstream has a pace to keep.
 ``resend_safe``
     Whether sending a row twice is harmless (the target deduplicates by key, or a second
     copy is recognised as one): rows of a dead worker are then sent again instead of being
@@ -114,6 +118,7 @@ class Transport(Protocol):
     mode: SendMode
     concurrency: int | None
     max_unrecorded: int
+    throttled: bool
     resend_safe: bool
 
     async def __aenter__(self) -> Self: ...
@@ -143,6 +148,7 @@ class TransportBase:
     mode: SendMode = SendMode.BATCH
     concurrency: int | None = None
     max_unrecorded: int = 1
+    throttled: bool = True
     resend_safe: bool = False
 
     # Transitional: channels/email.py predates this module and marks its SMTP transport

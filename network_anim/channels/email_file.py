@@ -27,6 +27,8 @@ class FileEmailTransport(TransportBase):
     ``Date:`` is the engine clock's time when it is written.
     """
 
+    throttled = False  # a folder has no relay's pace to keep
+
     def __init__(
         self, directory: Path, *, sender: str, clock: Clock, reply_to: str | None = None
     ) -> None:

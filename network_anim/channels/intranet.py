@@ -22,6 +22,7 @@ from network_anim.domain import Outcome
 
 class IntranetTransport(TransportBase):
     resend_safe = True  # publishing a post twice publishes it once
+    throttled = False
 
     def __init__(self, engine: Engine, clock: Clock) -> None:
         self._engine = engine

@@ -170,6 +170,8 @@ class PrintTransport(TransportBase):
     planned day and a daemon running past midnight dates the next batch correctly.
     """
 
+    throttled = False  # the mail house takes the files at its own pace
+
     def __init__(
         self,
         settings: PrintSettings,

@@ -34,6 +34,7 @@ class RecordingTransport(TransportBase):
         mode: SendMode = SendMode.BATCH,
         concurrency: int | None = None,
         resend_safe: bool = True,
+        throttled: bool = True,
         delay: float = 0.0,
         keep: bool = True,
     ) -> None:
@@ -45,6 +46,7 @@ class RecordingTransport(TransportBase):
         self.mode = mode
         self.concurrency = concurrency
         self.resend_safe = resend_safe
+        self.throttled = throttled  # False: as a file writer, the channel's rate is not kept
         self.delay = delay  # seconds each call takes (concurrency tests)
         self.keep = keep  # False: answer only (a dry run over months keeps no messages)
         self.sent: list[Outbound] = []

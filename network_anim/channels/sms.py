@@ -416,6 +416,7 @@ class FileSmsTransport(TransportBase):
 
     FILE_NAME = "sms.jsonl"
     resend_safe = True  # keys already in the file are skipped
+    throttled = False  # a file has no provider's pace to keep
 
     def __init__(self, path_or_dir: Path, definition: ChannelDefinition, *, clock: Clock) -> None:
         path = Path(path_or_dir)

@@ -211,22 +211,7 @@ def _report_dry_run(plan: Any, occurrence: str, as_json: bool) -> None:
     from rich.table import Table
 
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "dry_run": True,
-                    "id": occurrence,
-                    "audience": plan.audience_size,
-                    "deliveries": dict(plan.new_rows),
-                    "deferred": dict(plan.deferred),
-                    "already_planned": plan.already_planned,
-                    "unreachable": len(plan.unreachable),
-                    "cost": {k: round(v, 4) for k, v in plan.cost.items()},
-                    "total_cost": round(plan.total_cost, 4),
-                    "explain": _explain_json(plan),
-                }
-            )
-        )
+        click.echo(json.dumps(_summary(plan, occurrence, deferred=dict(plan.deferred))))
         return
     table = Table(title=f"Broadcast {occurrence} — dry run ({plan.audience_size} contacts)")
     for column in ("channel", "deliveries", "deferred to window", "estimated cost (EUR)"):
@@ -252,6 +237,38 @@ def _report_dry_run(plan: Any, occurrence: str, as_json: bool) -> None:
         console.print(Panel(body.strip(), title=f"sample: {channel}", expand=False), markup=False)
 
 
+def _summary(
+    plan: Any,
+    occurrence: str,
+    *,
+    deferred: dict[str, int],
+    stats: Any = None,
+    explain: bool = True,
+) -> dict[str, Any]:
+    """The --json summary; a dry run (no ``stats``) and a real run give the same keys, so
+    a script reads both alike. ``deferred``: rows waiting for a later time (a legal
+    window, quiet hours), by channel."""
+    outcomes: dict[str, dict[str, int]] = {}
+    for (channel, outcome), count in (stats.outcomes if stats else {}).items():
+        outcomes.setdefault(channel, {})[outcome] = count
+    return {
+        "dry_run": stats is None,
+        "id": occurrence,
+        "message_id": plan.message_id if stats else None,
+        "audience": plan.audience_size,
+        "planned": dict(plan.new_rows),
+        "deferred": deferred,
+        "already_planned": plan.already_planned,
+        "unreachable": len(plan.unreachable),
+        "cost": {k: round(v, 4) for k, v in plan.cost.items()},
+        "total_cost": round(plan.total_cost, 4),
+        "outcomes": outcomes,
+        "fallbacks": dict(stats.fallbacks) if stats else {},
+        "fallbacks_held": dict(stats.fallbacks_held) if stats else {},
+        "explain": _explain_json(plan) if explain else [],
+    }
+
+
 def _report_run(
     app: Any, plan: Any, stats: Any, occurrence: str, as_json: bool, explain: bool
 ) -> None:
@@ -265,23 +282,8 @@ def _report_run(
         outcomes.setdefault(channel, Counter())[outcome] += count
     channels = sorted(set(plan.new_rows) | set(outcomes) | set(remaining))
     if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "id": occurrence,
-                    "message_id": plan.message_id,
-                    "audience": plan.audience_size,
-                    "planned": dict(plan.new_rows),
-                    "already_planned": plan.already_planned,
-                    "unreachable": len(plan.unreachable),
-                    "outcomes": {ch: dict(c) for ch, c in outcomes.items()},
-                    "deferred": remaining,
-                    "fallbacks": dict(stats.fallbacks),
-                    "fallbacks_held": dict(stats.fallbacks_held),
-                    "explain": _explain_json(plan) if explain else [],
-                }
-            )
-        )
+        summary = _summary(plan, occurrence, deferred=remaining, stats=stats, explain=explain)
+        click.echo(json.dumps(summary))
         return
     table = Table(title=f"Broadcast {occurrence} ({plan.audience_size} contacts)")
     for column in ("channel", "planned now", "sent", "failed", "deferred", "unknown", "opted out"):

@@ -246,7 +246,11 @@ class Dispatcher:
             failed = [SendResult(Outcome.DEFERRED, detail=problem)] * len(items)
             await self.recorder.record(list(zip(items, failed, strict=True)), stats)
             return
-        bucket = self.rate_limits.bucket(channel) if self.rate_limits is not None else None
+        bucket = (
+            self.rate_limits.bucket(channel)
+            if self.rate_limits is not None and transport.throttled
+            else None
+        )
         if transport.mode is SendMode.STREAM:
             await self._stream(transport, items, stats, bucket)
         elif transport.mode is SendMode.PACED and bucket is not None:
