@@ -12,9 +12,10 @@ from sqlalchemy import Engine
 from sqlmodel import Session
 
 from network_anim.clock import Clock, SystemClock
-from network_anim.compose.links import LinkSigner, load_secret
+from network_anim.compose.links import LinkSigner, load_previous_secrets, load_secret
 from network_anim.compose.rendering import TemplateStore
 from network_anim.config.channel_defs import ChannelDefinition, load_channel_definitions
+from network_anim.config.defaults import channels_dir, templates_dir
 from network_anim.config.loading import load_config
 from network_anim.config.settings import Campaign as CampaignConfig
 from network_anim.config.settings import Config, LoadedConfig
@@ -69,13 +70,14 @@ class App:
     @cached_property
     def templates(self) -> TemplateStore:
         engine = self.config.engine
-        return TemplateStore(self.loaded.resolve(engine.templates_dir), engine.language)
+        return TemplateStore(templates_dir(self.loaded), engine.language)
 
     @cached_property
     def signer(self) -> LinkSigner:
         engine = self.config.engine
         secret = load_secret(engine.secret_key_env, self.data_dir)
-        return LinkSigner(secret, engine.base_url)
+        previous = load_previous_secrets(engine.secret_key_env)
+        return LinkSigner(secret, engine.base_url, previous=previous)
 
     @cached_property
     def policy(self) -> RoutingPolicy:
@@ -133,7 +135,7 @@ def app_from_config(
     variables: tuple[ContactVariables, ...] = (),
 ) -> App:
     """An App for a config already loaded (the demo moves an example config's outputs)."""
-    definitions = load_channel_definitions(loaded.resolve(loaded.config.engine.channels_dir))
+    definitions = load_channel_definitions(channels_dir(loaded))
     return App(
         loaded=loaded,
         definitions=definitions,

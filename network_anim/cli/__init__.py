@@ -79,6 +79,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "demo",
         "Sample network, months simulated, outputs on disk.",
     ),
+    "new": ("network_anim.cli.new_cmd", "new", "Write a starter project into a new folder."),
 }
 
 

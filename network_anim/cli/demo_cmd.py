@@ -19,9 +19,9 @@ if TYPE_CHECKING:  # the command's imports stay lazy: `netanim --help` loads non
     "--config",
     "config_path",
     type=click.Path(path_type=Path, dir_okay=False),
-    default=Path("config.example.toml"),
-    show_default=True,
-    help="Campaigns to run (their outputs are moved into --dir).",
+    default=None,
+    help="Campaigns to run (their outputs are moved into --dir). Default: "
+    "./config.example.toml if present, else the example config that ships with network-anim.",
 )
 @click.option(
     "--dir",
@@ -29,7 +29,8 @@ if TYPE_CHECKING:  # the command's imports stay lazy: `netanim --help` loads non
     type=click.Path(path_type=Path, file_okay=False),
     default=Path("var/demo"),
     show_default=True,
-    help="Everything goes here (recreated).",
+    help="Everything goes here. A new or empty folder, or one an earlier demo wrote (its "
+    ".netanim-demo marker lists what the demo clears); any other folder is refused.",
 )
 @click.option("--from", "start", default=None, help="First simulated day (default: today 08:00).")
 @click.option("--months", type=click.IntRange(1, 24), default=4, show_default=True)
@@ -37,7 +38,7 @@ if TYPE_CHECKING:  # the command's imports stay lazy: `netanim --help` loads non
 @click.option("--seed", type=int, default=2026, show_default=True, help="Same seed, same network.")
 @click.option("--json", "as_json", is_flag=True, help="Summary as JSON.")
 def demo(
-    config_path: Path,
+    config_path: Path | None,
     folder: Path,
     start: str | None,
     months: int,
@@ -49,6 +50,9 @@ def demo(
     on a simulated clock, every email, SMS and letter written to disk, and the HTML report
     of the period (report.html). The network's reactions (opens, clicks, reads, SMS
     statuses, registrations, sales) are simulated, seeded by --seed.
+
+    Runs from any folder. The demo only ever deletes what it wrote itself, and a run that
+    fails removes everything it wrote.
 
     \b
     Example:
@@ -63,10 +67,18 @@ def demo(
     from network_anim.clock import SystemClock
     from network_anim.config.loading import load_config
     from network_anim.demo.engagement import EngagementSimulator
-    from network_anim.demo.run import open_demo_app, prepare_demo, write_demo_report
+    from network_anim.demo.run import (
+        default_demo_config,
+        demo_folder,
+        open_demo_app,
+        prepare_demo,
+        write_demo_report,
+    )
     from network_anim.engine.simulation import sent_between, simulate
     from network_anim.outbox.transports import ConfiguredTransports
 
+    if config_path is None:
+        config_path = default_demo_config()
     timezone = load_config(config_path).config.engine.timezone
     # The one reading of the real clock: the day the simulation starts from.
     today = SystemClock().now().astimezone(ZoneInfo(timezone)).date()
@@ -76,33 +88,37 @@ def demo(
         else datetime.combine(today, time(8), tzinfo=ZoneInfo(timezone))
     )
     last = first + timedelta(days=30 * months)
-    setup = prepare_demo(config_path, folder, start=first, contacts=contacts, seed=seed)
-    app = open_demo_app(setup, first)
-    transports = ConfiguredTransports(app)
-    grace = timedelta(minutes=app.config.daemon.misfire_grace_minutes)
-    # The network's reactions (opens, clicks, reads, sales...) are simulated step by step,
-    # so sequences and challenges see them as they would in production.
-    engagement = EngagementSimulator(app, start=first, seed=seed)
-    with simulation_progress(first, last, disabled=as_json) as progress:
+    # Claimed before anything is written; a failure takes back everything written.
+    with demo_folder(folder):
+        setup = prepare_demo(config_path, folder, start=first, contacts=contacts, seed=seed)
+        app = open_demo_app(setup, first)
+        try:
+            transports = ConfiguredTransports(app)
+            grace = timedelta(minutes=app.config.daemon.misfire_grace_minutes)
+            # The network's reactions (opens, clicks, reads, sales...) are simulated step
+            # by step, so sequences and challenges see them as they would in production.
+            engagement = EngagementSimulator(app, start=first, seed=seed)
+            with simulation_progress(first, last, disabled=as_json) as progress:
 
-        def on_step(now: datetime) -> None:
-            progress(now)
-            engagement.step(now)
+                def on_step(now: datetime) -> None:
+                    progress(now)
+                    engagement.step(now)
 
-        report = asyncio.run(
-            simulate(
-                app,
-                last,
-                transports,
-                grace=grace,
-                resend_safe=transports.resend_safe,
-                on_step=on_step,
-            )
-        )
-    reactions = engagement.finish(last)
-    sent = sent_between(app.engine, first, last)
-    report_html = write_demo_report(app, folder, first, last)
-    app.close()
+                report = asyncio.run(
+                    simulate(
+                        app,
+                        last,
+                        transports,
+                        grace=grace,
+                        resend_safe=transports.resend_safe,
+                        on_step=on_step,
+                    )
+                )
+            reactions = engagement.finish(last)
+            sent = sent_between(app.engine, first, last)
+            report_html = write_demo_report(app, folder, first, last)
+        finally:
+            app.close()
     by_campaign: Counter[tuple[str, str]] = Counter((m.campaign, m.channel) for m in sent)
     cost: Counter[str] = Counter()
     for m in sent:

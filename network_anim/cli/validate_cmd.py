@@ -54,3 +54,8 @@ def validate(config_file: Path | None, config_path: Path | None) -> None:
         f"{config_file}: OK — {len(cfg.audiences)} audiences, {len(cfg.campaigns)} campaigns, "
         f"{len(app.definitions)} channels ({', '.join(sorted(app.definitions))})"
     )
+    from network_anim.config.defaults import resolve_folder
+
+    # Which folders were read: the project's own, or the ones that ship with the package.
+    for kind in ("channels", "templates"):
+        console.print(f"  {kind}: {resolve_folder(app.loaded, kind).describe()}", soft_wrap=True)

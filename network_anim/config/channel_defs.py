@@ -135,7 +135,11 @@ def load_channel_definitions(directory: Path) -> dict[str, ChannelDefinition]:
     if not directory.is_dir():
         raise UserError(
             f"{directory}: channel definitions folder not found",
-            ["set [engine] channels_dir to the folder holding email.toml, sms.toml, ..."],
+            [
+                "set [engine] channels_dir to the folder holding email.toml, sms.toml, ...",
+                "or remove the key: a project without a channels/ folder uses the channel "
+                "definitions that ship with network-anim",
+            ],
         )
     definitions: dict[str, ChannelDefinition] = {}
     problems: list[str] = []
