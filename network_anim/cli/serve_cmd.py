@@ -13,8 +13,21 @@ log = logging.getLogger("netanim.serve")
 
 
 @click.command()
-@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
-@click.option("--port", default=8000, show_default=True, type=click.IntRange(1, 65535))
+@click.option(
+    "--host",
+    default="127.0.0.1",
+    show_default=True,
+    envvar="NETANIM_SERVE_HOST",
+    help="Address to listen on [env NETANIM_SERVE_HOST].",
+)
+@click.option(
+    "--port",
+    default=8000,
+    show_default=True,
+    type=click.IntRange(1, 65535),
+    envvar="NETANIM_SERVE_PORT",
+    help="Port to listen on [env NETANIM_SERVE_PORT].",
+)
 @log_options
 @app_options
 def serve(

@@ -3,6 +3,10 @@
 A token is ``payload.mac`` in URL-safe base64: the payload is compact JSON, the MAC is a
 truncated HMAC-SHA256 over a purpose label and the payload, so a token minted for one
 purpose (say, reading a post) can never be replayed for another (unsubscribing).
+
+Key rotation: new tokens are signed with the current key; a token verifies with the current
+key or any previous one (``<secret_key_env>_PREVIOUS``, comma-separated), so changing the
+key never breaks the unsubscribe and tracking links of messages already sent.
 """
 
 from __future__ import annotations
@@ -15,14 +19,16 @@ import json
 import os
 import re
 import secrets
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from json.encoder import encode_basestring
 from pathlib import Path
 from typing import Any
 
+from network_anim.config.env_overrides import previous_secrets_env
 from network_anim.errors import UserError
 
 _MAC_BYTES = 12  # 96 bits: far beyond guessing, short enough for an SMS link
+MIN_ENV_SECRET = 32  # characters of a key given in the environment
 _HREF = re.compile(r"""\bhref\s*=\s*(["'])(.*?)\1""", re.IGNORECASE | re.DOTALL)
 _HREF_LOWERED = re.compile(r"""href\s*=\s*(["'])(.*?)\1""", re.DOTALL)  # literal start
 _WORD = re.compile(r"\w")
@@ -60,27 +66,43 @@ def _compact_json(payload: Any) -> str:
     return _ENCODE(payload)
 
 
-class LinkSigner:
-    def __init__(self, secret: bytes, base_url: str) -> None:
-        if len(secret) < 16:
-            raise ValueError("the signing secret must be at least 16 bytes")
-        self._secret = secret
-        self.base_url = base_url.rstrip("/")
-        # The key and purpose prefix hashed once; each token copies that state.
+class _Key:
+    """One signing key, with its purpose prefix hashed once per purpose: each token copies
+    that state instead of hashing the key again."""
+
+    __slots__ = ("_key", "_prefixed")
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
         self._prefixed: dict[str, Any] = {}
 
-    def _mac(self, purpose: str, payload: bytes) -> bytes:
+    def mac(self, purpose: str, payload: bytes) -> bytes:
         prefixed = self._prefixed.get(purpose)
         if prefixed is None:
-            prefixed = hmac.new(self._secret, purpose.encode() + b"\0", hashlib.sha256)
+            prefixed = hmac.new(self._key, purpose.encode() + b"\0", hashlib.sha256)
             self._prefixed[purpose] = prefixed
         mac = prefixed.copy()
         mac.update(payload)
         return mac.digest()[:_MAC_BYTES]
 
+    def __repr__(self) -> str:
+        return "<signing key>"  # never the key itself, in a log or a traceback
+
+
+class LinkSigner:
+    """Signs with ``secret``; verifies with it, then with each of ``previous`` in order."""
+
+    def __init__(self, secret: bytes, base_url: str, *, previous: Sequence[bytes] = ()) -> None:
+        if any(len(key) < 16 for key in (secret, *previous)):
+            raise ValueError("a signing secret must be at least 16 bytes")
+        # The current key may still be listed among the previous ones mid-rotation: once.
+        self._keys = tuple(_Key(key) for key in dict.fromkeys((secret, *previous)))
+        self._current = self._keys[0]
+        self.base_url = base_url.rstrip("/")
+
     def sign(self, purpose: str, payload: Any) -> str:
         raw = _compact_json(payload).encode()
-        return f"{_b64(raw)}.{_b64(self._mac(purpose, raw))}"
+        return f"{_b64(raw)}.{_b64(self._current.mac(purpose, raw))}"
 
     def verify(self, purpose: str, token: str) -> Any:
         try:
@@ -88,7 +110,7 @@ class LinkSigner:
             raw, mac = _unb64(raw_b64), _unb64(mac_b64)
         except (ValueError, UnicodeError):
             raise BadToken("malformed token") from None
-        if not hmac.compare_digest(mac, self._mac(purpose, raw)):
+        if not any(hmac.compare_digest(mac, key.mac(purpose, raw)) for key in self._keys):
             raise BadToken("bad signature")
         try:
             return json.loads(raw)
@@ -176,9 +198,10 @@ def load_secret(env_var: str, data_dir: Path) -> bytes:
     """
     value = os.environ.get(env_var)
     if value:
-        if len(value) < 32:
+        if len(value) < MIN_ENV_SECRET:
             raise UserError(
-                f"environment variable {env_var} is too short: use at least 32 characters"
+                f"environment variable {env_var} is too short: "
+                f"use at least {MIN_ENV_SECRET} characters"
             )
         return value.encode()
     key_file = data_dir / "secret.key"
@@ -190,3 +213,18 @@ def load_secret(env_var: str, data_dir: Path) -> bytes:
     with os.fdopen(fd, "wb") as handle:
         handle.write(key)
     return key
+
+
+def load_previous_secrets(env_var: str) -> tuple[bytes, ...]:
+    """The retired keys links still verify with, from ``<env_var>_PREVIOUS`` (comma-separated,
+    newest first; unset or empty: none). Messages never name a key, only its position."""
+    name = previous_secrets_env(env_var)
+    keys = [item.strip() for item in os.environ.get(name, "").split(",")]
+    for position, key in enumerate(keys, 1):
+        if key and len(key) < MIN_ENV_SECRET:
+            raise UserError(
+                f"environment variable {name}: key {position} is too short: "
+                f"use at least {MIN_ENV_SECRET} characters",
+                ["keys are separated by commas, newest first"],
+            )
+    return tuple(key.encode() for key in keys if key)

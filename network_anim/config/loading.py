@@ -7,6 +7,7 @@ import tomllib
 from pathlib import Path
 
 from network_anim.config.challenge_campaigns import with_challenge_campaigns
+from network_anim.config.env_overrides import with_env_overrides
 from network_anim.config.settings import Config, LoadedConfig
 from network_anim.config.validation import parse_model
 from network_anim.errors import UserError
@@ -27,10 +28,12 @@ def read_toml(path: Path) -> dict:
 
 
 def load_config(path: Path | None) -> LoadedConfig:
-    """Load and validate a config file; ``None`` gives the embedded defaults. The result
-    includes the campaigns each challenge generates (launch, reminders, results...)."""
+    """Load and validate a config file; ``None`` gives the embedded defaults. The
+    ``NETANIM_<SECTION>_<KEY>`` variables set override either. The result includes the
+    campaigns each challenge generates (launch, reminders, results...)."""
     if path is None:
-        return LoadedConfig(config=Config(), path=None, base_dir=Path.cwd())
-    data = read_toml(path)
+        config = parse_model(Config, with_env_overrides({}), source="environment")
+        return LoadedConfig(config=config, path=None, base_dir=Path.cwd())
+    data = with_env_overrides(read_toml(path))
     config = with_challenge_campaigns(parse_model(Config, data, source=str(path)))
     return LoadedConfig(config=config, path=path, base_dir=path.resolve().parent)
