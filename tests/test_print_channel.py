@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from network_anim.channels.contract import Outbound, Recipient, Transport
 from network_anim.channels.postal import PostalAddress, address_block, person_line
-from network_anim.channels.print_layout import PDF_ENCODING, letter_date, pdf_text
+from network_anim.channels.print_layout import letter_date, pdf_text, printable
 from network_anim.channels.print_mail import (
     CSV_HEADER,
     PrintTransport,
@@ -150,16 +150,16 @@ def test_letter_date_is_french_without_locale() -> None:
 
 def test_pdf_text_keeps_french_typography_and_never_crashes() -> None:
     text = "L’été “ok” ‘x’ – — … œ Œ € « » a\u00a0b"
-    assert pdf_text(text) == text  # all of these exist in cp1252: keep them
+    assert pdf_text(text) == text  # the letters' font has all of these: kept
     assert pdf_text("3\u202f%") == "3\u00a0%"  # narrow NBSP -> NBSP
-    assert pdf_text("ﬁn ① x\u2212y 🎉\x00\x07") == "fin 1 x-y "  # emoji dropped
-    assert pdf_text("Ωmega 北京") == "?mega ??"
+    assert pdf_text("ﬁn ① x\u2212y 🎉\x00\x07") == "ﬁn 1 x-y "  # emoji dropped
+    assert pdf_text("Łukasz Đorđe Ωmega Жанна 北京") == "Łukasz Đorđe Ωmega Жанна ??"
     assert pdf_text("a\r\nb\tc") == "a\nb    c"
 
 
 @given(st.text())
-def test_pdf_text_output_always_encodes_for_core_fonts(text: str) -> None:
-    pdf_text(text).encode(PDF_ENCODING)
+def test_pdf_text_output_is_always_in_the_letters_font(text: str) -> None:
+    assert all(ch == "\n" or printable(ch) for ch in pdf_text(text))
 
 
 def test_address_problem() -> None:
@@ -239,6 +239,23 @@ async def test_batch_of_three_letters(
     for fragment in ("L’été", "— doté de 5 000 € de lots…", "“À vous", "jouer”", "cœur", "Œuvre"):
         assert fragment in text.stdout, fragment
     assert "Paragraphe 30" in text.stdout
+
+
+async def test_names_in_every_script_print_as_written(
+    tmp_path: Path, definition: ChannelDefinition, poppler: None
+) -> None:
+    # Names of a European network: Polish, Serbo-Croatian, Czech, Greek, Cyrillic.
+    block = ("M. Łukasz Wąsowski", "Đorđe Đurić - Řezníček", "Σοφία Παπαδοπούλου", "75001 PARIS")
+    body = "Bonjour Łukasz, Đorđe et Жанна : vos points sont crédités."
+    async with PrintTransport(
+        PrintSettings(), definition, directory=tmp_path, clock=CLOCK
+    ) as transport:
+        [result] = await transport.send_batch([_outbound(1, block, subject="Łódź", text=body)])
+    assert result.outcome is Outcome.SENT
+    text = _run("pdftotext", _only(tmp_path, "letters-*.pdf"), "-").stdout
+    for words in (*block, "Objet : Łódź", "Łukasz, Đorđe et Жанна"):
+        assert words in text, words
+    assert "?" not in text
 
 
 async def test_address_sits_in_the_envelope_window(

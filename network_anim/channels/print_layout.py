@@ -1,6 +1,8 @@
 """Letter layout: one PDF of A4 letters, each in the window of a DL envelope.
 
-Layout (A4, millimetres, core font Helvetica so no font file ships with the package):
+Layout (A4, millimetres, in Source Sans Pro, a Unicode TrueType font under the SIL Open
+Font License that the ``font-source-sans-pro`` package ships, so every name of the network
+prints: "Łukasz", "Đorđe", Greek, Cyrillic; embedded as a subset in each PDF):
 sender block top left; the address block at x=110, y=50, at most 85 mm wide, which is
 inside the window of a French DL window envelope (window 100 x 45 mm, 20 mm from the right
 and 15 mm from the bottom of a 220 x 110 envelope, letter folded in three);
@@ -19,6 +21,10 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
+from functools import cache
+from importlib.resources import as_file, files
+from importlib.resources.abc import Traversable
+from io import BytesIO
 
 from fpdf import FPDF
 from fpdf.enums import XPos, YPos
@@ -26,7 +32,7 @@ from fpdf.enums import XPos, YPos
 from network_anim.channels.contract import Outbound
 from network_anim.config.settings import PrintSettings
 
-__all__ = ["PDF_ENCODING", "Letter", "letter_date", "pdf_text", "render_letters"]
+__all__ = ["FONT_FILES", "Letter", "letter_date", "pdf_text", "printable", "render_letters"]
 
 _MONTHS = (
     "janvier", "février", "mars", "avril", "mai", "juin",
@@ -46,13 +52,30 @@ def letter_date(d: date, place: str) -> str:
     return f"{place}, le {when}" if place else f"Le {when}"
 
 
-# fpdf2's core fonts take one byte per character. With ``core_fonts_encoding = "cp1252"``
-# (the fonts are declared WinAnsiEncoding anyway) they accept and measure correctly all of
-# ’ ‘ “ ” – — … œ Œ € « » and NBSP, which French text needs; the default latin-1 would
-# raise FPDFUnicodeEncodingException on the first curly apostrophe. What cp1252 lacks is
-# mapped below to its nearest look-alike; anything else is dropped or becomes "?"
-# (see pdf_text) instead of crashing.
-PDF_ENCODING = "cp1252"
+# The letters' font: a regular and a bold face (the sender's first line, the subject),
+# read from the package that ships them, never from the machine's fonts nor the network.
+FONT = "SourceSans"
+FONT_FILES = {"": "SourceSansPro-Regular.ttf", "B": "SourceSansPro-Bold.ttf"}
+_FONT_PACKAGE = "font_source_sans_pro"
+
+
+def _font_file(style: str) -> Traversable:
+    return files(_FONT_PACKAGE).joinpath("files", FONT_FILES[style])
+
+
+@cache
+def _font_characters() -> frozenset[int]:
+    """The code points both faces draw: what a letter can print as written."""
+    from fontTools.ttLib import TTFont  # fpdf2's own dependency, read once per process
+
+    faces = [set(TTFont(BytesIO(_font_file(s).read_bytes())).getBestCmap()) for s in FONT_FILES]
+    return frozenset(set.intersection(*faces))
+
+
+# Typographic variants are normalised to the common form (spaces, dashes, arrows), so the
+# text reads and searches the same whatever the template author typed; a character the
+# font lacks is then folded to its nearest look-alike, and anything else is dropped or
+# becomes "?" (see pdf_text), never a missing-glyph box.
 _PDF_LOOKALIKES = str.maketrans(
     {
         "\u202f": "\u00a0",  # narrow no-break space (before ; : ! ? in French typography)
@@ -84,7 +107,7 @@ _PDF_LOOKALIKES = str.maketrans(
 
 
 def pdf_text(text: str) -> str:
-    """Make ``text`` printable with a cp1252 core font, keeping French typography intact."""
+    """Make ``text`` printable with the letters' font, keeping French typography intact."""
     text = unicodedata.normalize("NFC", text.replace("\r\n", "\n").replace("\r", "\n"))
     text = text.translate(_PDF_LOOKALIKES)
     out: list[str] = []
@@ -93,13 +116,13 @@ def pdf_text(text: str) -> str:
             out.append(ch)
         elif unicodedata.category(ch) in ("Cc", "Cf") and ch != "\u00ad":
             continue  # invisible controls would print as boxes; the soft hyphen is meaningful
-        elif _encodable(ch):
+        elif printable(ch):
             out.append(ch)
         else:
             # Compatibility forms first ("ﬁ" -> "fi", "①" -> "1"), then the bare letter.
             folded = unicodedata.normalize("NFKD", ch)
             folded = "".join(c for c in folded if not unicodedata.combining(c))
-            if folded and all(_encodable(c) for c in folded):
+            if folded and all(printable(c) for c in folded):
                 out.append(folded)
             elif unicodedata.category(ch) != "So":
                 # Emoji and pictographs are decoration: dropped. A letter we cannot print
@@ -108,12 +131,9 @@ def pdf_text(text: str) -> str:
     return "".join(out)
 
 
-def _encodable(ch: str) -> bool:
-    try:
-        ch.encode(PDF_ENCODING)
-    except UnicodeEncodeError:
-        return False
-    return True
+def printable(ch: str) -> bool:
+    """Whether the letters' font draws ``ch`` (regular and bold alike)."""
+    return ord(ch) in _font_characters()
 
 
 PAGE_MARGIN = 20.0  # left, right and bottom (mm)
@@ -144,7 +164,9 @@ class _LetterPDF(FPDF):
 
     def __init__(self) -> None:
         super().__init__(orientation="P", unit="mm", format="A4")
-        self.core_fonts_encoding = PDF_ENCODING
+        for style in FONT_FILES:
+            with as_file(_font_file(style)) as path:  # a real file even from a zipped install
+                self.add_font(FONT, style, path)
         # No inner cell padding: text starts exactly at the x we give (address at 110 mm).
         self.c_margin = 0
         self.letter_reference = ""
@@ -152,7 +174,7 @@ class _LetterPDF(FPDF):
 
     def footer(self) -> None:
         self.set_y(-12)
-        self.set_font("Helvetica", size=FOOTER_SIZE)
+        self.set_font(FONT, size=FOOTER_SIZE)
         self.set_text_color(110)
         page = self.page_no() - self.letter_first_page + 1
         self.cell(0, 4, pdf_text(f"Réf. {self.letter_reference} - page {page}"), align="R")
@@ -184,23 +206,23 @@ def _draw_letter(pdf: _LetterPDF, letter: Letter, settings: PrintSettings, when:
     # Sender, top left; its first line (the organisation) in bold.
     pdf.set_xy(PAGE_MARGIN, TOP_MARGIN)
     for number, line in enumerate(settings.sender_lines):
-        pdf.set_font("Helvetica", "B" if number == 0 else "", SENDER_SIZE)
+        pdf.set_font(FONT, "B" if number == 0 else "", SENDER_SIZE)
         pdf.cell(85, SENDER_SIZE * PT * 1.3, pdf_text(line), new_x=XPos.LMARGIN, new_y=YPos.NEXT)
 
     _draw_address(pdf, [pdf_text(line) for line in letter.lines])
 
-    pdf.set_font("Helvetica", "", BODY_SIZE)
+    pdf.set_font(FONT, "", BODY_SIZE)
     pdf.set_xy(ADDRESS_X, DATE_Y)
     pdf.cell(ADDRESS_WIDTH, BODY_LINE, pdf_text(letter_date(when, settings.place)))
 
     pdf.set_xy(PAGE_MARGIN, SUBJECT_Y)
     subject = " ".join(letter.item.subject.split())
     if subject:
-        pdf.set_font("Helvetica", "B", BODY_SIZE)
+        pdf.set_font(FONT, "B", BODY_SIZE)
         pdf.multi_cell(0, BODY_LINE, pdf_text(f"Objet : {subject}"))
         pdf.ln(BODY_LINE)
 
-    pdf.set_font("Helvetica", "", BODY_SIZE)
+    pdf.set_font(FONT, "", BODY_SIZE)
     # A blank line separates paragraphs; a single line break inside one is kept as is.
     for paragraph in re.split(r"\n\s*\n", pdf_text(letter.item.text)):
         paragraph = paragraph.strip("\n ")
@@ -217,10 +239,10 @@ def _draw_letter(pdf: _LetterPDF, letter: Letter, settings: PrintSettings, when:
 def _draw_address(pdf: _LetterPDF, lines: Sequence[str]) -> None:
     """The block in the window, shrunk (never clipped) so its widest line fits 85 mm.
 
-    38 capitals of Helvetica 10 pt can reach 95 mm: the whole block goes down to 8 pt
+    38 capitals at 10 pt can reach 105 mm ("W" x 38): the whole block goes down to 8 pt
     together (a uniform look), and a line still too wide at 8 pt is condensed horizontally.
     """
-    pdf.set_font("Helvetica", "", ADDRESS_SIZE)
+    pdf.set_font(FONT, "", ADDRESS_SIZE)
     widest = max(pdf.get_string_width(line) for line in lines)
     size = ADDRESS_SIZE
     if widest > ADDRESS_WIDTH:
