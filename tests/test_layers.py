@@ -18,7 +18,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("app",),
     ("network", "outbox"),
     ("planning",),
-    ("campaigns",),
+    ("campaigns", "bounces"),
     ("challenges",),
     ("engine", "reports"),
     ("web",),
