@@ -1,6 +1,6 @@
 """Deployment settings from the environment: ``NETANIM_<SECTION>_<KEY>`` over the TOML.
 
-Every key of ``[engine]``, ``[daemon]`` and ``[channels.<name>]`` that holds one value
+Every key of ``[engine]``, ``[daemon]``, ``[channels.<name>]`` and ``[bounces]`` that holds one value
 (text, number, boolean, path, one word of a list) can come from an environment variable
 named after its key path, in capitals, dots as underscores: ``channels.email.port`` is
 ``NETANIM_CHANNELS_EMAIL_PORT``. A variable that is set overrides the file; an empty one
@@ -34,7 +34,7 @@ from network_anim.config.validation import describe_error
 from network_anim.errors import UserError
 
 PREFIX = "NETANIM"
-SECTIONS = ("engine", "daemon", "channels")
+SECTIONS = ("engine", "daemon", "channels", "bounces")
 # The variable listing retired link-signing keys is the key's own variable plus this.
 PREVIOUS_SUFFIX = "_PREVIOUS"
 _SCALARS = (str, int, float, bool, Path)

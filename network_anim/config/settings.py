@@ -369,6 +369,48 @@ class DaemonSettings(Section):
     batch_size: int = Field(default=200, gt=0)
 
 
+class BounceMailbox(Section):
+    """The mailbox DSNs and complaint reports arrive in, read over IMAP by the daemon."""
+
+    host: str | None = None  # None: no mailbox, the daemon does not poll
+    port: int | None = Field(default=None, gt=0, lt=65536)  # None: 993 with ssl, else 143
+    security: Literal["none", "starttls", "ssl"] = "ssl"
+    username_env: EnvVarName = "NETANIM_BOUNCE_IMAP_USER"
+    password_env: EnvVarName = "NETANIM_BOUNCE_IMAP_PASSWORD"
+    folder: str = "INBOX"
+    # Reports read (classified or not) are moved here, so the inbox holds only new mail;
+    # a report that cannot be read goes to unreadable_folder for a person to look at.
+    processed_folder: str = "netanim/processed"
+    unreadable_folder: str = "netanim/unreadable"
+    timeout: float = Field(default=30.0, gt=0)
+
+
+class BounceSettings(Section):
+    """Email feedback: where bounces come back, and what they do."""
+
+    # Envelope sender of every email: bounces+<signed delivery token>@verp_domain when
+    # verp_domain is set (VERP), else the plain return_path (or the sender's address).
+    verp_domain: str | None = None
+    verp_local_part: str = Field(default="bounces", pattern=r"^[A-Za-z0-9._-]+$")
+    return_path: str | None = None
+    # A soft bounce (mailbox full, relay down) retries at the relay's pace; soft_to_hard
+    # soft bounces of one address within soft_window_days make it a hard bounce.
+    soft_to_hard: int = Field(default=3, gt=0)
+    soft_window_days: int = Field(default=14, gt=0)
+    # The daemon's tick reading the mailbox (when [bounces.mailbox] names a host).
+    poll_minutes: float = Field(default=5.0, gt=0)
+    mailbox: BounceMailbox = BounceMailbox()
+    # Warnings in reports and the daemon's log (bulk senders' rules: complaints < 0.3 %).
+    complaint_rate_warning: float = Field(default=0.003, gt=0, lt=1)
+    hard_bounce_rate_warning: float = Field(default=0.02, gt=0, lt=1)
+    # Providers' webhooks on `netanim serve` (/hooks/bounces/<provider>): the variables
+    # holding each one's signing secret (SES needs none: SNS messages carry a certificate).
+    postmark_token_env: EnvVarName = "NETANIM_POSTMARK_WEBHOOK_TOKEN"
+    sendgrid_public_key_env: EnvVarName = "NETANIM_SENDGRID_WEBHOOK_PUBLIC_KEY"
+    # SNS topics whose notifications are accepted (empty: none, the SES hook refuses all).
+    ses_topic_arns: tuple[str, ...] = ()
+
+
 class ReportSettings(Section):
     """How ``netanim report`` measures conversion into sales and the gain behind ROI."""
 
@@ -484,6 +526,7 @@ class Config(Section):
     rewards: tuple[RewardItem, ...] = ()
     challenges: tuple[ChallengeConfig, ...] = ()
     reports: ReportSettings = ReportSettings()
+    bounces: BounceSettings = BounceSettings()
 
     @model_validator(mode="after")
     def _references(self) -> Config:
