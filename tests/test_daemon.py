@@ -53,8 +53,8 @@ def _config(
     tmp_path: Path, database_url: str, campaigns: str, smtp: SmtpPeer | None = None
 ) -> Path:
     text = write_config(tmp_path, database_url, example_campaigns=False).read_text()
-    text = text.replace("[daemon]", "[daemon_defaults_replaced]", 1)
-    text = text[: text.index("[daemon_defaults_replaced]")] + text[text.index("[channels.email]") :]
+    # The example's own [daemon] section gives way to FAST_TICKS (the header, not a mention).
+    text = text[: text.index("\n[daemon]\n") + 1] + text[text.index("\n[channels.email]\n") + 1 :]
     path = tmp_path / "netanim.toml"
     path.write_text(text + FAST_TICKS + campaigns, encoding="utf-8")
     if smtp is not None:
