@@ -55,6 +55,10 @@ class PostgresLiveness:
     def stop(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
+            # Released here, not by the server once it notices the closed socket (a few ms
+            # later): a daemon asking right after a clean stop must see it stopped.
+            with contextlib.suppress(psycopg.Error):
+                conn.execute("SELECT pg_advisory_unlock_all()")
             with contextlib.suppress(psycopg.Error):
                 conn.close()
 
