@@ -402,3 +402,41 @@ def test_date_offset_out_of_range_is_a_user_error_naming_the_key(
         load_config(path)
     assert "channels.print.date_offset_days" in str(raised.value)
     assert str(path) in str(raised.value) or path.name in str(raised.value)
+
+
+def _body_pdf():  # type: ignore[no-untyped-def]
+    from network_anim.channels.print_layout import BODY_SIZE, FONT, _LetterPDF
+
+    pdf = _LetterPDF()
+    pdf.add_page()
+    pdf.set_font(FONT, "", BODY_SIZE)
+    return pdf
+
+
+@given(st.lists(st.text(alphabet="aéW Łж\u00a0\u00ad-", min_size=1, max_size=40), max_size=30))
+def test_body_lines_fit_the_page_and_keep_every_character(words: list[str]) -> None:
+    from network_anim.channels.print_layout import _wrapped
+
+    pdf = _body_pdf()
+    paragraph = " ".join(words)
+    lines = _wrapped(pdf, paragraph, pdf.epw)
+    assert all(pdf.get_string_width(line) <= pdf.epw + 1e-6 for line in lines)
+    # Only spaces at breaks and soft hyphens go; a "-" printed at a soft-hyphen break.
+    printed = "".join(lines).replace("-", "").replace(" ", "")
+    assert printed == paragraph.replace("\u00ad", "").replace("-", "").replace(" ", "")
+
+
+def test_body_breaks_on_spaces_and_soft_hyphens_never_on_a_no_break_space() -> None:
+    from network_anim.channels.print_layout import _wrapped
+
+    pdf = _body_pdf()
+    width = pdf.get_string_width("Bonjour Camille, vos")
+    assert _wrapped(pdf, "Bonjour Camille, vos points", width) == ["Bonjour Camille, vos", "points"]
+    narrow = pdf.get_string_width("1\u00a0200\u00a0points")
+    assert _wrapped(pdf, "vos 1\u00a0200\u00a0points", narrow) == [
+        "vos",
+        "1\u00a0200\u00a0points",
+    ]
+    hyphen = _wrapped(pdf, "Le chal\u00adlenge", pdf.get_string_width("Le chal-"))
+    assert hyphen == ["Le chal-", "lenge"]
+    assert _wrapped(pdf, "ligne\nsuivante", pdf.epw) == ["ligne", "suivante"]
