@@ -71,6 +71,9 @@ class DeliveryStatus(StrEnum):
     OPTED_OUT = "opted_out"  # the provider reports the recipient has opted out
     DEAD = "dead"  # transient failures exhausted the attempts
     CANCELLED = "cancelled"  # withdrawn by an operator
+    # Accepted by the relay, then returned: a bounce report (DSN, provider webhook) came
+    # back for it (bounces/apply.py); a hard bounce plans its fallback, a soft one a retry.
+    BOUNCED = "bounced"
 
 
 FINAL_STATUSES = frozenset(
@@ -81,6 +84,7 @@ FINAL_STATUSES = frozenset(
         DeliveryStatus.OPTED_OUT,
         DeliveryStatus.DEAD,
         DeliveryStatus.CANCELLED,
+        DeliveryStatus.BOUNCED,
     }
 )
 

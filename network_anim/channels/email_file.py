@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from network_anim.channels.contract import Outbound, SendResult, TransportBase
-from network_anim.channels.email_mime import build_email, key_hash
+from network_anim.channels.email_mime import build_email, envelope_sender_of, key_hash
 from network_anim.clock import Clock
 from network_anim.domain import Outcome
 
@@ -24,7 +24,8 @@ class FileEmailTransport(TransportBase):
     The embedded default: runs with no credentials and lets a person open the result.
     A retry of the same outbox row overwrites its file instead of adding one, and each
     file appears whole (written aside, then renamed with ``os.replace``). Each message's
-    ``Date:`` is the engine clock's time when it is written.
+    ``Date:`` is the engine clock's time when it is written; its first line is the
+    ``Return-Path:`` an SMTP send would use as MAIL FROM.
     """
 
     throttled = False  # a folder has no relay's pace to keep
@@ -60,7 +61,12 @@ class FileEmailTransport(TransportBase):
             return _NO_ADDRESS
         try:
             message = build_email(
-                item, sender=self._sender, reply_to=self._reply_to, date=self._clock.now()
+                item,
+                sender=self._sender,
+                reply_to=self._reply_to,
+                date=self._clock.now(),
+                # What the receiving server would add: the envelope sender (VERP).
+                return_path=envelope_sender_of(item, self._sender),
             )
         except ValueError as exc:
             return SendResult(Outcome.FAILED, detail=f"cannot build the message: {exc}")

@@ -44,7 +44,12 @@ from network_anim.channels.contract import (
     SendResult,
     TransportBase,
 )
-from network_anim.channels.email_mime import ascii_address, build_email, message_id_for
+from network_anim.channels.email_mime import (
+    ascii_address,
+    build_email,
+    envelope_sender_of,
+    message_id_for,
+)
 from network_anim.channels.smtp_wire import SmtpWire
 from network_anim.clock import Clock
 from network_anim.config.settings import EmailSettings
@@ -335,6 +340,8 @@ class SmtpTransport(TransportBase):
             return _NO_ADDRESS
         try:
             recipient = ascii_address(item.recipient.email)
+            # Per message: the VERP address names this delivery, so its bounce finds it.
+            envelope = envelope_sender_of(item, self._settings.sender)
             message = build_email(
                 item,
                 sender=self._settings.sender,
@@ -355,7 +362,7 @@ class SmtpTransport(TransportBase):
                     return connected
                 client = connected
             result, retry = await self._transact(
-                client, recipient, payload, len(message), message_id, slot, state
+                client, recipient, payload, len(message), message_id, slot, state, envelope
             )
             if retry and reused:
                 # The server dropped a session we had kept open (idle timeout) before
@@ -410,6 +417,7 @@ class SmtpTransport(TransportBase):
         message_id: str,
         slot: int = 0,
         state: _BatchState | None = None,
+        envelope: str | None = None,
     ) -> tuple[SendResult, bool]:
         """One mail transaction; returns the result and whether a retry is safe and useful.
 
@@ -419,7 +427,7 @@ class SmtpTransport(TransportBase):
         """
         data_sent = False
         try:
-            await client.transaction_start(self._envelope_sender, recipient, size)
+            await client.transaction_start(envelope or self._envelope_sender, recipient, size)
             if state is not None and state.gated:
                 rest = payload  # a free permit is taken at once: one write is enough
                 if self._gate.locked():

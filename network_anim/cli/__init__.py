@@ -80,6 +80,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "Sample network, months simulated, outputs on disk.",
     ),
     "new": ("network_anim.cli.new_cmd", "new", "Write a starter project into a new folder."),
+    "bounces": (
+        "network_anim.cli.bounces_cmd",
+        "bounces",
+        "Email bounces and complaints from files.",
+    ),
 }
 
 

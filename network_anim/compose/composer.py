@@ -14,8 +14,15 @@ from typing import Any
 
 from sqlalchemy.orm import object_session
 
+from network_anim.channels.email_mime import message_key_hash
 from network_anim.channels.sms_encoding import sms_segments
 from network_anim.clock import Clock
+from network_anim.compose.bounce_token import (
+    DELIVERY_HEADER,
+    ENVELOPE_EXTRA,
+    envelope_sender,
+    token_for,
+)
 from network_anim.compose.links import LinkSigner
 from network_anim.compose.rendering import Rendered, TemplateStore
 from network_anim.compose.stored_links import LinkBook
@@ -149,6 +156,14 @@ class Composer:
             )
         if channel == "email":
             headers = self._email_headers(context["unsubscribe_url"], message)
+            if delivery_key:
+                # Every email can be traced back: a bounce comes to the envelope sender
+                # and often quotes the headers, both carrying the signed token.
+                token = token_for(self.signer, message_key_hash(delivery_key))
+                headers[DELIVERY_HEADER] = token
+                extra[ENVELOPE_EXTRA] = envelope_sender(
+                    self.config.bounces, self.config.channels.email.sender, token
+                )
             if rendered.html and delivery_key:
                 # Outside links become signed click URLs naming their stored link; an
                 # open pixel is added.

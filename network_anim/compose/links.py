@@ -117,6 +117,15 @@ class LinkSigner:
         except ValueError:
             raise BadToken("malformed payload") from None
 
+    def mac(self, purpose: str, payload: bytes) -> bytes:
+        """The current key's MAC of raw bytes, for tokens that need their own encoding
+        (the bounce token must survive a lower-cased email address: base32)."""
+        return self._current.mac(purpose, payload)
+
+    def mac_matches(self, purpose: str, payload: bytes, mac: bytes) -> bool:
+        """Whether ``mac`` is the MAC of ``payload`` under the current or a previous key."""
+        return any(hmac.compare_digest(mac, key.mac(purpose, payload)) for key in self._keys)
+
     # The URLs messages carry. The portal (web app) serves these paths.
     def post_url(self, post_id: int, contact_id: int) -> str:
         return f"{self.base_url}/p/{self.sign('post', [post_id, contact_id])}"

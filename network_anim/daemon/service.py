@@ -23,6 +23,8 @@ from apscheduler.jobstores.memory import MemoryJobStore
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from network_anim.app import App, open_app
+from network_anim.bounces.intake import poll_bounce_mailbox
+from network_anim.bounces.mailbox import MailboxUnavailable
 from network_anim.campaigns.scheduled import (
     catch_up,
     make_trigger,
@@ -181,6 +183,13 @@ class Daemon:
         ticks.add_job(
             self.trigger_tick, "interval", minutes=settings.trigger_minutes, id="triggers", **every
         )
+        ticks.add_job(
+            self.bounce_tick,
+            "interval",
+            minutes=self.app.config.bounces.poll_minutes,
+            id="bounces",
+            **every,
+        )
         ticks.start()
         self._ticks = ticks
         # First round now rather than one interval from now.
@@ -258,6 +267,35 @@ class Daemon:
                 log.info("sequences: %s", dict(stats.steps))
         except Exception:
             log.exception("sequence tick failed; next tick retries")
+        finally:
+            self._busy -= 1
+
+    async def bounce_tick(self) -> None:
+        """Read the bounce mailbox when [bounces.mailbox] names a host (read at each tick,
+        so a reload that sets one starts the polling). Any daemon may run it: a message
+        two daemons read at once is applied once (event keys) and moved once."""
+        if self._stop.is_set() or self.app is None or not self.app.config.bounces.mailbox.host:
+            return
+        self._busy += 1
+        try:
+            done = await asyncio.to_thread(poll_bounce_mailbox, self.app)
+            if done.mailbox.read:
+                log.info(
+                    "bounce mailbox: %d read, %d unreadable (moved to %s); applied %s, "
+                    "%d already known, fallbacks %s",
+                    done.mailbox.read,
+                    done.mailbox.unreadable,
+                    self.app.config.bounces.mailbox.unreadable_folder,
+                    dict(done.feedback.applied),
+                    done.feedback.duplicates,
+                    dict(done.feedback.fallbacks),
+                )
+        except MailboxUnavailable as exc:
+            log.warning("bounce mailbox unavailable, next tick retries: %s", exc)
+        except UserError as exc:
+            log.error("bounce mailbox: %s", exc.render())
+        except Exception:
+            log.exception("bounce tick failed; next tick retries")
         finally:
             self._busy -= 1
 

@@ -66,6 +66,10 @@ class Contact(SQLModel, table=True):
     timezone: str = Field(default="Europe/Paris", max_length=64)
     language: str = Field(default="fr", max_length=8)
     active: bool = True
+    # Set by a hard bounce (or soft_to_hard soft ones): the router treats the contact as
+    # having no email until an import brings a new address (network/importer.py).
+    email_invalid_at: datetime | None = _utc(default=None, nullable=True)
+    email_invalid_reason: str = Field(default="", max_length=300)
     created_at: datetime = _utc()
     updated_at: datetime = _utc()
 
@@ -205,6 +209,10 @@ class Delivery(SQLModel, table=True):
     cost: float | None = None
     # Indexed: every provider status callback finds its row by the provider's id.
     provider_id: str | None = Field(default=None, max_length=300, index=True)
+    # Email rows: the hash of the idempotency key the Message-ID and the signed bounce
+    # token carry (channels/email_mime.py key_hash, first 32 hex digits); indexed, so a
+    # bounce finds its delivery by either clue.
+    key_hash: str | None = Field(default=None, max_length=32, index=True)
     created_at: datetime = _utc()
     updated_at: datetime = _utc()
     sent_at: datetime | None = _utc(default=None, nullable=True)
@@ -232,6 +240,32 @@ class Event(SQLModel, table=True):
     data: dict[str, Any] = _json(default_factory=dict)
     # Provider callbacks arrive twice: a unique key makes recording idempotent.
     dedupe_key: str | None = Field(default=None, unique=True, max_length=200)
+
+
+class Feedback(SQLModel, table=True):
+    """One bounce, complaint, auto-reply or unsubscribe request, as read from its source
+    (bounces/events.py), recorded once whatever the number of times it is read."""
+
+    __table_args__ = (
+        # The soft-to-hard count: one address's soft bounces in a window.
+        Index("ix_feedback_contact_kind_time", "contact_id", "kind", "occurred_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    # The source's own identity of the report (FeedbackEvent.key): the idempotency key.
+    key: str = Field(unique=True, max_length=200)
+    kind: str = Field(max_length=20)
+    source: str = Field(max_length=40)
+    delivery_id: int | None = Field(default=None, foreign_key="delivery.id", index=True)
+    contact_id: int | None = Field(default=None, foreign_key="contact.id")
+    # The address the report is about (lower-cased), as resolved: the contact's at the time.
+    address: str = Field(default="", max_length=254)
+    occurred_at: datetime = _utc()  # the report's own time, else received_at
+    received_at: datetime = _utc()  # app.clock when it was applied
+    status: str = Field(default="", max_length=40)
+    diagnostic: str = Field(default="", max_length=500)
+    # What the report changed (bounced, retry planned, marked invalid, opted out...).
+    outcome: str = Field(default="", max_length=200)
 
 
 class Sale(SQLModel, table=True):

@@ -69,8 +69,11 @@ def _upsert(
     rows: dict[str, dict[str, object]],
     now: datetime,
     progress: Callable[[int], None],
+    updating: Callable[[object, dict[str, object]], dict[str, object]] | None = None,
 ) -> tuple[dict[str, object], int, int]:
-    """Insert or update rows by external id: (rows by external id, created, updated)."""
+    """Insert or update rows by external id: (rows by external id, created, updated).
+    ``updating(row, fields)`` may add fields to an existing row's update, seeing it as it
+    was before."""
     existing = _existing(session, model, list(rows))
     by_id: dict[str, object] = {}
     created = updated = 0
@@ -80,7 +83,7 @@ def _upsert(
             row = model(external_id=external_id, **fields, created_at=now, updated_at=now)
             session.add(row)
             created += 1
-        elif _apply(row, fields):
+        elif _apply(row, updating(row, fields) if updating else fields):
             row.updated_at = now  # type: ignore[attr-defined]
             updated += 1
         by_id[external_id] = row
@@ -128,7 +131,19 @@ def _upsert_contacts(
         }
         for record in records
     }
-    return _upsert(session, Contact, rows, now, partial(progress, "contacts"))  # type: ignore[return-value]
+    return _upsert(  # type: ignore[return-value]
+        session, Contact, rows, now, partial(progress, "contacts"), _new_address_clears_mark
+    )
+
+
+def _new_address_clears_mark(row: object, fields: dict[str, object]) -> dict[str, object]:
+    """A new email address clears the invalid mark its predecessor's hard bounce left;
+    the same address again (whatever its case) keeps it: it would bounce again."""
+    contact: Contact = row  # type: ignore[assignment]
+    new = str(fields.get("email") or "").lower()
+    if contact.email_invalid_at is None or not new or new == (contact.email or "").lower():
+        return fields
+    return {**fields, "email_invalid_at": None, "email_invalid_reason": ""}
 
 
 def _upsert_consents(

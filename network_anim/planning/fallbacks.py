@@ -29,6 +29,7 @@ from sqlalchemy import select
 from sqlmodel import Session
 
 from network_anim.app import App
+from network_anim.channels.email_mime import message_key_hash
 from network_anim.compose.composer import Composer, message_context
 from network_anim.config.settings import UrgencyPolicy
 from network_anim.db.models import Campaign, Company, Contact, Delivery, Message
@@ -36,6 +37,7 @@ from network_anim.domain import DeliveryStatus, MessageKind, Urgency
 from network_anim.errors import UserError
 from network_anim.outbox.stats import DispatchStats
 from network_anim.planning.planner import (
+    RoutingInputs,
     _existing_keys,
     _insert,
     contact_profile,
@@ -85,6 +87,37 @@ def plan_fallbacks(app: App, *, ids: Sequence[int] | None = None) -> FallbackSta
         after = rows[-1].id or after
 
 
+def plan_retries(
+    app: App, session: Session, rows: Sequence[Delivery], *, at: datetime
+) -> FallbackStats:
+    """Plan, in the caller's transaction, one more try of each of these rows (soft
+    bounces: the relay accepted them, the mailbox did not) on its own channel at ``at``,
+    routed like any delivery: a consent withdrawn or an address marked invalid since
+    moves it to the row's next channel. The new row's key is ``"<key>><channel>"``, so a
+    row is retried once (a second report of the same send plans nothing), and the retry's
+    own soft bounce plans the next one."""
+    stats = FallbackStats()
+    if rows:
+        _Batch(app, session, make_composer(app), stats, retry_at=at).plan(list(rows))
+    return stats
+
+
+def fail_for_good(delivery: Delivery, *, status: DeliveryStatus, error: str, now: datetime) -> bool:
+    """A row the provider accepted, then could not deliver (a Twilio "undelivered"
+    callback, an email's hard bounce): as final as a refused send, so the message goes on
+    by the router's next channel. Marks it for the planning stage, in the caller's
+    transaction; the caller runs ``plan_fallbacks(app, ids=[...])`` after its commit
+    (a crash in between leaves the mark for the next drain). Returns whether a fallback
+    is due."""
+    delivery.status = status.value
+    delivery.last_error = error[:1000]
+    delivery.updated_at = now
+    if delivery.fallback:
+        delivery.fallback_due = True
+        return True
+    return False
+
+
 async def drain_with_fallbacks(
     app: App, drain: Callable[[], Awaitable[DispatchStats]]
 ) -> DispatchStats:
@@ -116,6 +149,9 @@ class _Batch:
     composer: Composer
     stats: FallbackStats
     policies: dict[tuple[str, tuple[str, ...]], RoutingPolicy] = field(default_factory=dict)
+    # Set for soft-bounce retries (plan_retries): the rows' own channel is tried again,
+    # routed at this time (legal windows and quiet hours from it), the fallbacks after it.
+    retry_at: datetime | None = None
 
     def plan(self, rows: list[Delivery]) -> None:
         session, now = self.session, self.app.clock.now()
@@ -127,12 +163,13 @@ class _Batch:
         existing = _existing_keys(
             session, [f"{r.idempotency_key}>{ch}" for r in rows for ch in self.app.definitions]
         )
-        inputs: dict[int, tuple[dict[int, Any], dict[int, dict[str, int]]]] = {}
+        inputs: dict[int, RoutingInputs] = {}
         new_rows: list[dict[str, Any]] = []
         for row in rows:
             row.fallback_due = False
             row.updated_at = now
-            if not row.fallback:
+            channels = [row.channel, *row.fallback] if self.retry_at else row.fallback
+            if not channels:
                 continue
             message = messages[row.message_id]
             if row.message_id not in inputs:
@@ -141,14 +178,13 @@ class _Batch:
                 inputs[row.message_id] = routing_inputs(
                     self.app, session, ids, message.id, MessageKind(message.kind), now
                 )
-            bases, counts = inputs[row.message_id]
             contact = contacts[row.contact_id]
             company = companies[contact.company_id]
             routing = route(
                 MessageSpec(Urgency(message.urgency), MessageKind(message.kind)),
-                contact_profile(contact, company, bases.get(contact.id), counts.get(contact.id)),
-                self._policy(message.urgency, row.fallback),
-                now,
+                contact_profile(contact, company, *inputs[row.message_id].of(contact.id)),
+                self._policy(message.urgency, channels),
+                self.retry_at or now,
             )
             planned = self._row(
                 row,
@@ -166,7 +202,7 @@ class _Batch:
             channel = planned["channel"]
             if row.marketing and channel in self.app.config.routing.frequency_caps:
                 # The next fallback of this contact in the batch sees this one in the cap.
-                per_channel = counts.setdefault(row.contact_id, {})
+                per_channel = inputs[row.message_id].counts.setdefault(row.contact_id, {})
                 per_channel[channel] = per_channel.get(channel, 0) + 1
         if new_rows:
             _insert(session, new_rows)
@@ -199,7 +235,7 @@ class _Batch:
         or already planned."""
         detail = failed.last_error.split("; fallback", 1)[0][:_DETAIL]
         if routing.unreachable:
-            self.stats.held[failed.fallback[0]] += 1
+            self.stats.held[failed.channel if self.retry_at else failed.fallback[0]] += 1
             self._note(failed, f"fallback held: {routing.unreachable}")
             return None
         choice = routing.choices[0]
@@ -229,7 +265,7 @@ class _Batch:
             extra["vars"] = dict(personal)  # the next fallback renders with them too
         if composed.headers:
             extra["headers"] = composed.headers
-        due_at = choice.not_before or now
+        due_at = choice.not_before or self.retry_at or now
         self.stats.planned[choice.channel] += 1
         if due_at > now:
             self.stats.deferred[choice.channel] += 1
@@ -237,13 +273,14 @@ class _Batch:
             self.stats.due_now += 1
         return {
             "idempotency_key": key,
+            "key_hash": message_key_hash(key) if choice.channel == "email" else None,
             "message_id": failed.message_id,
             "contact_id": failed.contact_id,
             "channel": choice.channel,
             "status": DeliveryStatus.PENDING.value,
             "marketing": failed.marketing,
             "due_at": due_at,
-            "reason": f"fallback: {failed.channel} failed ({detail}); {choice.reason}"[:500],
+            "reason": f"{self._why(failed, detail)}; {choice.reason}"[:500],
             "fallback": list(choice.fallback),
             "parent_id": failed.id,
             "attempts": 0,
@@ -258,6 +295,11 @@ class _Batch:
             "updated_at": now,
         }
 
+    def _why(self, failed: Delivery, detail: str) -> str:
+        if self.retry_at is not None:
+            return f"retry: {failed.channel} soft-bounced ({detail})"
+        return f"fallback: {failed.channel} failed ({detail})"
+
     @staticmethod
     def _note(failed: Delivery, note: str) -> None:
         failed.last_error = f"{failed.last_error}; {note}"[:1000]
@@ -267,4 +309,10 @@ def _by_id(session: Session, model: Any, ids: set[int]) -> dict[int, Any]:
     return {row.id: row for row in session.scalars(select(model).where(model.id.in_(list(ids))))}
 
 
-__all__ = ["FallbackStats", "drain_with_fallbacks", "plan_fallbacks"]
+__all__ = [
+    "FallbackStats",
+    "drain_with_fallbacks",
+    "fail_for_good",
+    "plan_fallbacks",
+    "plan_retries",
+]

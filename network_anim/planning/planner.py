@@ -20,6 +20,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
 from network_anim.app import App
+from network_anim.channels.email_mime import message_key_hash
 from network_anim.compose.attachments import attach
 from network_anim.compose.composer import Composer, message_context
 from network_anim.compose.rendering import Rendered
@@ -36,6 +37,7 @@ from network_anim.db.models import (
 )
 from network_anim.domain import DeliveryStatus, EmailKind, LawfulBasis, Level, MessageKind, Urgency
 from network_anim.network.audience import iter_audience
+from network_anim.planning.email_marks import email_invalid_notes
 from network_anim.routing.router import ChannelChoice, ContactProfile, MessageSpec, Routing, route
 
 _BATCH = 1000  # contacts per batch: each lookup is one IN query, the rows one executemany
@@ -237,13 +239,13 @@ class _PlanRun:
         the explanations and the unreachable contacts go to the result."""
         request, result = self.request, self.result
         contact_ids = [c.id for c, _ in batch if c.id is not None]
-        bases, counts = routing_inputs(
+        inputs = routing_inputs(
             self.app, self.session, contact_ids, self.message.id, self.spec.kind, self.due_at
         )
         routed = []
         for contact, company in batch:
             assert contact.id is not None
-            routing = self._route(contact, company, bases.get(contact.id), counts.get(contact.id))
+            routing = self._route(contact, company, *inputs.of(contact.id))
             if self.explain:
                 result.explanations.append(
                     Explanation(
@@ -296,6 +298,7 @@ class _PlanRun:
             extra["headers"] = composed.headers
         return {
             "idempotency_key": key,
+            "key_hash": message_key_hash(key) if choice.channel == "email" else None,
             "message_id": self.message.id,
             "contact_id": contact.id,
             "channel": choice.channel,
@@ -321,15 +324,36 @@ class _PlanRun:
         company: Any,
         bases: dict[str, LawfulBasis] | None,
         counts: dict[str, int] | None,
+        email_invalid: str | None = None,
     ) -> Routing:
-        key = profile_key(contact, company, bases, counts)
+        key = profile_key(contact, company, bases, counts, email_invalid)
         routing = self.routes.get(key)
         if routing is None:
-            profile = contact_profile(contact, company, bases, counts)
+            profile = contact_profile(contact, company, bases, counts, email_invalid)
             routing = route(self.spec, profile, self.app.policy, self.due_at)
             if len(self.routes) < _ROUTES_KEPT:
                 self.routes[key] = routing
         return routing
+
+
+@dataclass(frozen=True, slots=True)
+class RoutingInputs:
+    """What the router needs from the database for a batch of contacts, by contact id."""
+
+    bases: dict[int, dict[str, LawfulBasis]]
+    counts: dict[int, dict[str, int]]
+    # Contacts whose address bounced for good: "email invalid since <date>: <reason>".
+    email_invalid: dict[int, str] = field(default_factory=dict)
+
+    def of(
+        self, contact_id: int
+    ) -> tuple[dict[str, LawfulBasis] | None, dict[str, int] | None, str | None]:
+        """One contact's (bases, counts, email invalid note), as ``contact_profile`` takes."""
+        return (
+            self.bases.get(contact_id),
+            self.counts.get(contact_id),
+            self.email_invalid.get(contact_id),
+        )
 
 
 def routing_inputs(
@@ -339,17 +363,18 @@ def routing_inputs(
     message_id: int | None,
     kind: MessageKind,
     at: datetime,
-) -> tuple[dict[int, dict[str, LawfulBasis]], dict[int, dict[str, int]]]:
+) -> RoutingInputs:
     """What the router needs from the database for these contacts, read now (a consent
-    withdrawn a minute ago counts): the recorded bases per channel, and for a marketing
-    message the other marketing rows in each capped channel's window around ``at``."""
+    withdrawn a minute ago counts): the recorded bases per channel, the addresses marked
+    invalid by a bounce, and for a marketing message the other marketing rows in each
+    capped channel's window around ``at``."""
     bases = _consents(session, contact_ids)
     counts = (
         _recent_counts(app, session, contact_ids, message_id, at)
         if kind == MessageKind.MARKETING
         else {}
     )
-    return bases, counts
+    return RoutingInputs(bases, counts, email_invalid_notes(session, contact_ids))
 
 
 def profile_key(
@@ -357,9 +382,11 @@ def profile_key(
     company: Any,
     bases: dict[str, LawfulBasis] | None,
     counts: dict[str, int] | None,
+    email_invalid: str | None = None,
 ) -> tuple[Any, ...]:
     """Everything the router reads of a contact: equal keys, equal routing."""
     return (
+        email_invalid,
         contact.email_kind,
         bool(contact.mobile),
         _has_postal_address(company),
@@ -376,9 +403,11 @@ def contact_profile(
     company: Any,
     bases: dict[str, LawfulBasis] | None,
     counts: dict[str, int] | None,
+    email_invalid: str | None = None,
 ) -> ContactProfile:
     """The router's view of a contact (an ORM object or a plain row, read by attribute),
-    for every delivery the planner decides: a message's rows and their fallbacks."""
+    for every delivery the planner decides: a message's rows and their fallbacks.
+    ``email_invalid``: why its address is not used any more (a hard bounce), if it is."""
     return ContactProfile(
         contact_id=contact.id,
         email_kind=EmailKind(contact.email_kind),
@@ -390,6 +419,7 @@ def contact_profile(
         country=company.country or "FR",
         bases=bases or {},
         recent_counts=counts or {},
+        email_invalid=email_invalid,
     )
 
 
@@ -592,4 +622,11 @@ def _insert(session: Session, rows: list[dict[str, Any]]) -> None:
     session.execute(stmt, rows)
 
 
-__all__ = ["MessageRequest", "PlanResult", "idempotency_key", "insert", "plan_message"]
+__all__ = [
+    "MessageRequest",
+    "PlanResult",
+    "RoutingInputs",
+    "idempotency_key",
+    "insert",
+    "plan_message",
+]

@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlmodel import Session
 
 from network_anim.app import App
+from network_anim.reports.bounce_rates import compute_bounce_rates, rate_warnings
 from network_anim.reports.challenge_summary import challenge_summaries
 from network_anim.reports.conversion import compute_conversion
 from network_anim.reports.costs import compute_costs, gain_definition
@@ -45,6 +46,8 @@ def build_report(
             session, scope, converted.converted_pairs, timezone, app.definitions
         )
         links = compute_link_clicks(session, scope, app.config.engine.base_url)
+        bounce_rates = compute_bounce_rates(session, scope)
+    thresholds = app.config.bounces
     return Report(
         schema_version=SCHEMA_VERSION,
         generated_at=app.clock.now(),
@@ -62,4 +65,10 @@ def build_report(
         conversion=converted.conversion,
         costs=compute_costs(settings, funnel.totals, funnel.raw_costs, converted.conversion),
         links=links,
+        bounce_rates=bounce_rates,
+        warnings=rate_warnings(
+            bounce_rates,
+            complaint_rate=thresholds.complaint_rate_warning,
+            hard_bounce_rate=thresholds.hard_bounce_rate_warning,
+        ),
     )

@@ -234,7 +234,8 @@ def delivery_facts(session: Session, scope: Scope) -> Iterator[DeliveryFacts]:
 
 # Event types the funnel reads; a delivery's events are folded into one row by
 # ``_event_summary``.
-_FUNNEL_EVENTS = ("opened", "clicked", "delivered", "bounced")
+# A soft bounce did not arrive either (its retry is a row of its own).
+_FUNNEL_EVENTS = ("opened", "clicked", "delivered", "bounced", "soft_bounced")
 
 
 def _event_summary():  # type: ignore[no-untyped-def]
@@ -258,7 +259,7 @@ def _event_summary():  # type: ignore[no-untyped-def]
             first(Event.type == "opened", machine).label("first_machine_open"),
             flag(Event.type == "clicked", human).label("clicked"),
             flag(Event.type == "delivered").label("delivered"),
-            flag(Event.type == "bounced").label("bounced"),
+            flag(Event.type.in_(("bounced", "soft_bounced"))).label("bounced"),  # type: ignore[attr-defined]
         )
         .where(Event.delivery_id.is_not(None), Event.type.in_(_FUNNEL_EVENTS))  # type: ignore[union-attr,attr-defined]
         .group_by(Event.delivery_id)

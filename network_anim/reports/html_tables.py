@@ -331,4 +331,27 @@ def appendix(report: Report) -> tuple[Table, ...]:
     return tuple(tables)
 
 
-__all__ = ["Table", "appendix", "links_table"]
+def bounces_table(report: Report) -> Table:
+    """Bounces and complaints per campaign and channel, over the rows sent."""
+    rows = [
+        (
+            line.campaign,
+            channel_label(line.channel),
+            fr_format.integer(line.sent),
+            f"{fr_format.integer(line.hard_bounces)} ({fr_format.percent(line.hard_bounce_rate)})",
+            f"{fr_format.integer(line.soft_bounces)} ({fr_format.percent(line.soft_bounce_rate)})",
+            f"{fr_format.integer(line.complaints)} ({fr_format.percent(line.complaint_rate)})",
+        )
+        for line in report.bounce_rates
+    ]
+    table = _table(
+        "table-bounces",
+        "Rebonds et plaintes par campagne et canal (part des envois)",
+        ("Campagne", "Canal", "Envoyés", "Rebonds définitifs", "Rebonds temporaires", "Plaintes"),
+        rows,
+        keys=2,
+    )
+    return replace(table, empty="Aucun envoi sur la période.")
+
+
+__all__ = ["Table", "appendix", "bounces_table", "links_table"]

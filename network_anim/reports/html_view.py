@@ -28,9 +28,9 @@ from network_anim.reports.html_labels import (
     ordered_segments,
     segment_label,
 )
-from network_anim.reports.html_tables import Table, appendix, links_table
+from network_anim.reports.html_tables import Table, appendix, bounces_table, links_table
 from network_anim.reports.html_timeline import bucket_timeline
-from network_anim.reports.model import FunnelRow, Report, TimelinePoint
+from network_anim.reports.model import FunnelRow, RateWarning, Report, TimelinePoint
 
 MACHINE_COLOUR = "#6b7280"
 COST_COLOUR = "#9B3A3A"
@@ -68,6 +68,9 @@ class Page:
     conversion_chart: Markup
     conversion_note: str
     links: Table
+    bounces: Table
+    # The [bounces] thresholds a campaign passed, as sentences.
+    bounce_warnings: tuple[str, ...]
     cost_chart: Markup
     gain_chart: Markup
     roi_text: str
@@ -96,6 +99,8 @@ def page(report: Report) -> Page:
         conversion_chart=_conversion_chart(report),
         conversion_note=_conversion_note(report),
         links=links_table(report),
+        bounces=bounces_table(report),
+        bounce_warnings=tuple(_warning_text(w) for w in report.warnings),
         cost_chart=_cost_chart(report),
         gain_chart=_gain_chart(report),
         roi_text=_roi_text(report),
@@ -103,6 +108,15 @@ def page(report: Report) -> Page:
         tables=appendix(report),
         campaigns=report.campaigns,
         definitions=tuple(report.definitions.items()),
+    )
+
+
+def _warning_text(warning: RateWarning) -> str:
+    what = "de plaintes" if warning.kind == "complaint" else "de rebonds définitifs"
+    return (
+        f"Campagne {warning.campaign}, {channel_label(warning.channel)} : taux {what} de "
+        f"{fr_format.percent(warning.rate, 2)}, au-dessus du seuil de "
+        f"{fr_format.percent(warning.threshold, 2)} ([bounces] de la configuration)."
     )
 
 

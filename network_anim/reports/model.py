@@ -37,7 +37,7 @@ DEFINITIONS: dict[str, str] = {
     "sent": "Planned rows that reached the provider (sent_at set), even if a later "
     "provider status failed them.",
     "delivered": "SMS: sent rows with a Twilio 'delivered' status event. Email: sent rows "
-    "minus those with a 'bounced' event. Intranet and flash posts: published (sent) rows. "
+    "minus those with a 'bounced' or 'soft_bounced' event. Intranet and flash posts: published (sent) rows. "
     "Print: letters exported to the mail house (sent rows).",
     "opened": "Delivered rows with an 'opened' event from a human; rows opened by a "
     "machine (mail prefetchers, security scanners: events flagged machine) are counted "
@@ -69,6 +69,12 @@ DEFINITIONS: dict[str, str] = {
     "distinct contacts among them; machine_clicks: link scanners and previews, in no "
     "rate. A click from an email sent before links were stored counts under its URL "
     "with link_id null.",
+    "bounces": "Per campaign and channel, over its sent rows: hard bounces = rows with a "
+    "'bounced' event (an email's hard bounce, soft_to_hard soft bounces of one address, a "
+    "Twilio 'undelivered'/'failed'); soft bounces = rows with a 'soft_bounced' event (each "
+    "retried once); complaints = rows with a 'complained' event (spam reports). A row "
+    "counts once per kind. warnings: complaint rate above [bounces] "
+    "complaint_rate_warning, hard-bounce rate above hard_bounce_rate_warning.",
     "cost": "Sent rows only: Delivery.cost when the provider priced it (Twilio), else the "
     "estimate from [channels.*].cost made when the row was planned (print: per letter).",
     "roi": "ROI = (gain - cost) / cost, None when the cost is 0; the gain is defined in "
@@ -215,6 +221,33 @@ class LinkClicks:
 
 
 @dataclass(frozen=True)
+class BounceRate:
+    """Bounces and complaints of one campaign on one channel, over its sent rows."""
+
+    campaign: str
+    channel: str
+    sent: int
+    hard_bounces: int
+    soft_bounces: int
+    complaints: int
+    hard_bounce_rate: float | None  # hard_bounces / sent
+    soft_bounce_rate: float | None
+    complaint_rate: float | None  # complaints / sent
+
+
+@dataclass(frozen=True)
+class RateWarning:
+    """A campaign and channel past a [bounces] threshold."""
+
+    campaign: str
+    channel: str
+    kind: str  # "complaint" | "hard_bounce"
+    rate: float
+    threshold: float
+    message: str
+
+
+@dataclass(frozen=True)
 class ChannelCost:
     channel: str
     sent: int
@@ -251,6 +284,9 @@ class Report:
     costs: Costs
     # Clicks per outside link, by campaign and message, most clicked first in each.
     links: tuple[LinkClicks, ...] = ()
+    # Bounce and complaint rates per campaign and channel, and the thresholds passed.
+    bounce_rates: tuple[BounceRate, ...] = ()
+    warnings: tuple[RateWarning, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The report as plain JSON types (schema: docs/report-json.md)."""

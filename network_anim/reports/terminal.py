@@ -9,6 +9,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from network_anim.reports.model import (
+    BounceRate,
     ChallengeSummary,
     ConversionGroup,
     FunnelRow,
@@ -43,6 +44,12 @@ def render_terminal(report: Report, console: Console) -> None:
         console.print(_funnel_table(report, report.funnel_totals, grouped=False, title="all"))
     if report.filters.by == "segment" and report.channel_mix:
         console.print(_mix_table(report.channel_mix))
+    if report.bounce_rates:
+        console.print(_bounce_table(report.bounce_rates))
+    for warning in report.warnings:
+        console.print(
+            f"Warning: {warning.message}", style="bold red", highlight=False, markup=False
+        )
     console.print(_conversion_table(report))
     for challenge in report.challenges:
         console.print(_challenge_table(challenge))
@@ -94,6 +101,24 @@ def _funnel_table(
             money(row.cost),
         ]
         table.add_row(*([row.group] if grouped else []), *cells)
+    return table
+
+
+def _bounce_table(rates: tuple[BounceRate, ...]) -> Table:
+    table = Table(title="Bounces and complaints (of the rows sent)", title_justify="left")
+    table.add_column("campaign")
+    table.add_column("channel")
+    for name in ("sent", "hard bounces", "soft bounces", "complaints"):
+        table.add_column(name, justify="right")
+    for line in rates:
+        table.add_row(
+            escape(line.campaign),
+            line.channel,
+            str(line.sent),
+            with_rate(line.hard_bounces, line.hard_bounce_rate),
+            with_rate(line.soft_bounces, line.soft_bounce_rate),
+            with_rate(line.complaints, line.complaint_rate),
+        )
     return table
 
 

@@ -4,9 +4,11 @@ Policy (DESIGN.md §1, overridable in ``[routing]``): each urgency names the cha
 each get a delivery (``send``) and the channels tried next if one is impossible or fails
 (``fallback``). On top of it, the contact's profile rules:
 
-* a shared mailbox or no email replaces email by SMS when urgent, by print otherwise;
+* a shared mailbox, no email or an address invalid since a hard bounce replaces email
+  by SMS when urgent, by print otherwise;
 * no web access: portal channels are dropped, so a message is never intranet-only;
 * an opted-out channel is never used; a channel with no recorded lawful basis is not used;
+  a ``<channel>:marketing`` opt-out (a spam complaint) refuses marketing messages only;
 * promotional messages respect the channel's legal send window (deferred, not dropped)
   and the per-contact frequency caps; operational messages ignore caps;
 * non-urgent SMS wait for the end of quiet hours.
@@ -50,6 +52,9 @@ class ContactProfile:
     bases: Mapping[str, LawfulBasis] = field(default_factory=dict)
     # Marketing deliveries per channel already in each channel's cap window.
     recent_counts: Mapping[str, int] = field(default_factory=dict)
+    # Why the address is not used (a hard bounce: "email invalid since ...: ..."), if so:
+    # the contact is routed as having no email.
+    email_invalid: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,6 +101,12 @@ class Routing:
             return f"unreachable: {self.unreachable}"
         parts = [f"{c.channel} ({c.reason})" for c in self.choices]
         return "; ".join(parts)
+
+
+def marketing_channel(channel: str) -> str:
+    """The consent row's channel that refuses only marketing messages on ``channel`` (a
+    spam complaint opts a contact out of marketing email; operational email still goes)."""
+    return f"{channel}:marketing"
 
 
 def route(
@@ -174,7 +185,7 @@ def _email_stand_in(
 ) -> tuple[str | None, str]:
     """A shared mailbox or no email: the definitions' ``email_stand_in`` channel (SMS
     when urgent, print otherwise)."""
-    if channel != "email" or not why.startswith(("shared mailbox", "no email")):
+    if channel != "email" or not why.startswith(("shared mailbox", "no email", "email invalid")):
         return None, ""
     preferred = email_stand_in(policy.definitions, urgent=urgent)
     if preferred is None or refusal(preferred) is not None:
@@ -202,6 +213,8 @@ def _why_not(
     if basis not in SENDABLE_BASES:
         return f"no lawful basis recorded for {channel} (consent or legitimate interest)"
     if message.kind == MessageKind.MARKETING:
+        if contact.bases.get(marketing_channel(channel)) == LawfulBasis.OPTED_OUT:
+            return f"opted out of marketing {channel}"
         cap = policy.frequency_caps.get(channel)
         sent = contact.recent_counts.get(channel, 0)
         if cap is not None and sent >= cap.max:
@@ -213,6 +226,8 @@ def _missing(requirement: str, contact: ContactProfile) -> str | None:
     if requirement == "email":
         if contact.email_kind == EmailKind.NONE:
             return "no email address"
+        if contact.email_invalid:
+            return contact.email_invalid
         if contact.email_kind == EmailKind.SHARED:
             return "shared mailbox: email loses relevance"
     elif requirement == "mobile" and not contact.has_mobile:

@@ -9,7 +9,8 @@ or a provider callback delivered twice, is written once. :meth:`EventWriter.stop
 what is still queued before returning (the web app's lifespan calls it on shutdown).
 
 What must take effect at once (an unsubscribe, a consent change) does not come through
-here: those handlers write in their own transaction with :func:`insert_event`.
+here: those handlers write in their own transaction with :func:`insert_event` (rows and
+consents are written by network_anim/planning/records.py, which the bounces share).
 """
 
 from __future__ import annotations
@@ -22,13 +23,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Connection, Engine, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlmodel import Session
 
-from network_anim.db.models import Consent, Event, PostRead
-from network_anim.domain import LawfulBasis
+from network_anim.db.models import Event, PostRead
+from network_anim.planning.records import event_row, insert_event, insert_ignoring, set_consent
 
 log = logging.getLogger(__name__)
 
@@ -37,71 +36,6 @@ _READ_TABLE = PostRead.__table__  # type: ignore[attr-defined]
 _RETRY_DELAYS = (0.5, 1.0, 2.0)  # the database went away: retry, then give the batch up
 
 ItemKind = Literal["event", "read"]
-
-
-def event_row(
-    *,
-    type: str,
-    occurred_at: datetime,
-    channel: str = "",
-    contact_id: int | None = None,
-    delivery_id: int | None = None,
-    message_id: int | None = None,
-    machine: bool = False,
-    data: dict[str, Any] | None = None,
-    dedupe_key: str | None = None,
-) -> dict[str, Any]:
-    """One ``event`` row with every column given (bulk inserts need the same keys)."""
-    return {
-        "occurred_at": occurred_at,
-        "type": type,
-        "channel": channel,
-        "contact_id": contact_id,
-        "delivery_id": delivery_id,
-        "message_id": message_id,
-        "machine": machine,
-        "data": data or {},
-        "dedupe_key": dedupe_key,
-    }
-
-
-def _insert_ignoring(connection: Connection, table: Any, keys: list[str]) -> Any:
-    module = postgresql if connection.dialect.name == "postgresql" else sqlite
-    return module.insert(table).on_conflict_do_nothing(index_elements=keys)
-
-
-def insert_event(connection: Connection, row: dict[str, Any]) -> bool:
-    """Insert one event now, in the caller's transaction; False if its dedupe key exists."""
-    statement = _insert_ignoring(connection, _EVENT_TABLE, ["dedupe_key"])
-    # RETURNING rather than rowcount: psycopg reports -1 rows for an INSERT ... RETURNING.
-    inserted = connection.execute(statement.returning(_EVENT_TABLE.c.id), row).first()
-    return inserted is not None
-
-
-def set_consent(
-    session: Session,
-    *,
-    contact_id: int,
-    channel: str,
-    basis: LawfulBasis,
-    source: str,
-    now: datetime,
-) -> str | None:
-    """Record a contact's basis for a channel now, in the caller's transaction (an upsert,
-    so two concurrent requests cannot both insert). Returns the basis it replaced."""
-    connection = session.connection()
-    previous = session.scalar(
-        select(Consent.basis).where(Consent.contact_id == contact_id, Consent.channel == channel)
-    )
-    module = postgresql if connection.dialect.name == "postgresql" else sqlite
-    values = {"basis": basis.value, "source": source[:80], "updated_at": now}
-    statement = module.insert(Consent.__table__).values(  # type: ignore[attr-defined]
-        contact_id=contact_id, channel=channel, **values
-    )
-    connection.execute(
-        statement.on_conflict_do_update(index_elements=["contact_id", "channel"], set_=values)
-    )
-    return previous
 
 
 @dataclass
@@ -279,11 +213,11 @@ class EventWriter:
         with self.engine.begin() as connection:
             if events:
                 connection.execute(
-                    _insert_ignoring(connection, _EVENT_TABLE, ["dedupe_key"]), events
+                    insert_ignoring(connection, _EVENT_TABLE, ["dedupe_key"]), events
                 )
             if reads:
                 keys = ["post_id", "contact_id"]
-                connection.execute(_insert_ignoring(connection, _READ_TABLE, keys), reads)
+                connection.execute(insert_ignoring(connection, _READ_TABLE, keys), reads)
         self.stats.flushes += 1
         self.stats.events += len(events)
         self.stats.reads += len(reads)

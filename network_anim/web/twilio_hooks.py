@@ -53,7 +53,7 @@ from network_anim.config.settings import ChallengeConfig
 from network_anim.db.models import Contact, Delivery
 from network_anim.domain import DeliveryStatus, LawfulBasis
 from network_anim.errors import UserError
-from network_anim.planning.fallbacks import plan_fallbacks
+from network_anim.planning.fallbacks import fail_for_good, plan_fallbacks
 from network_anim.web import Web, WebContext
 from network_anim.web.events import event_row, insert_event, set_consent
 
@@ -164,12 +164,9 @@ def _apply_status(
         if status in _UNDELIVERED and delivery.status == DeliveryStatus.SENT.value:
             # Accepted by Twilio, then not delivered: as final as an invalid number, so the
             # message goes on by the router's next channel, as a failed send would.
-            delivery.status = DeliveryStatus.FAILED.value
-            delivery.last_error = f"Twilio: {status}" + (
-                f" (error {error_code})" if error_code else ""
-            )
-            if delivery.fallback:
-                delivery.fallback_due = True
+            error = f"Twilio: {status}" + (f" (error {error_code})" if error_code else "")
+            # The same path as an email's hard bounce (bounces/apply.py).
+            if fail_for_good(delivery, status=DeliveryStatus.FAILED, error=error, now=now):
                 return "applied", delivery.id
         return "applied", None
 
