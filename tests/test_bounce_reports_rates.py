@@ -142,6 +142,37 @@ def test_terminal_table_html_page_and_the_daemon_s_log_line(
     assert log_rate_warnings(app, since=WEDNESDAY + timedelta(days=1)) == ()
 
 
+def test_the_daemon_s_bounce_tick_logs_each_excess_once(
+    app: App,
+    config_path: Path,
+    history: list[Delivery],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Without a bounce mailbox (webhooks feed the rates), the scheduler role's holder
+    logs the campaigns past a threshold at its bounce tick, once while they stay so."""
+    import asyncio
+
+    from network_anim.daemon.service import Daemon
+
+    daemon = Daemon(config_path)
+    daemon.app = app
+    logger = "network_anim.reports.bounce_rates"
+    with caplog.at_level(logging.WARNING, logger=logger):
+        asyncio.run(daemon.bounce_tick())  # not the role's holder: nothing
+        assert [r for r in caplog.records if r.name == logger] == []
+        daemon._leader = True
+        asyncio.run(daemon.bounce_tick())
+        asyncio.run(daemon.bounce_tick())  # still above: not repeated
+    logged = [r.getMessage() for r in caplog.records if r.name == logger]
+    assert logged == [
+        "campaign broadcast, email: complaint rate 9.09 % (1 of 11 sent) is above 0.3 % "
+        "([bounces] complaint_rate_warning)",
+        "campaign broadcast, email: hard-bounce rate 18.18 % (2 of 11 sent) is above 2 % "
+        "([bounces] hard_bounce_rate_warning)",
+    ]
+    assert all(r.levelno == logging.WARNING for r in caplog.records if r.name == logger)
+
+
 def test_under_the_thresholds_no_warning(
     app: App, history: list[Delivery], monkeypatch: pytest.MonkeyPatch, config_path: Path
 ) -> None:

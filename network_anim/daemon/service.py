@@ -46,6 +46,7 @@ from network_anim.outbox.rate_limit import RateLimits
 from network_anim.outbox.sending import worker_id
 from network_anim.outbox.transports import ConfiguredTransports, configured_rates
 from network_anim.planning.fallbacks import drain_with_fallbacks
+from network_anim.reports.bounce_rates import log_rate_warnings, warning_key
 
 log = logging.getLogger("netanim.daemon")
 
@@ -90,6 +91,8 @@ class Daemon:
         self._role: SchedulerRole | SqliteRole | None = None
         self._pid_file: Path | None = None
         self._liveness: Liveness | None = None
+        # Rate warnings logged at the previous bounce tick: logged again only once gone.
+        self._rate_warnings_logged: frozenset[tuple[str, str, str]] = frozenset()
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -272,20 +275,32 @@ class Daemon:
 
     async def bounce_tick(self) -> None:
         """Read the bounce mailbox when [bounces.mailbox] names a host (read at each tick,
-        so a reload that sets one starts the polling). Any daemon may run it: a message
-        two daemons read at once is applied once (event keys) and moved once."""
-        if self._stop.is_set() or self.app is None or not self.app.config.bounces.mailbox.host:
+        so a reload that sets one starts the polling), then log the campaigns past a
+        complaint or hard-bounce rate threshold (webhooks feed them too, with or without
+        a mailbox). Any daemon may read the mailbox: a message two daemons read at once
+        is applied once (event keys) and moved once; only the scheduler role's holder
+        logs the rates, so several daemons do not repeat them."""
+        if self._stop.is_set() or self.app is None:
             return
         self._busy += 1
         try:
-            done = await asyncio.to_thread(poll_bounce_mailbox, self.app)
+            if self.app.config.bounces.mailbox.host:
+                await self._read_bounce_mailbox(self.app)
+            if self._leader:
+                await self._log_rate_warnings(self.app)
+        finally:
+            self._busy -= 1
+
+    async def _read_bounce_mailbox(self, app: App) -> None:
+        try:
+            done = await asyncio.to_thread(poll_bounce_mailbox, app)
             if done.mailbox.read:
                 log.info(
                     "bounce mailbox: %d read, %d unreadable (moved to %s); applied %s, "
                     "%d already known, fallbacks %s",
                     done.mailbox.read,
                     done.mailbox.unreadable,
-                    self.app.config.bounces.mailbox.unreadable_folder,
+                    app.config.bounces.mailbox.unreadable_folder,
                     dict(done.feedback.applied),
                     done.feedback.duplicates,
                     dict(done.feedback.fallbacks),
@@ -296,8 +311,16 @@ class Daemon:
             log.error("bounce mailbox: %s", exc.render())
         except Exception:
             log.exception("bounce tick failed; next tick retries")
-        finally:
-            self._busy -= 1
+
+    async def _log_rate_warnings(self, app: App) -> None:
+        try:
+            warnings = await asyncio.to_thread(
+                log_rate_warnings, app, already_logged=self._rate_warnings_logged
+            )
+        except Exception:
+            log.exception("bounce rates not computed; next tick retries")
+            return
+        self._rate_warnings_logged = frozenset(warning_key(w) for w in warnings)
 
     async def trigger_tick(self) -> None:
         if self._stop.is_set() or self.app is None or not self._leader:

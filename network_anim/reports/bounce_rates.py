@@ -119,10 +119,17 @@ def _pct(value: float) -> str:
     return f"{value * 100:.2f}".rstrip("0").rstrip(".") + " %"
 
 
-def log_rate_warnings(app: App, *, since: datetime | None = None) -> tuple[RateWarning, ...]:
+def log_rate_warnings(
+    app: App,
+    *,
+    since: datetime | None = None,
+    already_logged: frozenset[tuple[str, str, str]] = frozenset(),
+) -> tuple[RateWarning, ...]:
     """Log (WARNING) every campaign and channel past a rate threshold, over deliveries
-    due since ``since`` (every delivery when None); returns them. What the daemon's tick
-    calls, with the same figures as the report."""
+    due since ``since`` (every delivery when None); returns them all. What the daemon's
+    tick calls, with the same figures as the report; it passes the warnings it logged at
+    its previous tick as ``already_logged`` (keys from ``warning_key``) so a lasting
+    excess is logged once, and again only after it went back under."""
     scope = resolve_scope(app, campaign=None, start=since, end=None, by="channel")
     settings = app.config.bounces
     with Session(app.engine) as session:
@@ -133,8 +140,13 @@ def log_rate_warnings(app: App, *, since: datetime | None = None) -> tuple[RateW
         hard_bounce_rate=settings.hard_bounce_rate_warning,
     )
     for warning in warnings:
-        log.warning("%s", warning.message)
+        if warning_key(warning) not in already_logged:
+            log.warning("%s", warning.message)
     return warnings
 
 
-__all__ = ["compute_bounce_rates", "log_rate_warnings", "rate_warnings"]
+def warning_key(warning: RateWarning) -> tuple[str, str, str]:
+    return (warning.campaign, warning.channel, warning.kind)
+
+
+__all__ = ["compute_bounce_rates", "log_rate_warnings", "rate_warnings", "warning_key"]
