@@ -301,3 +301,33 @@ async def test_a_tick_skipped_while_its_previous_run_goes_on_is_not_logged(caplo
     assert 1 <= runs <= 2  # the ticks due while a run goes on were skipped
     assert "maximum number of running instances" not in caplog.text
     assert "another warning" in caplog.text
+
+
+async def test_a_stop_lets_the_trigger_tick_in_flight_finish(
+    tmp_path: Path, database_url: str, cli, monkeypatch, caplog
+) -> None:
+    """A SIGTERM while the leader's first trigger tick runs the challenge upkeep: the
+    stop waits for it (APScheduler's shutdown used to cancel it, logging a traceback)."""
+    import logging
+    import threading
+    import time
+
+    import network_anim.daemon.service as service
+
+    monkeypatch.setenv("NETANIM_SECRET_KEY", "k" * 40)
+    config = _config(tmp_path, database_url, "")
+    _import(cli, config)
+    started, finished = threading.Event(), threading.Event()
+    real_upkeep = service.challenge_tick
+
+    def slow_upkeep(app):  # type: ignore[no-untyped-def]
+        started.set()
+        time.sleep(0.5)  # a large network's upkeep takes this long and more
+        real_upkeep(app)
+        finished.set()
+
+    monkeypatch.setattr(service, "challenge_tick", slow_upkeep)
+    caplog.set_level(logging.INFO)
+    await _run_until(Daemon(config), started.is_set)
+    assert finished.is_set()
+    assert "raised an exception" not in caplog.text and "CancelledError" not in caplog.text

@@ -12,9 +12,11 @@ table is the only record of what fired (docs/architecture.md, "Firing").
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import signal
+from collections.abc import Awaitable, Callable
 from datetime import UTC, timedelta
 from pathlib import Path
 from typing import Any
@@ -74,6 +76,24 @@ def tick_scheduler() -> AsyncIOScheduler:
 
 # The one-off tick job that wakes the scheduler role's holder at the next fire time.
 FIRING_JOB = "firings"
+
+
+def _in_flight(
+    tick: Callable[[Daemon], Awaitable[None]],
+) -> Callable[[Daemon], Awaitable[None]]:
+    """Counts the tick in ``Daemon._busy`` while it runs, so a stop lets it finish:
+    APScheduler's shutdown would cancel it halfway (a batch claimed and not recorded, a
+    firing planned in part)."""
+
+    @functools.wraps(tick)
+    async def counted(daemon: Daemon) -> None:
+        daemon._busy += 1
+        try:
+            await tick(daemon)
+        finally:
+            daemon._busy -= 1
+
+    return counted
 
 
 class Daemon:
@@ -230,12 +250,13 @@ class Daemon:
 
     # -- ticks --------------------------------------------------------------------------
 
+    # Ticks running now: a stop waits for them (see _shutdown_schedulers).
     _busy = 0
 
+    @_in_flight
     async def dispatch_tick(self) -> None:
         if self._stop.is_set() or self._dispatcher is None or self.app is None:
             return
-        self._busy += 1
         try:
             dispatcher = self._dispatcher
 
@@ -255,13 +276,11 @@ class Daemon:
                 )
         except Exception:
             log.exception("dispatch tick failed; next tick retries")
-        finally:
-            self._busy -= 1
 
+    @_in_flight
     async def sequence_tick(self) -> None:
         if self._stop.is_set() or self.app is None:
             return
-        self._busy += 1
         try:
             stats = await asyncio.to_thread(tick, self.app)
             for campaign, error in stats.errors.items():
@@ -270,9 +289,8 @@ class Daemon:
                 log.info("sequences: %s", dict(stats.steps))
         except Exception:
             log.exception("sequence tick failed; next tick retries")
-        finally:
-            self._busy -= 1
 
+    @_in_flight
     async def bounce_tick(self) -> None:
         """Read the bounce mailbox when [bounces.mailbox] names a host (read at each tick,
         so a reload that sets one starts the polling), then log the campaigns past a
@@ -282,14 +300,10 @@ class Daemon:
         logs the rates, so several daemons do not repeat them."""
         if self._stop.is_set() or self.app is None:
             return
-        self._busy += 1
-        try:
-            if self.app.config.bounces.mailbox.host:
-                await self._read_bounce_mailbox(self.app)
-            if self._leader:
-                await self._log_rate_warnings(self.app)
-        finally:
-            self._busy -= 1
+        if self.app.config.bounces.mailbox.host:
+            await self._read_bounce_mailbox(self.app)
+        if self._leader:
+            await self._log_rate_warnings(self.app)
 
     async def _read_bounce_mailbox(self, app: App) -> None:
         try:
@@ -322,6 +336,7 @@ class Daemon:
             return
         self._rate_warnings_logged = frozenset(warning_key(w) for w in warnings)
 
+    @_in_flight
     async def trigger_tick(self) -> None:
         if self._stop.is_set() or self.app is None or not self._leader:
             return
@@ -335,6 +350,7 @@ class Daemon:
         # Also a firing round: should a wake-up be lost, a firing waits one tick at most.
         await self.firing_tick()
 
+    @_in_flight
     async def firing_tick(self) -> None:
         """Fire every scheduled campaign whose time has come (``catch_up`` reads what
         already fired from the occurrence table), then sleep until the next fire time."""
@@ -375,6 +391,7 @@ class Daemon:
             misfire_grace_time=None,
         )
 
+    @_in_flight
     async def leader_tick(self) -> None:
         """Hold, take or lose the scheduler role; only its holder fires campaigns."""
         if self._stop.is_set() or self._role is None:
