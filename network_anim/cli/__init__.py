@@ -111,12 +111,11 @@ def cli() -> None:
     """Animate a B2B distribution network over the channel that fits each message.
 
     \b
-    Example, on the embedded default (SQLite, file transports):
-      netanim -h
-      netanim init -c config.example.toml
-      netanim import network examples/network.csv -c config.example.toml
-      netanim broadcast -c config.example.toml --audience all --urgency info \\
-          --template welcome --id welcome-2026
+    Example, a new project on the embedded default (SQLite, file transports):
+      netanim new my-network && cd my-network
+      netanim init
+      netanim import network examples/network.csv
+      netanim broadcast --audience all --urgency info --template welcome --id welcome-2027
     """
 
 

@@ -101,10 +101,10 @@ def broadcast(
 
     \b
     Examples:
-      netanim broadcast -c config.example.toml --audience all --urgency info \\
-          --template welcome --id welcome-2026 --dry-run
-      netanim broadcast -c config.example.toml --audience sellers --urgency urgent \\
-          --template stock-alert --var product="Routeur X200" --id stock-0412
+      netanim broadcast --audience all --urgency info --template welcome \\
+          --id welcome-2026 --dry-run --explain
+      netanim broadcast --audience sellers --urgency urgent --template stock-alert \\
+          --var product="Routeur X200" --var quantity=40 --id stock-0412
     """
     from sqlmodel import Session
 

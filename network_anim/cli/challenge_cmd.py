@@ -44,7 +44,7 @@ def register_cmd(
 
     \b
     Example:
-      netanim challenge register pbx-2027 --contact C0002 -c config.example.toml
+      netanim challenge register pbx-2027 --contact C0002
     """
     from sqlmodel import Session
 
@@ -86,10 +86,10 @@ def claims_cmd(
     Points are credited on approval only; a rejection keeps its reason for the participant.
 
     \b
-    Examples:
-      netanim challenge claims pbx-2027 -c config.example.toml
-      netanim challenge claims pbx-2027 --approve 12 --approve 13 -c config.example.toml
-      netanim challenge claims pbx-2027 --reject 14 --reason "invoice not found" -c config.example.toml
+    Examples, once examples/sales.csv is imported (the list's id column: the sale ids):
+      netanim challenge claims pbx-2027
+      netanim challenge claims pbx-2027 --approve 12 --approve 13
+      netanim challenge claims pbx-2027 --reject 14 --reason "invoice not found"
     """
     from sqlalchemy import select
     from sqlmodel import Session
@@ -160,7 +160,7 @@ def recompute_cmd(
 
     \b
     Example:
-      netanim challenge recompute pbx-2027 -c config.example.toml
+      netanim challenge recompute pbx-2027
     """
     from network_anim.challenges.rescoring import recompute
 
@@ -192,7 +192,7 @@ def rehearse_cmd(
 
     \b
     Example:
-      netanim challenge rehearse pbx-2027 --from 2026-09-01 --to 2026-12-31 -c config.example.toml
+      netanim challenge rehearse pbx-2027 --from 2026-09-01 --to 2026-12-31
     """
     from datetime import date
 
@@ -233,7 +233,7 @@ def kpis_cmd(
 
     \b
     Example:
-      netanim challenge kpis pbx-2027 -c config.example.toml --json
+      netanim challenge kpis pbx-2027 --json
     """
     from network_anim.challenges.kpis import kpis
 

@@ -32,9 +32,9 @@ def daemon(
     one of them at a time holds the scheduler role.
 
     \b
-    Example:
-      netanim daemon -c config.example.toml
-      netanim daemon -c config.example.toml --log-format json
+    Examples:
+      netanim daemon
+      netanim daemon --log-format json
     """
     import asyncio
 

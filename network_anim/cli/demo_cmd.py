@@ -55,9 +55,9 @@ def demo(
     fails removes everything it wrote.
 
     \b
-    Example:
+    Examples:
       netanim demo
-      netanim demo --months 6 --contacts 1000 --dir /tmp/demo
+      netanim demo --months 1 --contacts 100 --seed 7 --dir var/demo-small
     """
     import asyncio
     import json

@@ -22,7 +22,7 @@ def dispatch(as_json: bool, config_path: Path | None, db_url: str | None) -> Non
 
     \b
     Example:
-      netanim dispatch -c config.example.toml
+      netanim dispatch
     """
     import json
     from collections import Counter

@@ -23,7 +23,7 @@ def enroll(
 
     \b
     Example:
-      netanim enroll onboarding --contact C0002 --contact C0007 -c config.example.toml
+      netanim enroll onboarding --contact C0002 --contact C0007
     """
     from sqlalchemy import select
     from sqlmodel import Session

@@ -28,7 +28,7 @@ def import_network_cmd(
 
     \b
     Example:
-      netanim import network examples/network.csv -c config.example.toml
+      netanim import network examples/network.csv
     """
     import json
     from contextlib import nullcontext

@@ -41,11 +41,13 @@ def import_sales_cmd(
     line total), sold_at (ISO date or date-time; without offset in the [engine] timezone),
     optional company_id. ';' or ',' separated, UTF-8. An invoice_ref is unique per company.
     Sales dated within a challenge with approval = true are pending until a manager
-    approves them; the others are approved at once.
+    approves them; the others are approved at once. A sale dated later than now is
+    refused: the sample's sales (pbx-2027, January to March 2027) import once the last
+    of them, 2027-03-24, has passed.
 
     \b
     Example:
-      netanim import sales examples/sales.csv -c config.example.toml --challenge pbx-2027
+      netanim import sales examples/sales.csv --challenge pbx-2027
     """
     import json
     from dataclasses import asdict

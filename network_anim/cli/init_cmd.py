@@ -15,8 +15,8 @@ def init(config_path: Path | None, db_url: str | None) -> None:
     Safe to run again: an up-to-date database is left as it is.
 
     \b
-    Example:
-      netanim init -c config.example.toml
+    Examples:
+      netanim init
       netanim init --db postgresql://postgres@127.0.0.1:5432/netanim
     """
     from network_anim.db.engine import ensure_sqlite_folder

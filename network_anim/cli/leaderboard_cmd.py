@@ -63,7 +63,7 @@ def leaderboard(
 
     \b
     Example:
-      netanim challenge leaderboard pbx-2027 -c config.example.toml --limit 10
+      netanim challenge leaderboard pbx-2027 --limit 10
       netanim challenge leaderboard pbx-2027 --team --period month
       netanim challenge leaderboard pbx-2027 --around C0002 --json
     """

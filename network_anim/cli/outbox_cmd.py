@@ -43,8 +43,8 @@ def outbox(
 
     \b
     Examples:
-      netanim outbox -c config.example.toml --status unknown
-      netanim outbox -c config.example.toml --status missed --json
+      netanim outbox --status unknown
+      netanim outbox --status missed --json
     """
     if ctx.invoked_subcommand is not None:
         return
@@ -159,12 +159,15 @@ def _print(records: list[dict[str, object]], status: str | None, limit: int) -> 
 def retry(ids: tuple[str, ...], config_path: Path | None, db_url: str | None) -> None:
     """Requeue outbox rows (failed, unknown, dead...) now, or plan missed firings (occ-N).
 
-    An `unknown` row may already have reached the recipient: retry it only once you have
-    checked with the provider.
+    IDS: the id column of `netanim outbox --status failed` (or unknown, dead): those rows
+    are requeued, rows in any other state are counted and left alone; occ-N: the id of a
+    firing `netanim outbox --status missed` lists. An `unknown` row may already have
+    reached the recipient: retry it only once you have checked with the provider.
 
     \b
-    Example:
-      netanim outbox retry 1042 1043 occ-7 -c config.example.toml
+    Examples:
+      netanim outbox --status dead
+      netanim outbox retry 1 2
     """
     from sqlalchemy import update
 

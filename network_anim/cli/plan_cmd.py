@@ -7,7 +7,13 @@ from typing import Any
 
 import click
 
-from network_anim.cli.common import console, db_option, simulation_progress
+from network_anim.cli.common import (
+    chosen_config,
+    config_with_positional,
+    console,
+    db_option,
+    simulation_progress,
+)
 
 
 def parse_moment(value: str, timezone: str, option: str) -> datetime:
@@ -26,7 +32,9 @@ def parse_moment(value: str, timezone: str, option: str) -> datetime:
 
 
 @click.command()
-@click.argument("config_file", type=click.Path(path_type=Path, dir_okay=False))
+# -c/$NETANIM_CONFIG/./netanim.toml like every command; the positional CONFIG_FILE it
+# required before stays accepted, so existing scripts keep working.
+@config_with_positional
 @click.option(
     "--from", "start", required=True, help="First day (2026-12-01) or moment (2026-12-01T09:00)."
 )
@@ -35,7 +43,13 @@ def parse_moment(value: str, timezone: str, option: str) -> datetime:
 @click.option("--json", "as_json", is_flag=True, help="Every message as a JSON list.")
 @db_option
 def plan(
-    config_file: Path, start: str, end: str, explain: bool, as_json: bool, db_url: str | None
+    config_file: Path | None,
+    config_path: Path | None,
+    start: str,
+    end: str,
+    explain: bool,
+    as_json: bool,
+    db_url: str | None,
 ) -> None:
     """Simulate a period: list every message that would go out, sending and writing nothing.
 
@@ -43,9 +57,9 @@ def plan(
     simulated clock, on a throwaway copy of the database.
 
     \b
-    Example:
-      netanim plan config.example.toml --from 2026-12-01 --to 2027-04-01
-      netanim plan config.example.toml --from 2026-12-01 --to 2026-12-08 --explain
+    Examples:
+      netanim plan --from 2026-12-01 --to 2027-04-01
+      netanim plan --from 2026-12-01 --to 2026-12-08 --explain
     """
     import json
 
@@ -53,13 +67,14 @@ def plan(
     from network_anim.engine.simulation import plan_period
     from network_anim.errors import UserError
 
-    app = open_app(config_file, db_url)
+    config = chosen_config(config_file, config_path)
+    app = open_app(config, db_url)
     timezone = app.config.engine.timezone
     first, last = parse_moment(start, timezone, "--from"), parse_moment(end, timezone, "--to")
     if last <= first:
         raise UserError("--to must be later than --from")
     with simulation_progress(first, last, disabled=as_json) as on_step:
-        sent, report = plan_period(config_file, app.database_url, first, last, on_step=on_step)
+        sent, report = plan_period(config, app.database_url, first, last, on_step=on_step)
     for campaign, error in {**report.firings.errors, **report.sequences.errors}.items():
         console.print(f"[red]campaign {campaign}: not planned: {error}[/]")
     if as_json:

@@ -37,7 +37,7 @@ def balance_cmd(contact: str, as_json: bool, config_path: Path | None, db_url: s
 
     \b
     Example:
-      netanim points balance C0002 -c config.example.toml
+      netanim points balance C0002
     """
     from sqlmodel import Session
 
@@ -110,7 +110,7 @@ def award_cmd(
 
     \b
     Example:
-      netanim points award C0002 250 --reason "salon Lyon: best demo" -c config.example.toml
+      netanim points award C0002 250 --reason "salon Lyon: best demo"
     """
     import secrets
 
@@ -156,7 +156,7 @@ def redeem_cmd(contact: str, reward: str, config_path: Path | None, db_url: str 
 
     \b
     Example:
-      netanim points redeem C0002 coffret-gourmand -c config.example.toml
+      netanim points redeem C0008 coffret-gourmand
     """
     from network_anim.challenges.rewards import redeem, sync_rewards
 

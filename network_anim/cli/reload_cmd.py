@@ -14,7 +14,7 @@ def reload(config_path: Path | None) -> None:
 
     \b
     Example:
-      netanim reload -c config.example.toml
+      netanim reload
     """
     import os
     import signal

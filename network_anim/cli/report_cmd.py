@@ -77,12 +77,12 @@ def report(
     zone. Conversion window, margin and gain: the [reports] section of the config.
 
     \b
-    Example:
-      netanim report -c config.example.toml
-      netanim report -c config.example.toml --campaign monthly-news \\
+    Examples:
+      netanim report
+      netanim report --campaign monthly-news \\
           --from 2026-12-01 --to 2027-03-31 --by segment
-      netanim report -c config.example.toml --json > report.json
-      netanim report -c config.example.toml --html report.html
+      netanim report --json > report.json
+      netanim report --html report.html
     """
     import json
 

@@ -21,7 +21,7 @@ def list_cmd(as_json: bool, config_path: Path | None, db_url: str | None) -> Non
 
     \b
     Example:
-      netanim rewards list -c config.example.toml
+      netanim rewards list
     """
     from sqlalchemy import select
     from sqlmodel import Session
@@ -51,8 +51,8 @@ def cancel_cmd(redemption_id: int, config_path: Path | None, db_url: str | None)
     """Cancel a redemption not yet exported: points refunded, gift back in stock.
 
     \b
-    Example:
-      netanim rewards cancel 17 -c config.example.toml
+    Example (REDEMPTION_ID: the number `netanim points redeem` printed):
+      netanim rewards cancel 1
     """
     from network_anim.challenges.rewards import cancel
 
@@ -69,7 +69,7 @@ def export_cmd(csv_file: Path, config_path: Path | None, db_url: str | None) -> 
 
     \b
     Example:
-      netanim rewards export var/exports/fulfilment-2027-03.csv -c config.example.toml
+      netanim rewards export var/exports/fulfilment-2027-03.csv
     """
     from network_anim.challenges.rewards import export_fulfilment
 

@@ -90,9 +90,9 @@ def rfm_cmd(
     re-run it before the campaigns that use them, e.g. monthly.
 
     \b
-    Example:
-      netanim segment rfm -c config.example.toml
-      netanim segment rfm --as-of 2026-06-30 --months 6 --dry-run -c config.example.toml
+    Examples:
+      netanim segment rfm
+      netanim segment rfm --as-of 2026-06-30 --months 6 --dry-run
     """
     from network_anim.network.rfm import summarize
     from network_anim.network.rfm_store import recompute_rfm, score_fields
@@ -161,7 +161,7 @@ def show_cmd(
 
     \b
     Example:
-      netanim segment show --segment at_risk -c config.example.toml
+      netanim segment show --segment at_risk
     """
     from sqlalchemy import select
     from sqlmodel import Session

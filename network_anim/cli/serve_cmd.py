@@ -51,8 +51,8 @@ def serve(
 
     \b
     Example:
-      netanim serve -c config.example.toml
-      netanim serve -c config.example.toml --port 8080 --log-format json
+      netanim serve
+      netanim serve --port 8080 --log-format json
     """
     import uvicorn
 

@@ -18,7 +18,7 @@ def validate(config_file: Path | None, config_path: Path | None) -> None:
 
     \b
     Example:
-      netanim validate -c config.example.toml
+      netanim validate
     """
     from network_anim.app import open_app
     from network_anim.challenges.standings import variable_sources
