@@ -1,5 +1,5 @@
 """What the benchmarks share: a throwaway project (config, network, queued emails), the
-SMTP sink and daemon subprocesses, their clean-up, and docs/BENCHMARKS.md.
+SMTP sink and daemon subprocesses, their clean-up, and the runs' log (docs/bench-log/).
 
 Not a benchmark itself: ``bench/crash.py`` and ``bench/multi_daemon.py`` import it (they
 run as scripts, so this folder is on ``sys.path``).
@@ -30,7 +30,7 @@ from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 REPO = Path(__file__).resolve().parent.parent
-BENCHMARKS = REPO / "docs" / "BENCHMARKS.md"
+BENCH_LOG = REPO / "docs" / "bench-log"
 SINK = Path(__file__).resolve().parent / "smtp_sink.py"
 SECRET = "bench-secret-key-" + "k" * 32
 LOCAL_HOSTS = {"127.0.0.1", "localhost"}
@@ -561,7 +561,7 @@ def log_findings(logs: Sequence[Path]) -> dict[str, Any]:
     }
 
 
-# -- docs/BENCHMARKS.md ---------------------------------------------------------------------
+# -- docs/bench-log/ ---------------------------------------------------------------------
 
 
 def machine() -> str:
@@ -584,29 +584,38 @@ def machine() -> str:
     )
 
 
-HEADER = """# Benchmarks
-
-Figures measured by the scripts in `bench/` (each run appends a dated section: the command,
-the machine, the figures). See [crash-and-scale.md](crash-and-scale.md) for what they
-measure and the guarantees they check.
-"""
-
-
 def append_benchmarks(title: str, command: Sequence[str], figures: str, *, notes: str = "") -> None:
-    if not BENCHMARKS.exists():
-        BENCHMARKS.write_text(HEADER, encoding="utf-8")
+    """Record a run in the bench's log, docs/bench-log/<script>.md, newest first; the
+    summary table of docs/BENCHMARKS.md (the current figure of each bench) is edited by
+    hand from it, since its target and ratio columns are a reading of the issue."""
+    script = next((Path(word).stem for word in command if word.endswith(".py")), "other")
+    log = BENCH_LOG / f"{script}.md"
     when = dt.datetime.now(dt.UTC).astimezone().strftime("%Y-%m-%d %H:%M %Z")
     section = (
-        f"\n## {title} — {when}\n\n"
+        f"## {title} — {when}\n\n"
         f"- command: `{shlex.join(command)}`\n"
         f"- machine: {machine()}\n\n"
         f"```\n{figures.rstrip()}\n```\n"
     )
     if notes:  # Markdown after the figures (links stay links there)
         section += f"\n{notes.rstrip()}\n"
-    with BENCHMARKS.open("a", encoding="utf-8") as handle:
-        handle.write(section)
-    print(f"appended to {BENCHMARKS.relative_to(REPO)}")
+    text = log.read_text(encoding="utf-8") if log.exists() else _log_header(script)
+    first_run = text.find("\n## ")
+    if first_run < 0:
+        text = text.rstrip("\n") + "\n\n" + section
+    else:
+        text = text[: first_run + 1] + section + "\n" + text[first_run + 1 :]
+    log.parent.mkdir(parents=True, exist_ok=True)
+    log.write_text(text, encoding="utf-8")
+    print(f"recorded in {log.relative_to(REPO)}; update its row in docs/BENCHMARKS.md")
+
+
+def _log_header(script: str) -> str:
+    return (
+        f"# Run log: `bench/{script}.py`\n\n"
+        "Dated runs, newest first; [BENCHMARKS.md](../BENCHMARKS.md) keeps the current "
+        "figures.\n"
+    )
 
 
 # -- Postfix's smtp-sink (issue 7: the sink that is never the limit) ------------------------

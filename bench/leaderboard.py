@@ -20,7 +20,7 @@ each the median of ``--runs`` runs after one warm-up, next to the plain
 contact_id ORDER BY 2 DESC LIMIT 50`` (ratio = leaderboard / plain). It does so on the
 schema as migrated, then again with candidate indexes created in the throwaway database
 only, shows ``EXPLAIN (ANALYZE, BUFFERS)`` of the main query, the peak RSS of this
-process (``resource.getrusage``), and appends the figures to docs/BENCHMARKS.md.
+process (``resource.getrusage``), and appends the figures to docs/bench-log/leaderboard.md.
 
 Example::
 
@@ -45,7 +45,7 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-BENCHMARKS = REPO / "docs" / "BENCHMARKS.md"
+BENCHMARKS = REPO / "docs" / "bench-log" / "leaderboard.md"
 CHALLENGE = "bench"
 # The challenge runs from 4 January; "now" is mid-March (a Wednesday, 15:00 UTC).
 START = datetime(2027, 1, 4, 8, 0, tzinfo=UTC)

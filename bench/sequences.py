@@ -28,7 +28,7 @@ first parameters on the reset due set, inside a rolled-back transaction; SQLite 
 QUERY PLAN``), the enrolment trigger scan (``enrol_by_triggers``: the daemon's 15-minute
 trigger tick, not the sequence tick) and a cProfile of one tick at the big size.
 
-Figures are appended to docs/BENCHMARKS.md, plans and profiles to
+Figures are recorded in docs/bench-log/sequences.md, plans and profiles to
 docs/bench-sequences-plans.md (linked from the section). The campaign, the population and
 its loading live in bench/sequences_scenario.py.
 
@@ -116,8 +116,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--keep", action="store_true", help="keep the temporary folder")
     parser.add_argument(
         "--out",
-        default=str(benchlib.BENCHMARKS),
-        help="'-': print only, change no docs (default: append to %(default)s)",
+        default=str(benchlib.BENCH_LOG),
+        help="'-': print only, change no docs (default: record in the run log in %(default)s)",
     )
     args = parser.parse_args(argv)
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
@@ -630,7 +630,7 @@ def main(argv: list[str] | None = None) -> int:
         PLANS.write_text(
             "# Sequences benchmark: statements, plans and profiles\n\n"
             "Written by `bench/sequences.py` (one dated section per run; the figures are in "
-            "[BENCHMARKS.md](BENCHMARKS.md)).\n",
+            "[bench-log/sequences.md](bench-log/sequences.md)).\n",
             encoding="utf-8",
         )
     with PLANS.open("a", encoding="utf-8") as handle:
@@ -641,7 +641,7 @@ def main(argv: list[str] | None = None) -> int:
         command,
         figures,
         notes=f"Statements with their plans{'' if args.no_profile else ', and a profile of one tick'}: "
-        f"[bench-sequences-plans.md, {title}](bench-sequences-plans.md#{anchor}).",
+        f"[bench-sequences-plans.md, {title}](../bench-sequences-plans.md#{anchor}).",
     )
     return 0
 

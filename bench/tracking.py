@@ -280,7 +280,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--no-wrk", action="store_true", help="skip wrk even if installed")
     parser.add_argument("--keep", action="store_true", help="keep the work folder")
     parser.add_argument(
-        "--out", default=str(benchlib.BENCHMARKS), help="file to append to, or - (stdout only)"
+        "--out",
+        default=str(benchlib.BENCH_LOG),
+        help="folder of the run logs to record in, or - (stdout only)",
     )
     parser.add_argument("--serve", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--port", type=int, help=argparse.SUPPRESS)
@@ -405,7 +407,7 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(figures)
     if args.out != "-":
-        benchlib.BENCHMARKS = Path(args.out)
+        benchlib.BENCH_LOG = Path(args.out)
         benchlib.append_benchmarks(
             f"Tracking endpoints ({backend})",
             ["python", "bench/tracking.py", *sys.argv[1:]],
