@@ -24,10 +24,13 @@ import io
 import random
 import re
 import unicodedata
+from bisect import bisect_right
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import cache
+from itertools import product
 
-from network_anim.channels.postal import PostalAddress, address_block_problems
+from network_anim.channels.postal import MAX_LENGTH, PostalAddress, address_block_problems
 from network_anim.demo import phones
 from network_anim.demo.tables import Place, Tables, load_tables
 from network_anim.domain import CHANNEL_NAMES
@@ -59,19 +62,65 @@ class _Company:
     switchboard: str = ""
     email_style: str = "first.last"
     contacts: list[dict[str, str]] = field(default_factory=list)
+    # What its contacts already use, kept as they come (a big company has thousands).
+    full_names: set[tuple[str, str]] = field(default_factory=set)
+    last_names: set[str] = field(default_factory=set)
+    emails: set[str] = field(default_factory=set)
 
 
 def generate_network_csv(*, companies: int = 40, contacts: int = 400, seed: int = 2026) -> str:
     """A sample network of ``companies`` companies and exactly ``contacts`` contacts, as CSV.
 
     The text is ``;`` separated, with every column of docs/network-csv.md in the header, and
-    imports without a single problem. The same arguments always give the same text.
+    imports without a single problem. The same arguments always give the same text. Company
+    names are unique, so ``companies`` is at most :func:`max_companies`.
     """
     if companies < 1:
         raise ValueError("companies must be at least 1")
     if contacts < companies:
         raise ValueError("contacts must be at least companies: every company has a director")
+    if companies > (most := max_companies()):
+        raise ValueError(
+            f"companies must be at most {most}: the demo tables cannot give more companies "
+            "unique names"
+        )
     return _Generator(random.Random(seed), load_tables()).run(companies, contacts)
+
+
+@cache
+def max_companies() -> int:
+    """The most companies :func:`generate_network_csv` can give a name of their own.
+
+    Names from the place (city, region) run out first: a region has a handful of them per
+    kind. A family name alone or two of them (Établissements Roux-Martin) fit anywhere, so
+    they bound what is always possible: each kind gets its share of the companies, and the
+    share must not exceed what one of its family-name patterns gives (or, for a kind with
+    none, what its patterns give at the poorest place).
+    """
+    t = load_tables()
+    surnames = sorted(set(t.people.last_names))
+    family = {*surnames, *_double_barrelled(surnames, len(_longest_last_name(t)))}
+    lengths = sorted(len(name) for name in family)
+    places = [(region.names, city) for region in t.regions.values() for city, _, _ in region.cities]
+    places += [(t.regions[p.region].names, p.city) for group in t.special_places for p in group]
+    total_share = sum(kind.share for kind in t.kinds.values())
+    most = []
+    for kind in t.kinds.values():
+        if not kind.share:
+            continue
+        fixed = [
+            len(template) - len("{surname}")
+            for template in kind.name_templates
+            if template.count("{surname}") == 1
+            and "{city}" not in template
+            and "{region}" not in template
+        ]
+        capacity = max((bisect_right(lengths, MAX_LENGTH - n) for n in fixed), default=0)
+        local = [template for template in kind.name_templates if "{surname}" not in template]
+        poorest = min(len(_pattern_names(local, city, names, [])) for names, city in places)
+        # Largest remainder gives a kind at most ceil(share * companies) of them.
+        most.append(int(max(capacity, poorest) * total_share / kind.share))
+    return min(most)
 
 
 class _Generator:
@@ -79,7 +128,10 @@ class _Generator:
         self.rng = rng
         self.t = tables
         self.longest_recipient = _longest_recipient(tables)
+        self.longest_last_name = len(_longest_last_name(tables))
         self.names: set[str] = set()
+        # Names left for a place or a region, listed once its draws start to miss.
+        self.spare: dict[tuple[str, ...], list[tuple[str, str, str]]] = {}
         self.domains: set[str] = set()
         self.numbers: set[str] = set()
         self.decks: dict[str, list[str]] = {}
@@ -92,7 +144,11 @@ class _Generator:
             self._name_and_address(company)
             for level in self._levels(headcount):
                 counter += 1
-                company.contacts.append(self._contact(company, level, f"C{counter:05d}"))
+                contact = self._contact(company, level, f"C{counter:05d}")
+                company.contacts.append(contact)
+                company.full_names.add((contact["first_name"], contact["last_name"]))
+                company.last_names.add(contact["last_name"])
+                company.emails.add(contact["email"])
         rows = [row for company in companies for row in company.contacts]
         self._consents(rows)
         out = io.StringIO()
@@ -149,17 +205,18 @@ class _Generator:
     def _name_and_address(self, company: _Company) -> None:
         rng, t = self.rng, self.t
         place = company.place
-        for attempt in range(100):
+        # Once draws have missed at a place, they would only miss again: skip them there.
+        missed = _place_key(company) in self.spare
+        for _ in range(0 if missed else 100):
             founder = self._last_name(place.region, flemish=False)
             template = self._template(company.kind)
             name = template.format(
                 city=place.city, region=rng.choice(t.regions[place.region].names), surname=founder
             )
-            if name in self.names and attempt < 99:
-                continue
-            if name in self.names:
-                name = f"{name} {company.external_id}"
-            break
+            if name not in self.names:
+                break
+        else:  # A big network has used up most names of this place: pick among the rest.
+            template, name, founder = self._spare_name(company)
         self.names.add(name)
         company.name = name
         company.founder = founder if "{surname}" in template else ""
@@ -176,7 +233,7 @@ class _Generator:
                 return
         # Only a name at the very limit gets here: the plainest address then fits.
         company.delivery_point = company.building = company.locality = ""
-        company.street = "1 rue de la Gare" if company.country == "FR" else "Rue du Parc 1"
+        company.street = _plainest_street(company.country)
         assert not address_block_problems(_worst_case_address(company, self.longest_recipient)), (
             company.name
         )
@@ -216,6 +273,70 @@ class _Generator:
             company.locality = (
                 box if rng.random() < 0.6 else f"CS {rng.randint(10, 99)}{rng.randint(0, 999):03d}"
             )
+
+    def _spare_name(self, company: _Company) -> tuple[str, str, str]:
+        """A name nobody has yet, when draws keep hitting taken ones: (template, name, founder).
+
+        First every name the kind's patterns give for the place; then family businesses of
+        two families (Établissements Roux-Martin), drawn, and when even those draws miss,
+        every such name of the region. A double-barrelled name is no longer than the longest
+        family name of the tables, so the director who carries it fits every address.
+        """
+        rng, t, place = self.rng, self.t, company.place
+        templates = t.kinds[company.kind].name_templates
+        regions = t.regions[place.region].names
+        surnames = [*dict.fromkeys([*t.regions[place.region].last_names, *t.people.last_names])]
+        key = _place_key(company)
+        if key not in self.spare:
+            self.spare[key] = _pattern_names(templates, place.city, regions, surnames)
+        if spare := self._pick_spare(key, company):
+            return spare
+        family_templates = [template for template in templates if "{surname}" in template]
+        for _ in range(100 if family_templates else 0):
+            first = self._last_name(place.region, flemish=False)
+            second = self._last_name(place.region, flemish=False)
+            founder = f"{first}-{second}"
+            if first == second or len(founder) > self.longest_last_name:
+                continue
+            template = rng.choice(family_templates)
+            region = rng.choice(regions)
+            name = template.format(city=place.city, region=region, surname=founder)
+            if name not in self.names and self._fits(name, company):
+                return template, name, founder
+        key = ("double-barrelled", company.kind, place.region)
+        if key not in self.spare:
+            founders = _double_barrelled(surnames, self.longest_last_name)
+            self.spare[key] = _pattern_names(family_templates, place.city, regions, founders)
+        if spare := self._pick_spare(key, company):
+            return spare
+        raise ValueError(  # max_companies() keeps this from happening
+            f"no name left for one more {company.kind} company in {place.city}: ask for at "
+            f"most {max_companies()} companies"
+        )
+
+    def _pick_spare(self, key: tuple[str, ...], company: _Company) -> tuple[str, str, str] | None:
+        left = [spare for spare in self.spare[key] if spare[1] not in self.names]
+        while left:
+            spare = left.pop(self.rng.randrange(len(left)))
+            if self._fits(spare[1], company):
+                self.spare[key] = left
+                return spare
+        self.spare[key] = left
+        return None
+
+    def _fits(self, name: str, company: _Company) -> bool:
+        """Whether ``name`` leaves room for an address: at least the plainest one fits."""
+        place = company.place
+        return not address_block_problems(
+            PostalAddress(
+                recipient=self.longest_recipient,
+                company=name,
+                street=_plainest_street(company.country),
+                postcode=place.postcode,
+                city=place.city,
+                country=company.country,
+            )
+        )
 
     def _template(self, kind: str) -> str:
         """Each name pattern of a kind once before any comes back (no five "Allo Pro")."""
@@ -262,7 +383,7 @@ class _Generator:
         habits = t.groups[group]
         english = place.city == "Bruxelles" and rng.random() < 0.5
         female = rng.random() < (0.6 if level == "correspondent" else habits.female)
-        taken = {(c["first_name"], c["last_name"]) for c in company.contacts}
+        taken = company.full_names
         for attempt in range(50):  # a huge company may run out of names: then twins happen
             first = self._first_name(place.region, female, flemish=english)
             if level == "director" and company.founder:
@@ -270,7 +391,7 @@ class _Generator:
             else:
                 last = self._last_name(place.region, flemish=english)
             # Namesakes happen (family businesses) but should stay rare in one company.
-            namesake = any(c["last_name"] == last for c in company.contacts)
+            namesake = last in company.last_names
             if (first, last) not in taken and (not namesake or rng.random() < 0.1):
                 break
             if attempt == 49:
@@ -361,7 +482,7 @@ class _Generator:
             "f.last": f"{first_part[0]}.{last_part}",
             "first": first_part,
         }
-        used = {c["email"] for c in company.contacts}
+        used = company.emails
         local = styles[company.email_style]
         if f"{local}@{company.domain}" in used:
             local = styles["first.last"]
@@ -460,9 +581,50 @@ def _longest_recipient(t: Tables) -> str:
     first = [*people.first_names[0], *people.first_names[1]]
     first += [*people.flemish_first_names[0], *people.flemish_first_names[1]]
     first += [n for r in regions if r.first_names for names in r.first_names for n in names]
-    last = [*people.last_names, *people.flemish_last_names]
-    last += [n for r in regions for n in r.last_names]
-    return " ".join(["Mme", _longest(first), _longest(last).upper()])
+    return " ".join(["Mme", _longest(first), _longest_last_name(t).upper()])
+
+
+def _longest_last_name(t: Tables) -> str:
+    people, regions = t.people, t.regions.values()
+    return _longest(
+        [
+            *people.last_names,
+            *people.flemish_last_names,
+            *(n for r in regions for n in r.last_names),
+        ]
+    )
+
+
+def _double_barrelled(surnames: Sequence[str], longest: int) -> list[str]:
+    """Every name of two families (Roux-Martin) no longer than ``longest`` characters."""
+    return [
+        f"{first}-{second}"
+        for first, second in product(surnames, surnames)
+        if first != second and len(first) + len(second) < longest
+    ]
+
+
+def _pattern_names(
+    templates: Sequence[str], city: str, regions: Sequence[str], surnames: Sequence[str]
+) -> list[tuple[str, str, str]]:
+    """Every (template, name, founder) the patterns give in ``city``, short enough to print."""
+    result: dict[str, tuple[str, str, str]] = {}
+    for template in templates:
+        founders = surnames if "{surname}" in template else [""]
+        words = regions if "{region}" in template else regions[:1]
+        for region, founder in product(words, founders):
+            name = template.format(city=city, region=region, surname=founder)
+            if len(name) <= MAX_LENGTH:
+                result.setdefault(name, (template, name, founder))
+    return list(result.values())
+
+
+def _place_key(company: _Company) -> tuple[str, ...]:
+    return ("place", company.kind, company.place.region, company.place.city)
+
+
+def _plainest_street(country: str) -> str:
+    return "1 rue de la Gare" if country == "FR" else "Rue du Parc 1"
 
 
 def _worst_case_address(company: _Company, recipient: str) -> PostalAddress:
