@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
@@ -33,11 +33,13 @@ from sqlalchemy import Float, Integer, String, case, cast, func, insert, literal
 from sqlalchemy.sql import Select
 from sqlmodel import Session
 
+from network_anim.challenges import totals
 from network_anim.db.models import (
+    ChallengeTotal,
     Company,
+    CompanyTotal,
     Contact,
     LeaderboardSnapshot,
-    LedgerEntry,
     Participant,
 )
 from network_anim.db.types import UTCDateTime
@@ -56,7 +58,8 @@ ANONYMOUS = "Participant anonyme"
 AROUND_ABOVE = 2
 AROUND_SIZE = 5
 
-_ledger = LedgerEntry.__table__  # type: ignore[attr-defined]
+_totals = ChallengeTotal.__table__  # type: ignore[attr-defined]
+_company_totals = CompanyTotal.__table__  # type: ignore[attr-defined]
 _participant = Participant.__table__  # type: ignore[attr-defined]
 _contact = Contact.__table__  # type: ignore[attr-defined]
 _company = Company.__table__  # type: ignore[attr-defined]
@@ -110,16 +113,19 @@ def period_bounds(app: Any, period: str, now: datetime) -> tuple[datetime, datet
         return None
     if now.tzinfo is None:
         raise ValueError("naive datetime: give an aware one (clock.now())")
-    local = now.astimezone(ZoneInfo(app.config.engine.timezone))
-    midnight = local.replace(hour=0, minute=0, second=0, microsecond=0, fold=0)
-    if period == "month":
-        start = midnight.replace(day=1)
-        end = (start + timedelta(days=32)).replace(day=1)
-    else:
-        start = midnight - timedelta(days=local.weekday())
-        end = start + timedelta(days=7)
-    # Aware arithmetic on the same zone keeps wall-clock midnights across DST changes.
-    return start.astimezone(UTC), end.astimezone(UTC)
+    return totals.period_bounds(_zone(app), period, now)
+
+
+def _bucket(app: Any, period: str, now: datetime) -> tuple[str, str]:
+    """The (period, bucket) of the running totals a view at ``now`` reads."""
+    _check_choice("period", period, PERIODS)
+    if now.tzinfo is None:
+        raise ValueError("naive datetime: give an aware one (clock.now())")
+    return period, totals.bucket(_zone(app), period, now)
+
+
+def _zone(app: Any) -> ZoneInfo:
+    return ZoneInfo(app.config.engine.timezone)
 
 
 def leaderboard(
@@ -147,10 +153,12 @@ def leaderboard(
     challenge = _challenge(app, challenge_key, scope)
     now = now or app.clock.now()
     with Session(app.engine) as session:
+        if totals.ensure_built(session, challenge.id, app.config.engine.timezone):
+            session.commit()
         viewer: str | None = None
         if around is not None:
             viewer = _viewer_subject(session, challenge, scope, around)
-        ranked = _ranked(challenge, scope, period_bounds(app, period, now)).cte("ranked")
+        ranked = _ranked(challenge, scope, _bucket(app, period, now)).cte("ranked")
         page = select(ranked)
         if viewer is not None:
             # First position shown: two above the viewer, within [1, total - 4]. A scalar
@@ -211,7 +219,8 @@ def snapshot_in(
     _check_choice("period", period, PERIODS)
     challenge = _challenge(app, challenge_key, scope)
     now = now or app.clock.now()
-    ranked = _ranked(challenge, scope, period_bounds(app, period, now)).subquery("ranked")
+    totals.ensure_built(session, challenge.id, app.config.engine.timezone)
+    ranked = _ranked(challenge, scope, _bucket(app, period, now)).subquery("ranked")
     points = ranked.c.points
     if scope == "team" and challenge.team_ranking == "average":
         points = func.round(points)
@@ -254,7 +263,8 @@ def standings(
     same ranking query as ``leaderboard``, restricted after ranking to ``contact_ids``
     (``None``: every participant). One query, whatever the number of contacts."""
     challenge = app.config.challenge(challenge_key)
-    ranked = _ranked(challenge, "individual", None).cte("ranked")
+    totals.ensure_built(session, challenge.id, app.config.engine.timezone)
+    ranked = _ranked(challenge, "individual", ("whole", "")).cte("ranked")
     previous = _previous_ranks(challenge.id, _scope_tag("individual", "whole"), now)
     query = select(
         ranked.c.contact_id,
@@ -280,69 +290,92 @@ def standings(
 # -- queries --------------------------------------------------------------------------------
 
 
-def _points(challenge_key: str, bounds: tuple[datetime, datetime] | None) -> Any:
-    """Challenge points per contact: one GROUP BY over the challenge's ledger entries."""
-    query = select(_ledger.c.contact_id, func.sum(_ledger.c.points).label("points")).where(
-        _ledger.c.challenge_key == challenge_key, _ledger.c.kind.in_(CHALLENGE_KINDS)
-    )
-    if bounds is not None:
-        query = query.where(_ledger.c.created_at >= bounds[0], _ledger.c.created_at < bounds[1])
-    return query.group_by(_ledger.c.contact_id).subquery("points_by_contact")
-
-
-def _members(challenge_key: str, bounds: tuple[datetime, datetime] | None) -> Any:
-    """Participants of the challenge with their points (0 without entries)."""
-    by_contact = _points(challenge_key, bounds)
-    points = func.coalesce(by_contact.c.points, 0)
+def _points(challenge_key: str, bucket: tuple[str, str]) -> Any:
+    """Challenge points per participant for a bucket: rows of the running totals."""
+    period, key = bucket
     return (
+        select(_totals.c.contact_id, _totals.c.points)
+        .where(
+            _totals.c.challenge_key == challenge_key,
+            _totals.c.period == period,
+            _totals.c.bucket == key,
+        )
+        .subquery("points_by_contact")
+    )
+
+
+def _ranked(challenge: Any, scope: str, bucket: tuple[str, str]) -> Select:
+    """Every subject with points, rank (ties shared), display position and board size."""
+    if scope == "team":
+        return _ranked_teams(challenge, bucket)
+    by_contact = _points(challenge.id, bucket)
+    points = func.coalesce(by_contact.c.points, 0)
+    joined = (
         _participant.join(_contact, _contact.c.id == _participant.c.contact_id)
         .join(_company, _company.c.id == _contact.c.company_id)
         .outerjoin(by_contact, by_contact.c.contact_id == _participant.c.contact_id)
-    ), points
-
-
-def _ranked(challenge: Any, scope: str, bounds: tuple[datetime, datetime] | None) -> Select:
-    """Every subject with points, rank (ties shared), display position and board size."""
-    joined, points = _members(challenge.id, bounds)
-    if scope == "individual":
-        order = (points.desc(), _contact.c.last_name, _contact.c.first_name, _contact.c.id)
-        return (
-            select(
-                _contact.c.external_id.label("subject"),
-                _contact.c.id.label("contact_id"),
-                _contact.c.first_name,
-                _contact.c.last_name,
-                _company.c.name.label("company"),
-                _participant.c.public,
-                points.label("points"),
-                func.rank().over(order_by=points.desc()).label("rank"),
-                func.row_number().over(order_by=order).label("pos"),
-                func.count().over().label("total"),
-            )
-            .select_from(joined)
-            .where(_participant.c.challenge_key == challenge.id)
+    )
+    order = (points.desc(), _contact.c.last_name, _contact.c.first_name, _contact.c.id)
+    return (
+        select(
+            _contact.c.external_id.label("subject"),
+            _contact.c.id.label("contact_id"),
+            _contact.c.first_name,
+            _contact.c.last_name,
+            _company.c.name.label("company"),
+            _participant.c.public,
+            points.label("points"),
+            func.rank().over(order_by=points.desc()).label("rank"),
+            func.row_number().over(order_by=order).label("pos"),
+            func.count().over().label("total"),
         )
+        .select_from(joined)
+        .where(_participant.c.challenge_key == challenge.id)
+    )
+
+
+def _ranked_teams(challenge: Any, bucket: tuple[str, str]) -> Select:
+    """Teams from their companies' running totals: participants are counted on each
+    company's whole-challenge row, points come from the bucket's row (none: 0)."""
+    period, key = bucket
+    whole = _company_totals.alias("whole")
+    in_bucket = _company_totals.alias("in_bucket")
+    joined = whole.join(_company, _company.c.id == whole.c.company_id).outerjoin(
+        in_bucket,
+        (in_bucket.c.company_id == whole.c.company_id)
+        & (in_bucket.c.challenge_key == whole.c.challenge_key)
+        & (in_bucket.c.period == period)
+        & (in_bucket.c.bucket == key),
+    )
     team_key, team_name = _team_columns(challenge)
-    members = select(
-        team_key.label("team_key"), team_name.label("team_name"), points.label("points")
+    companies = select(
+        team_key.label("team_key"),
+        team_name.label("team_name"),
+        whole.c.members,
+        func.coalesce(in_bucket.c.points, 0).label("points"),
     ).select_from(joined)
-    members = members.where(_participant.c.challenge_key == challenge.id)
+    companies = companies.where(
+        whole.c.challenge_key == challenge.id,
+        whole.c.period == "whole",
+        whole.c.bucket == "",
+        whole.c.members > 0,
+    )
     if challenge.teams:
-        companies = [company for team in challenge.teams for company in team.companies]
-        members = members.where(_company.c.external_id.in_(companies))
-    member = members.subquery("members")
+        listed = [company for team in challenge.teams for company in team.companies]
+        companies = companies.where(_company.c.external_id.in_(listed))
+    company = companies.subquery("companies")
     if challenge.team_ranking == "total":
-        score = func.sum(member.c.points)
+        score = func.sum(company.c.points)
     else:
-        score = cast(func.sum(member.c.points), Float) / func.count()
+        score = cast(func.sum(company.c.points), Float) / func.sum(company.c.members)
     teams = (
         select(
-            member.c.team_key.label("subject"),
-            func.min(member.c.team_name).label("name"),
-            func.count().label("members"),
+            company.c.team_key.label("subject"),
+            func.min(company.c.team_name).label("name"),
+            func.sum(company.c.members).label("members"),
             score.label("points"),
         )
-        .group_by(member.c.team_key)
+        .group_by(company.c.team_key)
         .subquery("teams")
     )
     order = (teams.c.points.desc(), teams.c.name, teams.c.subject)

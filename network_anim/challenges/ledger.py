@@ -16,12 +16,12 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
+from network_anim.challenges.totals import RANKED_KINDS, SALES_KINDS, record_entry
 from network_anim.db.models import LedgerEntry, PointsAccount
 from network_anim.errors import UserError
 
 CREDIT_KINDS = frozenset({"earn", "bonus", "refund", "adjust"})
 DEBIT_KINDS = frozenset({"redeem", "adjust", "expire"})
-RANKED_KINDS = ("earn", "bonus", "adjust")  # what challenge leaderboards add up
 
 
 class InsufficientPoints(UserError):
@@ -88,6 +88,7 @@ def credit(
     )
     session.add(entry)
     session.flush()
+    record_entry(session, entry)
     return entry
 
 
@@ -133,6 +134,7 @@ def debit(
     )
     session.add(entry)
     session.flush()
+    record_entry(session, entry)
     return entry
 
 
@@ -253,7 +255,7 @@ def sales_points(session: Session, challenge_key: str, contact_ids: set[int]) ->
     """Points from sales only (bonuses do not count toward the objective)."""
     query = (
         select(LedgerEntry.contact_id, func.sum(LedgerEntry.points))
-        .where(LedgerEntry.challenge_key == challenge_key, LedgerEntry.kind.in_(("earn", "adjust")))  # type: ignore[attr-defined]
+        .where(LedgerEntry.challenge_key == challenge_key, LedgerEntry.kind.in_(SALES_KINDS))  # type: ignore[attr-defined]
         .where(LedgerEntry.contact_id.in_(sorted(contact_ids)))  # type: ignore[attr-defined]
         .group_by(LedgerEntry.contact_id)
     )

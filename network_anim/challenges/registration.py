@@ -8,6 +8,7 @@ from sqlmodel import Session
 
 from network_anim.app import App
 from network_anim.challenges.communications import WELCOME, enrol_in
+from network_anim.challenges.totals import record_registrations
 from network_anim.config.settings import ChallengeConfig
 from network_anim.db.models import Company, Contact, Participant
 from network_anim.errors import UserError
@@ -69,6 +70,7 @@ def register(
         already.add(contact.id)
         new.append(contact)
     session.flush()
+    record_registrations(session, challenge.id, [c.id for c in new])  # type: ignore[misc]
     # Confirmation now, a follow-up a week later: the challenge's registration sequence.
     enrol_in(app, session, challenge, WELCOME, new)
     return new

@@ -14,11 +14,13 @@ from network_anim.app import App
 from network_anim.challenges.calendar import window
 from network_anim.challenges.objectives import store_objectives
 from network_anim.challenges.registration import register_everyone
+from network_anim.challenges.totals import ensure_built
 from network_anim.db.models import Challenge, Product
 
 
 def sync_challenges(app: App) -> None:
-    """Challenge rows follow the config; their objectives are (re)read from their CSV."""
+    """Challenge rows follow the config; their objectives are (re)read from their CSV and
+    their leaderboard totals built if they are not (in the [engine] time zone)."""
     now = app.clock.now()
     with Session(app.engine) as session, session.begin():
         rows = {c.key: c for c in session.scalars(select(Challenge))}
@@ -46,6 +48,10 @@ def sync_challenges(app: App) -> None:
                 )
             if challenge.objectives is not None:
                 store_objectives(session, app, challenge)
+        session.flush()
+        for challenge in app.config.challenges:
+            # From here on every ledger entry keeps them: built once, or after a zone change.
+            ensure_built(session, challenge.id, app.config.engine.timezone)
         _sync_products(session, app)
 
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import click
 
+from network_anim.cli.challenge_verify_cmd import verify_cmd
 from network_anim.cli.common import app_options, console, open_app
 from network_anim.cli.leaderboard_cmd import leaderboard
 
@@ -251,3 +252,4 @@ def kpis_cmd(
 
 
 challenge.add_command(leaderboard, "leaderboard")
+challenge.add_command(verify_cmd, "verify")

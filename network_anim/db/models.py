@@ -354,6 +354,9 @@ class Challenge(SQLModel, table=True):
     ends_at: datetime = _utc()
     status: str = Field(default="scheduled", max_length=20)  # scheduled | live | closed
     created_at: datetime = _utc()
+    # The time zone the running totals' month and week buckets were cut in; NULL until
+    # they are built, and a zone other than [engine] timezone has them rebuilt.
+    totals_zone: str | None = Field(default=None, max_length=64)
 
 
 class Participant(SQLModel, table=True):
@@ -457,6 +460,43 @@ class LeaderboardSnapshot(SQLModel, table=True):
     rank: int
     points: int
     taken_at: datetime = _utc()
+
+
+class ChallengeTotal(SQLModel, table=True):
+    """A participant's running challenge points, whole challenge (``bucket`` "") and per
+    month and ISO week (``bucket``: the local date the period starts). Updated in the
+    ledger entry's transaction, so a leaderboard reads an index instead of the ledger;
+    ``netanim challenge verify`` rebuilds them from the ledger and compares."""
+
+    __table_args__ = (
+        UniqueConstraint("challenge_key", "period", "bucket", "contact_id"),
+        # Top N and "how many are ahead of me": a range of this index, never the table.
+        Index("ix_challengetotal_rank", "challenge_key", "period", "bucket", "points"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    challenge_key: str = Field(max_length=80)
+    period: str = Field(max_length=10)  # whole | month | week
+    bucket: str = Field(max_length=10)
+    contact_id: int = Field(foreign_key="contact.id")
+    points: int = 0  # earn + bonus + adjust: what the leaderboards rank
+    sales: int = 0  # earn + adjust: what objectives and milestones count
+
+
+class CompanyTotal(SQLModel, table=True):
+    """The same totals per company (teams are groups of companies, named in the config),
+    with the company's participants counted on the whole-challenge row."""
+
+    __table_args__ = (UniqueConstraint("challenge_key", "period", "bucket", "company_id"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    challenge_key: str = Field(max_length=80)
+    period: str = Field(max_length=10)
+    bucket: str = Field(max_length=10)
+    company_id: int = Field(foreign_key="company.id")
+    points: int = 0
+    sales: int = 0
+    members: int = 0
 
 
 class PostAttachment(SQLModel, table=True):
