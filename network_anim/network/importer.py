@@ -1,14 +1,22 @@
-"""Write a validated network file into the database: upsert by external id, one transaction."""
+"""Write a validated network file into the database: upsert by external id, one transaction.
+
+Batch by batch: one Core select of the batch's existing rows (the columns the file sets),
+a diff in Python (what is new, what changed, what is the same: the summary's counts),
+then one ``INSERT ... ON CONFLICT DO UPDATE`` executemany of the new and changed rows
+only. No ORM instances: building 120,000 of them cost more than the writes.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from functools import partial
+from operator import attrgetter
+from typing import Any, TypeVar
 
-from sqlalchemy import Engine, select
-from sqlmodel import Session
+from sqlalchemy import Connection, Engine, Table, bindparam, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.sql.dml import Insert
 
 from network_anim.db.models import Company, Consent, Contact
 from network_anim.network.network_csv import CompanyRecord, ContactRecord, NetworkFile
@@ -17,6 +25,29 @@ _BATCH = 500
 # Called with a stage name ("companies", "contacts", "consents") and the rows just done;
 # the three stages add up to companies + 2 x contacts.
 Progress = Callable[[str, int], None]
+T = TypeVar("T")
+
+_COMPANY: Table = Company.__table__  # type: ignore[attr-defined]
+_CONTACT: Table = Contact.__table__  # type: ignore[attr-defined]
+_CONSENT: Table = Consent.__table__  # type: ignore[attr-defined]
+_COMPANY_FIELDS = tuple(n for n in CompanyRecord.__slots__ if n != "external_id")
+_CONTACT_FIELDS = (
+    "company_id",
+    "civility",
+    "first_name",
+    "last_name",
+    "role",
+    "level",
+    "email",
+    "email_kind",
+    "mobile",
+    "phone",
+    "web_access",
+    "timezone",
+    "language",
+    "active",
+)
+_company_values = attrgetter(*_COMPANY_FIELDS)
 
 
 def _silent(stage: str, done: int) -> None:
@@ -42,153 +73,187 @@ def import_network(
 ) -> ImportSummary:
     """Upsert the whole file in one transaction; ``progress`` hears of each batch written
     (a network of tens of thousands of contacts takes seconds)."""
-    with Session(engine) as session, session.begin():
-        companies, c_new, c_upd = _upsert_companies(session, network.companies, now, progress)
-        contacts, p_new, p_upd = _upsert_contacts(
-            session, network.contacts, companies, now, progress
-        )
-        consents = _upsert_consents(session, network.contacts, contacts, now, source, progress)
+    with engine.begin() as conn:
+        companies, c_new, c_upd = _upsert_companies(conn, network.companies, now, progress)
+        contacts, p_new, p_upd = _upsert_contacts(conn, network.contacts, companies, now, progress)
+        consents = _upsert_consents(conn, network.contacts, contacts, now, source, progress)
     return ImportSummary(c_new, c_upd, p_new, p_upd, consents)
 
 
-def _chunks(items: list) -> list[list]:
-    return [items[i : i + _BATCH] for i in range(0, len(items), _BATCH)]
+def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
+    for i in range(0, len(items), _BATCH):
+        yield items[i : i + _BATCH]
 
 
-def _existing(session: Session, model: type, external_ids: list[str]) -> dict[str, object]:
-    found: dict[str, object] = {}
-    for chunk in _chunks(external_ids):
-        for row in session.scalars(select(model).where(model.external_id.in_(chunk))):
-            found[row.external_id] = row
-    return found
-
-
-def _upsert(
-    session: Session,
-    model: type,
-    rows: dict[str, dict[str, object]],
-    now: datetime,
-    progress: Callable[[int], None],
-    updating: Callable[[object, dict[str, object]], dict[str, object]] | None = None,
-) -> tuple[dict[str, object], int, int]:
-    """Insert or update rows by external id: (rows by external id, created, updated).
-    ``updating(row, fields)`` may add fields to an existing row's update, seeing it as it
-    was before."""
-    existing = _existing(session, model, list(rows))
-    by_id: dict[str, object] = {}
-    created = updated = 0
-    for external_id, fields in rows.items():
-        row = existing.get(external_id)
-        if row is None:
-            row = model(external_id=external_id, **fields, created_at=now, updated_at=now)
-            session.add(row)
-            created += 1
-        elif _apply(row, updating(row, fields) if updating else fields):
-            row.updated_at = now  # type: ignore[attr-defined]
-            updated += 1
-        by_id[external_id] = row
-        if len(by_id) % _BATCH == 0:
-            session.flush()
-            progress(_BATCH)
-    session.flush()
-    progress(len(by_id) % _BATCH)
-    return by_id, created, updated
-
-
-def _upsert_companies(
-    session: Session, records: list[CompanyRecord], now: datetime, progress: Progress
-) -> tuple[dict[str, Company], int, int]:
-    rows = {
-        r.external_id: {n: getattr(r, n) for n in CompanyRecord.__slots__ if n != "external_id"}
-        for r in records
-    }
-    return _upsert(session, Company, rows, now, partial(progress, "companies"))  # type: ignore[return-value]
-
-
-def _upsert_contacts(
-    session: Session,
-    records: list[ContactRecord],
-    companies: dict[str, Company],
-    now: datetime,
-    progress: Progress,
-) -> tuple[dict[str, Contact], int, int]:
-    rows = {
-        record.external_id: {
-            "company_id": companies[record.company_external_id].id,
-            "civility": record.civility,
-            "first_name": record.first_name,
-            "last_name": record.last_name,
-            "role": record.role,
-            "level": record.level.value,
-            "email": record.email,
-            "email_kind": record.email_kind.value,
-            "mobile": record.mobile,
-            "phone": record.phone,
-            "web_access": record.web_access,
-            "timezone": record.timezone,
-            "language": record.language,
-            "active": True,
-        }
-        for record in records
-    }
-    return _upsert(  # type: ignore[return-value]
-        session, Contact, rows, now, partial(progress, "contacts"), _new_address_clears_mark
+def _upsert(conn: Connection, table: Table, keys: Sequence[str], updated: Sequence[str]) -> Insert:
+    """INSERT ... ON CONFLICT (keys) DO UPDATE SET each of ``updated`` to the new value:
+    the statement both backends understand (their dialects spell it alike)."""
+    module: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
+    statement = module.insert(table)
+    return statement.on_conflict_do_update(  # type: ignore[no-any-return]
+        index_elements=list(keys), set_={name: statement.excluded[name] for name in updated}
     )
 
 
-def _new_address_clears_mark(row: object, fields: dict[str, object]) -> dict[str, object]:
+def _ids(conn: Connection, table: Table, external_ids: Sequence[str]) -> dict[str, int]:
+    query = select(table.c.external_id, table.c.id).where(table.c.external_id.in_(external_ids))
+    return {external_id: id_ for external_id, id_ in conn.execute(query)}
+
+
+def _upsert_companies(
+    conn: Connection, records: list[CompanyRecord], now: datetime, progress: Progress
+) -> tuple[dict[str, int], int, int]:
+    """(company id by external id, created, updated)."""
+    statement = _upsert(conn, _COMPANY, ["external_id"], [*_COMPANY_FIELDS, "updated_at"])
+    columns = [_COMPANY.c[name] for name in _COMPANY_FIELDS]
+    ids: dict[str, int] = {}
+    created = updated = 0
+    for batch in _chunks(records):
+        query = select(_COMPANY.c.external_id, _COMPANY.c.id, *columns).where(
+            _COMPANY.c.external_id.in_([r.external_id for r in batch])
+        )
+        existing = {row[0]: (row[1], tuple(row[2:])) for row in conn.execute(query)}
+        writes: list[dict[str, object]] = []
+        fresh: list[str] = []
+        for record in batch:
+            values = _company_values(record)
+            found = existing.get(record.external_id)
+            if found is not None:
+                ids[record.external_id] = found[0]
+                if found[1] == values:
+                    continue
+                updated += 1
+            else:
+                created += 1
+                fresh.append(record.external_id)
+            row = dict(zip(_COMPANY_FIELDS, values, strict=True))
+            row.update(external_id=record.external_id, created_at=now, updated_at=now)
+            writes.append(row)
+        if writes:
+            conn.execute(statement, writes)
+        if fresh:
+            ids.update(_ids(conn, _COMPANY, fresh))
+        progress("companies", len(batch))
+    return ids, created, updated
+
+
+def _contact_values(record: ContactRecord, company_id: int) -> tuple[object, ...]:
+    return (
+        company_id,
+        record.civility,
+        record.first_name,
+        record.last_name,
+        record.role,
+        record.level.value,
+        record.email,
+        record.email_kind.value,
+        record.mobile,
+        record.phone,
+        record.web_access,
+        record.timezone,
+        record.language,
+        True,  # listed in the file: active again
+    )
+
+
+def _upsert_contacts(
+    conn: Connection,
+    records: list[ContactRecord],
+    companies: dict[str, int],
+    now: datetime,
+    progress: Progress,
+) -> tuple[dict[str, int], int, int]:
+    """(contact id by external id, created, updated)."""
+    statement = _upsert(conn, _CONTACT, ["external_id"], [*_CONTACT_FIELDS, "updated_at"])
+    columns = [_CONTACT.c[name] for name in _CONTACT_FIELDS]
+    clear_mark = (
+        update(_CONTACT)
+        .where(_CONTACT.c.id == bindparam("contact"))
+        .values(email_invalid_at=None, email_invalid_reason="")
+    )
+    ids: dict[str, int] = {}
+    created = updated = 0
+    for batch in _chunks(records):
+        query = select(
+            _CONTACT.c.external_id, _CONTACT.c.id, _CONTACT.c.email_invalid_at, *columns
+        ).where(_CONTACT.c.external_id.in_([r.external_id for r in batch]))
+        existing = {row[0]: (row[1], row[2], tuple(row[3:])) for row in conn.execute(query)}
+        writes: list[dict[str, object]] = []
+        fresh: list[str] = []
+        cleared: list[dict[str, object]] = []
+        for record in batch:
+            values = _contact_values(record, companies[record.company_external_id])
+            found = existing.get(record.external_id)
+            if found is not None:
+                contact_id, invalid_at, current = found
+                ids[record.external_id] = contact_id
+                if current == values:
+                    continue
+                updated += 1
+                if _new_address_clears_mark(invalid_at, current[6], record.email):  # type: ignore[arg-type]
+                    cleared.append({"contact": contact_id})
+            else:
+                created += 1
+                fresh.append(record.external_id)
+            row = dict(zip(_CONTACT_FIELDS, values, strict=True))
+            row.update(external_id=record.external_id, created_at=now, updated_at=now)
+            writes.append(row)
+        if writes:
+            conn.execute(statement, writes)
+        if cleared:
+            conn.execute(clear_mark, cleared)
+        if fresh:
+            ids.update(_ids(conn, _CONTACT, fresh))
+        progress("contacts", len(batch))
+    return ids, created, updated
+
+
+def _new_address_clears_mark(
+    invalid_at: datetime | None, old_email: str | None, new_email: str | None
+) -> bool:
     """A new email address clears the invalid mark its predecessor's hard bounce left;
     the same address again (whatever its case) keeps it: it would bounce again."""
-    contact: Contact = row  # type: ignore[assignment]
-    new = str(fields.get("email") or "").lower()
-    if contact.email_invalid_at is None or not new or new == (contact.email or "").lower():
-        return fields
-    return {**fields, "email_invalid_at": None, "email_invalid_reason": ""}
+    new = (new_email or "").lower()
+    return invalid_at is not None and bool(new) and new != (old_email or "").lower()
 
 
 def _upsert_consents(
-    session: Session,
+    conn: Connection,
     records: list[ContactRecord],
-    contacts: dict[str, Contact],
+    contacts: dict[str, int],
     now: datetime,
     source: str,
     progress: Progress,
 ) -> int:
-    wanted = {
-        (contacts[r.external_id].id, channel): basis.value
-        for r in records
-        for channel, basis in r.consents.items()
-    }
-    contact_ids = sorted({cid for cid, _ in wanted})
-    existing: dict[tuple[int, str], Consent] = {}
-    for chunk in _chunks(contact_ids):
-        for consent in session.scalars(select(Consent).where(Consent.contact_id.in_(chunk))):
-            existing[(consent.contact_id, consent.channel)] = consent
+    """How many consent records were set (new, or a different basis)."""
+    statement = _upsert(
+        conn, _CONSENT, ["contact_id", "channel"], ["basis", "source", "updated_at"]
+    )
     changed = 0
-    for (contact_id, channel), basis in wanted.items():
-        consent = existing.get((contact_id, channel))  # type: ignore[arg-type]
-        if consent is None:
-            session.add(
-                Consent(
-                    contact_id=contact_id,
-                    channel=channel,
-                    basis=basis,
-                    source=source,
-                    updated_at=now,
-                )
-            )
-            changed += 1
-        elif consent.basis != basis:
-            consent.basis, consent.source, consent.updated_at = basis, source, now
-            changed += 1
-    progress("consents", len(records))
-    return changed
-
-
-def _apply(row: object, fields: dict[str, object]) -> bool:
-    changed = False
-    for name, value in fields.items():
-        if getattr(row, name) != value:
-            setattr(row, name, value)
-            changed = True
+    for batch in _chunks(records):
+        wanted = {
+            (contacts[r.external_id], channel): basis.value
+            for r in batch
+            for channel, basis in r.consents.items()
+        }
+        contact_ids = sorted({contact_id for contact_id, _ in wanted})
+        query = select(_CONSENT.c.contact_id, _CONSENT.c.channel, _CONSENT.c.basis).where(
+            _CONSENT.c.contact_id.in_(contact_ids)
+        )
+        existing = {(c, ch): basis for c, ch, basis in conn.execute(query)} if wanted else {}
+        writes = [
+            {
+                "contact_id": contact_id,
+                "channel": channel,
+                "basis": basis,
+                "source": source,
+                "updated_at": now,
+            }
+            for (contact_id, channel), basis in wanted.items()
+            if existing.get((contact_id, channel)) != basis
+        ]
+        if writes:
+            conn.execute(statement, writes)
+            changed += len(writes)
+        progress("consents", len(batch))
     return changed

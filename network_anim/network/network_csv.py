@@ -7,17 +7,19 @@ reported with its number and reason; nothing is returned unless the whole file i
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
+from operator import itemgetter
 from pathlib import Path
 from typing import TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-import phonenumbers
-from email_validator import EmailNotValidError, validate_email
-
 from network_anim.domain import CHANNEL_NAMES, EmailKind, LawfulBasis, Level
 from network_anim.errors import UserError
-from network_anim.network.csv_input import formula_problem, open_rows, read_text
+from network_anim.network.csv_input import FORMULA_STARTS, formula_problem, open_rows, read_text
+from network_anim.network.field_checks import check_email, check_phone
 
 COMPANY_COLUMNS = (
     "company_id",
@@ -59,6 +61,14 @@ _TRUE = {"yes", "y", "true", "1", "oui", "o", "x"}
 _FALSE = {"no", "n", "false", "0", "non"}
 _MAX_LENGTH = {"company_name": 200, "company_id": 64, "contact_id": 64}
 _DEFAULT_MAX_LENGTH = 80
+# No cell this long or shorter can break a length limit (the smallest limit is 64).
+_ALWAYS_SHORT = min(min(_MAX_LENGTH.values()), _DEFAULT_MAX_LENGTH)
+# Any cell (lstripped of spaces) that starts like a formula; a row without a match needs
+# no cell-by-cell formula check. Cells are joined on NUL, so each starts after \A or NUL.
+_FORMULA_HINT = re.compile(r"(?:\A|\x00) *[" + re.escape("".join(FORMULA_STARTS)) + "]")
+_MEMBERS: dict[type, dict[str, object]] = {
+    enum: {member.value: member for member in enum} for enum in (Level, LawfulBasis)
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +131,95 @@ def read_network_csv(path: Path, defaults: ImportDefaults) -> NetworkFile:
     return parse_network_csv(read_text(path), source=str(path), defaults=defaults)
 
 
+class _Layout:
+    """Where the columns sit in this file's rows, and the per-file caches.
+
+    A big file repeats each company's columns on every one of its contacts: the company
+    record and its country check are made once per distinct set of company cells, and the
+    postal address checked once per company and recipient-name length (see
+    :meth:`address_is_clean`)."""
+
+    def __init__(self, header: Sequence[str], defaults: ImportDefaults) -> None:
+        self.header = list(header)
+        self.defaults = defaults
+        unchecked = [i for i, name in enumerate(header) if name not in _PHONE_COLUMNS]
+        self._formula_cells = _getter(unchecked)
+        self._company_cells = _getter([header.index(n) for n in COMPANY_COLUMNS if n in header])
+        self.companies: dict[tuple[str, ...], tuple[CompanyRecord, str | None]] = {}
+        # Optimistic pass (exact=False): addresses are checked after the loop, once per
+        # company, with its longest recipient line and with an empty one if any row has
+        # none; any problem at all and the file is parsed again exactly, row by row.
+        self.exact = False
+        self.longest: dict[tuple[str, ...], tuple[int, CompanyRecord, dict[str, str]]] = {}
+        self.nameless: dict[tuple[str, ...], tuple[CompanyRecord, dict[str, str]]] = {}
+
+    def needs_cell_checks(self, row: list[str]) -> bool:
+        """False when no cell can start like a formula nor break a length limit: the
+        cell-by-cell loop would find nothing."""
+        if max(map(len, row)) > _ALWAYS_SHORT:
+            return True
+        return _FORMULA_HINT.search("\x00".join(self._formula_cells(row))) is not None
+
+    def company(
+        self, row: list[str], cells: dict[str, str]
+    ) -> tuple[tuple[str, ...], CompanyRecord, str | None]:
+        """(cache key, the record, the country problem if any) of this row's company."""
+        key = self._company_cells(row)
+        found = self.companies.get(key)
+        if found is None:
+            found = self.companies[key] = _company(cells, self.defaults)
+        return key, found[0], found[1]
+
+
+def _getter(indices: list[int]) -> Callable[[list[str]], tuple[str, ...]]:
+    """A tuple of the cells at ``indices`` (itemgetter, which gives a bare value for one)."""
+    if not indices:
+        return lambda row: ()
+    if len(indices) == 1:
+        index = indices[0]
+        return lambda row: (row[index],)
+    return itemgetter(*indices)  # type: ignore[return-value]
+
+
+def _company(cells: dict[str, str], defaults: ImportDefaults) -> tuple[CompanyRecord, str | None]:
+    country = (cells.get("country", "") or defaults.region).upper()
+    problem = None
+    if len(country) != 2 or not country.isalpha():
+        problem = (
+            f"country {cells.get('country', '')!r} is not a two-letter ISO code (FR, BE, CH...)"
+        )
+        country = defaults.region
+    record = CompanyRecord(
+        external_id=cells.get("company_id", ""),
+        name=cells.get("company_name", ""),
+        sector=cells.get("sector", ""),
+        size=cells.get("size", ""),
+        tier=cells.get("tier", ""),
+        region=cells.get("region", ""),
+        delivery_point=cells.get("delivery_point", ""),
+        building=cells.get("building", ""),
+        street=cells.get("street", ""),
+        locality=cells.get("locality", ""),
+        postcode=cells.get("postcode", ""),
+        city=cells.get("city", ""),
+        country=country,
+    )
+    return record, problem
+
+
 def parse_network_csv(text: str, *, source: str, defaults: ImportDefaults) -> NetworkFile:
+    # A clean file is read once, its postal addresses checked once per company; a file
+    # with any problem is read again the original way, every row's address checked, so
+    # the messages (and which rows are skipped before the cross-row checks) are exact.
+    network = _parse(text, source, defaults, exact=False)
+    if network is not None:
+        return network
+    network = _parse(text, source, defaults, exact=True)
+    assert network is not None  # the exact pass raises rather than give up
+    return network
+
+
+def _parse(text: str, source: str, defaults: ImportDefaults, *, exact: bool) -> NetworkFile | None:
     reader, header = open_rows(
         text,
         source=source,
@@ -129,28 +227,31 @@ def parse_network_csv(text: str, *, source: str, defaults: ImportDefaults) -> Ne
         required=REQUIRED_COLUMNS,
         hint="see docs/network-csv.md for the column list",
     )
+    layout = _Layout(header, defaults)
+    layout.exact = exact
 
     problems: list[str] = []
     companies: dict[str, tuple[int, CompanyRecord]] = {}
     contacts: list[ContactRecord] = []
     seen_contacts: dict[str, int] = {}
+    width = len(header)
+    strip = str.strip
     line = reader.line_num
     for row in reader:
         start, line = line + 1, reader.line_num
         if not any(cell.strip() for cell in row):
             continue
-        if len(row) != len(header):
-            problems.append(f"line {start}: {len(row)} cells, the header has {len(header)}")
+        if len(row) != width:
+            problems.append(f"line {start}: {len(row)} cells, the header has {width}")
             continue
-        raw_cells = dict(zip(header, row, strict=True))
-        cells = {name: value.strip() for name, value in raw_cells.items()}
+        cells = dict(zip(header, map(strip, row), strict=True))
         try:
-            company, contact = _parse_row(cells, start, defaults, raw_cells)
+            company, contact = _parse_row(cells, start, row, layout)
         except _LineProblems as exc:
             problems.extend(f"line {start}: {p}" for p in exc.problems)
             continue
         first = companies.setdefault(company.external_id, (start, company))
-        if first[1] != company:
+        if first[1] is not company and first[1] != company:
             diff = _first_difference(first[1], company)
             problems.append(
                 f"line {start}: company {company.external_id} differs from line {first[0]} "
@@ -165,6 +266,8 @@ def parse_network_csv(text: str, *, source: str, defaults: ImportDefaults) -> Ne
             continue
         seen_contacts[contact.external_id] = start
         contacts.append(contact)
+    if not exact and (problems or not _addresses_clean(layout)):
+        return None
     if problems:
         raise UserError(f"{source}: {len(problems)} bad line(s); nothing was imported", problems)
     if not contacts:
@@ -180,81 +283,70 @@ def _first_difference(a: CompanyRecord, b: CompanyRecord) -> str:
 
 
 def _parse_row(
-    cells: dict[str, str], line: int, defaults: ImportDefaults, raw_cells: dict[str, str]
+    cells: dict[str, str], line: int, row: list[str], layout: _Layout
 ) -> tuple[CompanyRecord, ContactRecord]:
     problems: list[str] = []
+    defaults = layout.defaults
+    get = cells.get
 
-    def get(name: str) -> str:
-        return cells.get(name, "")
-
-    for name, value in cells.items():
-        formula = (
-            None if name in _PHONE_COLUMNS else formula_problem(name, raw_cells[name].lstrip(" "))
-        )
-        if formula:
-            problems.append(formula)
-        limit = _MAX_LENGTH.get(name, _DEFAULT_MAX_LENGTH)
-        if len(value) > limit and name != "email":
-            problems.append(f"{name} is {len(value)} characters; at most {limit}")
+    if layout.needs_cell_checks(row):
+        raw_cells = dict(zip(layout.header, row, strict=True))
+        for name, value in cells.items():
+            formula = (
+                None
+                if name in _PHONE_COLUMNS
+                else formula_problem(name, raw_cells[name].lstrip(" "))
+            )
+            if formula:
+                problems.append(formula)
+            limit = _MAX_LENGTH.get(name, _DEFAULT_MAX_LENGTH)
+            if len(value) > limit and name != "email":
+                problems.append(f"{name} is {len(value)} characters; at most {limit}")
     for name in REQUIRED_COLUMNS:
-        if not get(name):
+        if not get(name, ""):
             problems.append(f"{name} is empty; it is required")
 
-    level = _choice(get("level"), Level, "level", problems)
-    country = (get("country") or defaults.region).upper()
-    if len(country) != 2 or not country.isalpha():
-        problems.append(f"country {get('country')!r} is not a two-letter ISO code (FR, BE, CH...)")
-        country = defaults.region
+    level = _choice(get("level", ""), Level, "level", problems)
+    company_key, company, country_problem = layout.company(row, cells)
+    if country_problem is not None:
+        problems.append(country_problem)
+    country = company.country
 
-    email = _email(get("email"), problems)
-    email_kind = _email_kind(get("email_kind"), email, problems)
-    mobile = _phone(get("mobile"), "mobile", country, problems, mobile_only=True)
-    phone = _phone(get("phone"), "phone", country, problems, mobile_only=False)
-    web_access = _flag(get("web_access"), "web_access", problems, default=True)
-    timezone = get("timezone") or defaults.timezone
-    try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    email = _email(get("email", ""), problems)
+    email_kind = _email_kind(get("email_kind", ""), email, problems)
+    mobile = _phone(get("mobile", ""), "mobile", country, problems, mobile_only=True)
+    phone = _phone(get("phone", ""), "phone", country, problems, mobile_only=False)
+    web_access = _flag(get("web_access", ""), "web_access", problems, default=True)
+    timezone = get("timezone", "") or defaults.timezone
+    if not _zone_known(timezone):
         problems.append(f"timezone {timezone!r} is unknown (use an IANA name like Europe/Paris)")
-    language = (get("language") or defaults.language).lower()
+    language = (get("language", "") or defaults.language).lower()
     if len(language) != 2 or not language.isalpha():
-        problems.append(f"language {get('language')!r} is not a two-letter code (fr, en...)")
+        problems.append(f"language {get('language', '')!r} is not a two-letter code (fr, en...)")
     consents = {}
     for channel in CHANNEL_NAMES:
-        value = get(f"consent_{channel}").lower()
+        value = get(f"consent_{channel}", "")
         if value:
-            basis = _choice(value, LawfulBasis, f"consent_{channel}", problems)
+            basis = _choice(value.lower(), LawfulBasis, f"consent_{channel}", problems)
             if basis is not None:
                 consents[channel] = basis
 
-    company = CompanyRecord(
-        external_id=get("company_id"),
-        name=get("company_name"),
-        sector=get("sector"),
-        size=get("size"),
-        tier=get("tier"),
-        region=get("region"),
-        delivery_point=get("delivery_point"),
-        building=get("building"),
-        street=get("street"),
-        locality=get("locality"),
-        postcode=get("postcode"),
-        city=get("city"),
-        country=country,
-    )
     if company.street or company.postcode or company.city:
-        problems.extend(_address_problems(company, cells))
+        if layout.exact:
+            problems.extend(_address_problems(company, cells))
+        else:
+            _note_address(company_key, company, cells, layout)
     if problems:
         raise _LineProblems(problems)
     assert level is not None
     contact = ContactRecord(
         line=line,
-        external_id=get("contact_id"),
+        external_id=get("contact_id", ""),
         company_external_id=company.external_id,
-        civility=get("civility"),
-        first_name=get("first_name"),
-        last_name=get("last_name"),
-        role=get("role"),
+        civility=get("civility", ""),
+        first_name=get("first_name", ""),
+        last_name=get("last_name", ""),
+        role=get("role", ""),
         level=level,
         email=email,
         email_kind=email_kind,
@@ -268,23 +360,33 @@ def _parse_row(
     return company, contact
 
 
-def _choice(value: str, enum: type[E], column: str, problems: list[str]) -> E | None:
+@lru_cache(maxsize=1024)
+def _zone_known(name: str) -> bool:
     try:
-        return enum(value.lower())
-    except ValueError:
-        allowed = ", ".join(e.value for e in enum)
-        problems.append(f"{column} {value!r} is not one of {allowed}")
-        return None
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return False
+    return True
+
+
+def _choice(value: str, enum: type[E], column: str, problems: list[str]) -> E | None:
+    # A dict of the members rather than enum(value): the same exact-value lookup (these
+    # enums have no _missing_), without the enum machinery, seven times a row.
+    member = _MEMBERS[enum].get(value.lower())
+    if member is not None:
+        return member  # type: ignore[return-value]
+    allowed = ", ".join(e.value for e in enum)
+    problems.append(f"{column} {value!r} is not one of {allowed}")
+    return None
 
 
 def _email(value: str, problems: list[str]) -> str | None:
     if not value:
         return None
-    try:
-        return validate_email(value, check_deliverability=False).normalized
-    except EmailNotValidError as exc:
-        problems.append(f"email {value!r} is not valid: {exc}")
-        return None
+    address, problem = check_email(value)
+    if problem is not None:
+        problems.append(problem)
+    return address
 
 
 def _email_kind(value: str, email: str | None, problems: list[str]) -> EmailKind:
@@ -300,42 +402,15 @@ def _email_kind(value: str, email: str | None, problems: list[str]) -> EmailKind
     return kind if email else EmailKind.NONE
 
 
-# Overseas departments share France's country but not its numbering plan.
-_FRENCH_OVERSEAS_REGIONS = ("GP", "MQ", "GF", "RE", "YT", "PM", "BL", "MF")
-
-
 def _phone(
     value: str, column: str, region: str, problems: list[str], *, mobile_only: bool
 ) -> str | None:
     if not value:
         return None
-    try:
-        number = phonenumbers.parse(value, region)
-    except phonenumbers.NumberParseException as exc:
-        problems.append(f"{column} {value!r} is not a phone number: {exc}")
-        return None
-    if not phonenumbers.is_valid_number(number) and region == "FR" and not value.startswith("+"):
-        for overseas in _FRENCH_OVERSEAS_REGIONS:
-            candidate = phonenumbers.parse(value, overseas)
-            if phonenumbers.is_valid_number(candidate):
-                number = candidate
-                break
-    if not phonenumbers.is_valid_number(number):
-        problems.append(
-            f"{column} {value!r} is not a valid number for region {region} "
-            "(write it with its country code, e.g. +33 6 12 34 56 78)"
-        )
-        return None
-    mobile_types = (
-        phonenumbers.PhoneNumberType.MOBILE,
-        phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE,
-    )
-    if mobile_only and phonenumbers.number_type(number) not in mobile_types:
-        problems.append(
-            f"mobile {value!r} is not a mobile number; put landlines in the phone column"
-        )
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+    number, problem = check_phone(value, column, region, mobile_only)
+    if problem is not None:
+        problems.append(problem)
+    return number
 
 
 def _flag(value: str, column: str, problems: list[str], *, default: bool) -> bool:
@@ -348,6 +423,42 @@ def _flag(value: str, column: str, problems: list[str], *, default: bool) -> boo
         return False
     problems.append(f"{column} {value!r} is not yes or no")
     return default
+
+
+def _note_address(
+    key: tuple[str, ...], company: CompanyRecord, cells: dict[str, str], layout: _Layout
+) -> None:
+    """Keep the row whose letter is the hardest to lay out for this company's address.
+
+    The block's layout and problems depend on the recipient line only through whether it
+    is empty and how long it is, and a shorter line never makes a line too long nor needs
+    more lines: if the company's longest recipient line prints, every shorter one does."""
+    from network_anim.channels.postal import _clean, person_line
+
+    recipient = _clean(
+        person_line(
+            cells.get("civility", ""), cells.get("first_name", ""), cells.get("last_name", "")
+        )
+    )
+    if not recipient:
+        layout.nameless.setdefault(key, (company, _names(cells)))
+        return
+    kept = layout.longest.get(key)
+    if kept is None or len(recipient) > kept[0]:
+        layout.longest[key] = (len(recipient), company, _names(cells))
+
+
+def _names(cells: dict[str, str]) -> dict[str, str]:
+    # Only what the letter's address needs: not the whole row, kept once per company.
+    return {name: cells.get(name, "") for name in ("civility", "first_name", "last_name")}
+
+
+def _addresses_clean(layout: _Layout) -> bool:
+    hardest = [(c, cells) for _, c, cells in layout.longest.values()]
+    return not any(
+        _address_problems(company, cells)
+        for company, cells in [*hardest, *layout.nameless.values()]
+    )
 
 
 def _address_problems(company: CompanyRecord, cells: dict[str, str]) -> list[str]:
