@@ -6,6 +6,14 @@ on CPU, which matters when three daemons share two cores with it). It answers EH
 MAIL, RCPT, DATA, RSET, NOOP and QUIT, and replies 250 as soon as the payload's final
 ``.`` arrives. Nothing is stored but the counts.
 
+A real relay takes time over a message: ``--delay-ms D`` waits D ms after each payload's
+final ``.`` before the ``250 queued`` reply (where a relay writes its queue file, runs
+its filters). The message is counted when its final ``.`` arrives (the relay may queue it
+from then on, even if the client leaves before the reply). Each session waits on its
+own (an asyncio sleep), so many sessions wait side by side: the delay bounds each
+session's pace, never the sink's. ``--pipelining`` offers PIPELINING (RFC 2920) in the
+EHLO reply, as Postfix does: the client then sends MAIL, RCPT and DATA in one write.
+
 The counts go to ``--out`` as JSON (written atomically: a temporary file then a rename):
 
 * every ``--interval`` seconds while something changed: ``total`` (messages received),
@@ -20,6 +28,7 @@ On start it prints ``READY <port>`` on stdout (``--port 0`` picks a free port).
 Example::
 
     python bench/smtp_sink.py --port 0 --out /tmp/sink.json &
+    python bench/smtp_sink.py --port 0 --out /tmp/sink.json --delay-ms 20 --pipelining &
     # ... send mail to 127.0.0.1:<port> ...
     kill -TERM %1 && python -c 'import json; print(json.load(open("/tmp/sink.json"))["total"])'
 """
@@ -41,6 +50,9 @@ HOST = "127.0.0.1"
 _MESSAGE_ID = re.compile(rb"^message-id:[ \t]*([^\r\n]*?)[ \t]*\r?$", re.IGNORECASE | re.MULTILINE)
 _END_OF_DATA = b"\r\n.\r\n"
 _EHLO_REPLY = b"250-sink.bench\r\n250-SIZE 52428800\r\n250-8BITMIME\r\n250 HELP\r\n"
+_EHLO_PIPELINING = (
+    b"250-sink.bench\r\n250-PIPELINING\r\n250-SIZE 52428800\r\n250-8BITMIME\r\n250 HELP\r\n"
+)
 
 
 class Counts:
@@ -103,7 +115,12 @@ def write_json(path: Path, data: dict[str, object]) -> None:
 
 
 async def session(
-    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, counts: Counts
+    reader: asyncio.StreamReader,
+    writer: asyncio.StreamWriter,
+    counts: Counts,
+    *,
+    delay: float = 0.0,
+    ehlo: bytes = _EHLO_REPLY,
 ) -> None:
     counts.connections += 1
     counts.version += 1
@@ -115,7 +132,7 @@ async def session(
                 return
             verb = line[:4].upper()
             if verb == b"EHLO":
-                writer.write(_EHLO_REPLY)
+                writer.write(ehlo)
             elif verb in (b"HELO", b"MAIL", b"RCPT", b"RSET", b"NOOP"):
                 writer.write(b"250 OK\r\n")
             elif verb == b"DATA":
@@ -123,6 +140,8 @@ async def session(
                 await writer.drain()
                 payload = await reader.readuntil(_END_OF_DATA)
                 counts.add(payload)
+                if delay:
+                    await asyncio.sleep(delay)  # the relay's work on the message
                 writer.write(b"250 2.0.0 OK queued\r\n")
             elif verb == b"QUIT":
                 writer.write(b"221 Bye\r\n")
@@ -140,8 +159,14 @@ async def session(
 async def serve(args: argparse.Namespace) -> int:
     counts = Counts()
     out = Path(args.out)
+    delay = args.delay_ms / 1000
+    ehlo = _EHLO_PIPELINING if args.pipelining else _EHLO_REPLY
     server = await asyncio.start_server(
-        lambda r, w: session(r, w, counts), HOST, args.port, limit=64 * 1024 * 1024, backlog=256
+        lambda r, w: session(r, w, counts, delay=delay, ehlo=ehlo),
+        HOST,
+        args.port,
+        limit=64 * 1024 * 1024,
+        backlog=256,
     )
     port = int(server.sockets[0].getsockname()[1])
     stop = asyncio.Event()
@@ -183,7 +208,18 @@ def main(argv: list[str] | None = None) -> int:
         default=1800.0,
         help="exit on its own after this long, writing the final counts (1800)",
     )
+    parser.add_argument(
+        "--delay-ms",
+        type=float,
+        default=0.0,
+        help="ms each message waits after its final '.' before the 250 reply, per session (0)",
+    )
+    parser.add_argument(
+        "--pipelining", action="store_true", help="offer PIPELINING in the EHLO reply"
+    )
     args = parser.parse_args(argv)
+    if args.delay_ms < 0:
+        parser.error("--delay-ms must be 0 or more")
     return asyncio.run(serve(args))
 
 
