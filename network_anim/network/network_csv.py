@@ -134,17 +134,24 @@ def read_network_csv(path: Path, defaults: ImportDefaults) -> NetworkFile:
 class _Layout:
     """Where the columns sit in this file's rows, and the per-file caches.
 
-    A big file repeats each company's columns on every one of its contacts: the company
-    record and its country check are made once per distinct set of company cells, and the
-    postal address checked once per company and recipient-name length (see
-    :meth:`address_is_clean`)."""
+    Rows are read as lists of stripped cells with one "" appended: a column the file
+    lacks points at that last cell. A big file repeats each company's columns on every
+    one of its contacts: the company record and its country check are made once per
+    distinct set of company cells."""
 
     def __init__(self, header: Sequence[str], defaults: ImportDefaults) -> None:
         self.header = list(header)
         self.defaults = defaults
+        missing = len(header)
+        self.at = {name: header.index(name) if name in header else missing for name in ALL_COLUMNS}
         unchecked = [i for i, name in enumerate(header) if name not in _PHONE_COLUMNS]
         self._formula_cells = _getter(unchecked)
         self._company_cells = _getter([header.index(n) for n in COMPANY_COLUMNS if n in header])
+        self.consents = [
+            (channel, f"consent_{channel}", self.at[f"consent_{channel}"])
+            for channel in CHANNEL_NAMES
+            if f"consent_{channel}" in header
+        ]
         self.companies: dict[tuple[str, ...], tuple[CompanyRecord, str | None]] = {}
         # Optimistic pass (exact=False): addresses are checked after the loop, once per
         # company, with its longest recipient line and with an empty one if any row has
@@ -161,13 +168,14 @@ class _Layout:
         return _FORMULA_HINT.search("\x00".join(self._formula_cells(row))) is not None
 
     def company(
-        self, row: list[str], cells: dict[str, str]
+        self, row: list[str], cells: list[str]
     ) -> tuple[tuple[str, ...], CompanyRecord, str | None]:
         """(cache key, the record, the country problem if any) of this row's company."""
         key = self._company_cells(row)
         found = self.companies.get(key)
         if found is None:
-            found = self.companies[key] = _company(cells, self.defaults)
+            named = {name: cells[self.at[name]] for name in COMPANY_COLUMNS}
+            found = self.companies[key] = _company(named, self.defaults)
         return key, found[0], found[1]
 
 
@@ -244,7 +252,8 @@ def _parse(text: str, source: str, defaults: ImportDefaults, *, exact: bool) -> 
         if len(row) != width:
             problems.append(f"line {start}: {len(row)} cells, the header has {width}")
             continue
-        cells = dict(zip(header, map(strip, row), strict=True))
+        cells = list(map(strip, row))
+        cells.append("")  # what a column the file lacks reads
         try:
             company, contact = _parse_row(cells, start, row, layout)
         except _LineProblems as exc:
@@ -283,79 +292,85 @@ def _first_difference(a: CompanyRecord, b: CompanyRecord) -> str:
 
 
 def _parse_row(
-    cells: dict[str, str], line: int, row: list[str], layout: _Layout
+    cells: list[str], line: int, row: list[str], layout: _Layout
 ) -> tuple[CompanyRecord, ContactRecord]:
     problems: list[str] = []
     defaults = layout.defaults
-    get = cells.get
+    at = layout.at
 
     if layout.needs_cell_checks(row):
-        raw_cells = dict(zip(layout.header, row, strict=True))
-        for name, value in cells.items():
-            formula = (
-                None
-                if name in _PHONE_COLUMNS
-                else formula_problem(name, raw_cells[name].lstrip(" "))
-            )
+        for name, value, raw in zip(layout.header, cells, row, strict=False):
+            formula = None if name in _PHONE_COLUMNS else formula_problem(name, raw.lstrip(" "))
             if formula:
                 problems.append(formula)
             limit = _MAX_LENGTH.get(name, _DEFAULT_MAX_LENGTH)
             if len(value) > limit and name != "email":
                 problems.append(f"{name} is {len(value)} characters; at most {limit}")
     for name in REQUIRED_COLUMNS:
-        if not get(name, ""):
+        if not cells[at[name]]:
             problems.append(f"{name} is empty; it is required")
 
-    level = _choice(get("level", ""), Level, "level", problems)
+    level = _choice(cells[at["level"]], Level, "level", problems)
     company_key, company, country_problem = layout.company(row, cells)
     if country_problem is not None:
         problems.append(country_problem)
     country = company.country
 
-    email = _email(get("email", ""), problems)
-    email_kind = _email_kind(get("email_kind", ""), email, problems)
-    mobile = _phone(get("mobile", ""), "mobile", country, problems, mobile_only=True)
-    phone = _phone(get("phone", ""), "phone", country, problems, mobile_only=False)
-    web_access = _flag(get("web_access", ""), "web_access", problems, default=True)
-    timezone = get("timezone", "") or defaults.timezone
+    email = _email(cells[at["email"]], problems)
+    email_kind = _email_kind(cells[at["email_kind"]], email, problems)
+    mobile = _phone(cells[at["mobile"]], "mobile", country, problems, mobile_only=True)
+    phone = _phone(cells[at["phone"]], "phone", country, problems, mobile_only=False)
+    web_access = _flag(cells[at["web_access"]], "web_access", problems, default=True)
+    timezone = cells[at["timezone"]] or defaults.timezone
     if not _zone_known(timezone):
         problems.append(f"timezone {timezone!r} is unknown (use an IANA name like Europe/Paris)")
-    language = (get("language", "") or defaults.language).lower()
+    given_language = cells[at["language"]]
+    language = (given_language or defaults.language).lower()
     if len(language) != 2 or not language.isalpha():
-        problems.append(f"language {get('language', '')!r} is not a two-letter code (fr, en...)")
+        problems.append(f"language {given_language!r} is not a two-letter code (fr, en...)")
     consents = {}
-    for channel in CHANNEL_NAMES:
-        value = get(f"consent_{channel}", "")
+    bases = _MEMBERS[LawfulBasis]
+    for channel, column, index in layout.consents:
+        value = cells[index]
         if value:
-            basis = _choice(value.lower(), LawfulBasis, f"consent_{channel}", problems)
+            value = value.lower()
+            basis = bases.get(value)
+            if basis is None:
+                basis = _choice(value, LawfulBasis, column, problems)
             if basis is not None:
                 consents[channel] = basis
 
+    civility, first_name, last_name = (
+        cells[at["civility"]],
+        cells[at["first_name"]],
+        cells[at["last_name"]],
+    )
     if company.street or company.postcode or company.city:
         if layout.exact:
-            problems.extend(_address_problems(company, cells))
+            names = {"civility": civility, "first_name": first_name, "last_name": last_name}
+            problems.extend(_address_problems(company, names))
         else:
-            _note_address(company_key, company, cells, layout)
+            _note_address(company_key, company, civility, first_name, last_name, layout)
     if problems:
         raise _LineProblems(problems)
     assert level is not None
     contact = ContactRecord(
-        line=line,
-        external_id=get("contact_id", ""),
-        company_external_id=company.external_id,
-        civility=get("civility", ""),
-        first_name=get("first_name", ""),
-        last_name=get("last_name", ""),
-        role=get("role", ""),
-        level=level,
-        email=email,
-        email_kind=email_kind,
-        mobile=mobile,
-        phone=phone,
-        web_access=web_access,
-        timezone=timezone,
-        language=language,
-        consents=consents,
+        line,
+        cells[at["contact_id"]],
+        company.external_id,
+        civility,
+        first_name,
+        last_name,
+        cells[at["role"]],
+        level,  # type: ignore[arg-type]
+        email,
+        email_kind,
+        mobile,
+        phone,
+        web_access,
+        timezone,
+        language,
+        consents,  # type: ignore[arg-type]
     )
     return company, contact
 
@@ -426,7 +441,12 @@ def _flag(value: str, column: str, problems: list[str], *, default: bool) -> boo
 
 
 def _note_address(
-    key: tuple[str, ...], company: CompanyRecord, cells: dict[str, str], layout: _Layout
+    key: tuple[str, ...],
+    company: CompanyRecord,
+    civility: str,
+    first_name: str,
+    last_name: str,
+    layout: _Layout,
 ) -> None:
     """Keep the row whose letter is the hardest to lay out for this company's address.
 
@@ -435,22 +455,20 @@ def _note_address(
     more lines: if the company's longest recipient line prints, every shorter one does."""
     from network_anim.channels.postal import _clean, person_line
 
-    recipient = _clean(
-        person_line(
-            cells.get("civility", ""), cells.get("first_name", ""), cells.get("last_name", "")
-        )
-    )
-    if not recipient:
-        layout.nameless.setdefault(key, (company, _names(cells)))
-        return
     kept = layout.longest.get(key)
+    # Cleaning only drops characters (and upper-cases the last name after): a bound on
+    # the line's length, so most rows skip building it. A printable last name is never
+    # cleaned away, so that row's line is not empty either.
+    bound = len(civility) + len(first_name) + len(last_name.upper()) + 2
+    if kept is not None and bound <= kept[0] and last_name.isprintable():
+        return
+    recipient = _clean(person_line(civility, first_name, last_name))
+    names = {"civility": civility, "first_name": first_name, "last_name": last_name}
+    if not recipient:
+        layout.nameless.setdefault(key, (company, names))
+        return
     if kept is None or len(recipient) > kept[0]:
-        layout.longest[key] = (len(recipient), company, _names(cells))
-
-
-def _names(cells: dict[str, str]) -> dict[str, str]:
-    # Only what the letter's address needs: not the whole row, kept once per company.
-    return {name: cells.get(name, "") for name in ("civility", "first_name", "last_name")}
+        layout.longest[key] = (len(recipient), company, names)
 
 
 def _addresses_clean(layout: _Layout) -> bool:

@@ -1,0 +1,234 @@
+"""The batched network import (issue 18, point 2): the same rows, counts and refusals as
+the row-by-row one, on SQLite and PostgreSQL alike. No timings here: bench/import_network.py."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select, update
+from sqlmodel import Session
+
+from network_anim.app import App
+from network_anim.db.models import Company, Consent, Contact
+from network_anim.demo.network import generate_network_csv
+from network_anim.errors import UserError
+from network_anim.network.importer import import_network
+from network_anim.network.network_csv import (
+    ImportDefaults,
+    NetworkFile,
+    _parse,
+    parse_network_csv,
+)
+
+
+@pytest.fixture(scope="module")
+def generated() -> str:
+    # 1,200 contacts: three batches of 500 for every stage.
+    return generate_network_csv(companies=120, contacts=1200, seed=7)
+
+
+def counts(app: App) -> tuple[int, int, int]:
+    with Session(app.engine) as session:
+        return (
+            session.scalar(select(func.count()).select_from(Company)) or 0,
+            session.scalar(select(func.count()).select_from(Contact)) or 0,
+            session.scalar(select(func.count()).select_from(Consent)) or 0,
+        )
+
+
+def parse(text: str) -> NetworkFile:
+    return parse_network_csv(text, source="generated.csv", defaults=ImportDefaults())
+
+
+def rows(app: App) -> dict[str, list[tuple[object, ...]]]:
+    """Every imported value, keyed by external ids (database ids differ by backend)."""
+    with Session(app.engine) as session:
+        companies = {c.id: c.external_id for c in session.scalars(select(Company))}
+        contacts = {c.id: c.external_id for c in session.scalars(select(Contact))}
+        return {
+            "companies": sorted(
+                tuple(getattr(c, n) for n in ("external_id", "name", "street", "city", "country"))
+                for c in session.scalars(select(Company))
+            ),
+            "contacts": sorted(
+                (
+                    c.external_id,
+                    companies[c.company_id],
+                    c.last_name,
+                    c.level,
+                    c.email,
+                    c.email_kind,
+                    c.mobile,
+                    c.phone,
+                    c.web_access,
+                    c.active,
+                    c.email_invalid_at,
+                    c.email_invalid_reason,
+                )
+                for c in session.scalars(select(Contact))
+            ),
+            "consents": sorted(
+                (contacts[c.contact_id], c.channel, c.basis, c.source)
+                for c in session.scalars(select(Consent))
+            ),
+        }
+
+
+def expected_rows(network: NetworkFile, source: str) -> dict[str, list[tuple[object, ...]]]:
+    return {
+        "companies": sorted(
+            (c.external_id, c.name, c.street, c.city, c.country) for c in network.companies
+        ),
+        "contacts": sorted(
+            (
+                c.external_id,
+                c.company_external_id,
+                c.last_name,
+                c.level.value,
+                c.email,
+                c.email_kind.value,
+                c.mobile,
+                c.phone,
+                c.web_access,
+                True,
+                None,
+                "",
+            )
+            for c in network.contacts
+        ),
+        "consents": sorted(
+            (c.external_id, channel, basis.value, source)
+            for c in network.contacts
+            for channel, basis in c.consents.items()
+        ),
+    }
+
+
+def test_upsert_writes_exactly_the_file_on_both_backends(app: App, generated: str) -> None:
+    network = parse(generated)
+    summary = import_network(app.engine, network, now=app.clock.now(), source="gen")
+    assert (summary.companies_created, summary.contacts_created) == (120, 1200)
+    assert summary.consents_set == sum(len(c.consents) for c in network.contacts)
+    assert rows(app) == expected_rows(network, "gen")
+
+
+def test_reimport_counts_unchanged_then_all_updated(app: App, generated: str) -> None:
+    import_network(app.engine, parse(generated), now=app.clock.now(), source="gen")
+    before = counts(app)
+    again = import_network(app.engine, parse(generated), now=app.clock.now(), source="gen")
+    assert (again.companies_updated, again.contacts_updated, again.consents_set) == (0, 0, 0)
+    assert (again.companies_created, again.contacts_created) == (0, 0)
+    # Every contact's last name and every company's name changed: all updates, no inserts.
+    header, *lines = generated.splitlines()
+    columns = header.split(";")
+    name, last = columns.index("company_name"), columns.index("last_name")
+    changed_lines = []
+    for line in lines:
+        cells = line.split(";")
+        cells[name] += " SA"
+        cells[last] += "-Neuf"
+        changed_lines.append(";".join(cells))
+    changed = parse("\n".join([header, *changed_lines]) + "\n")
+    third = import_network(app.engine, changed, now=app.clock.now(), source="gen")
+    assert (third.companies_created, third.companies_updated) == (0, 120)
+    assert (third.contacts_created, third.contacts_updated) == (0, 1200)
+    assert third.consents_set == 0
+    assert counts(app) == before
+    assert rows(app) == expected_rows(changed, "gen")
+
+
+def test_a_new_address_clears_the_bounce_mark_the_same_keeps_it(app: App, generated: str) -> None:
+    network = parse(generated)
+    import_network(app.engine, network, now=app.clock.now(), source="gen")
+    first, second = [c for c in network.contacts if c.email][:2]
+    with Session(app.engine) as session, session.begin():
+        session.execute(
+            update(Contact)
+            .where(Contact.external_id.in_([first.external_id, second.external_id]))  # type: ignore[attr-defined]
+            .values(email_invalid_at=app.clock.now(), email_invalid_reason="550 no such user")
+        )
+    header, *lines = generated.splitlines()
+    assert first.email and second.email
+    edited = [
+        line.replace(first.email, "nouvelle." + first.email)
+        if f";{first.external_id};" in line
+        # The same address in capitals: the same mailbox, it would bounce again.
+        else line.replace(second.email, second.email.upper())
+        if f";{second.external_id};" in line
+        else line
+        for line in lines
+    ]
+    import_network(
+        app.engine, parse("\n".join([header, *edited]) + "\n"), now=app.clock.now(), source="gen"
+    )
+    with Session(app.engine) as session:
+        marks = {
+            c.external_id: (c.email_invalid_at is not None, c.email_invalid_reason)
+            for c in session.scalars(
+                select(Contact).where(
+                    Contact.external_id.in_([first.external_id, second.external_id])  # type: ignore[attr-defined]
+                )
+            )
+        }
+    assert marks == {first.external_id: (False, ""), second.external_id: (True, "550 no such user")}
+
+
+def test_a_bad_line_in_a_later_batch_changes_nothing(
+    app: App, cli, config_path: Path, tmp_path: Path, generated: str
+) -> None:
+    header, *lines = generated.splitlines()
+    path = tmp_path / "network.csv"
+    path.write_text(generated, encoding="utf-8")
+    assert cli("import", "network", str(path), "-c", str(config_path), "--json").code == 0
+    before, snapshot = counts(app), rows(app)
+    columns = header.split(";")
+    last = columns.index("last_name")
+    edited = []
+    for number, line in enumerate(lines, start=2):
+        cells = line.split(";")
+        cells[last] += "-Neuf"  # every row would update...
+        if number == 901:  # ...but one line of the second batch is bad
+            cells[columns.index("level")] = "boss"
+        edited.append(";".join(cells))
+    path.write_text("\n".join([header, *edited]) + "\n", encoding="utf-8")
+    result = cli("import", "network", str(path), "-c", str(config_path))
+    assert result.code == 1
+    assert "line 901: level 'boss' is not one of" in result.err
+    assert "1 bad line(s); nothing was imported" in result.err
+    assert counts(app) == before and rows(app) == snapshot
+
+
+def test_json_summary_keeps_its_keys(app: App, cli, config_path: Path, tmp_path: Path) -> None:
+    path = tmp_path / "network.csv"
+    path.write_text(generate_network_csv(companies=3, contacts=12, seed=1), encoding="utf-8")
+    result = cli("import", "network", str(path), "-c", str(config_path), "--json")
+    assert result.code == 0
+    assert list(json.loads(result.out)) == [
+        "companies_created",
+        "companies_updated",
+        "contacts_created",
+        "contacts_updated",
+        "consents_set",
+    ]
+
+
+def test_fast_and_exact_parses_agree(generated: str) -> None:
+    fast = _parse(generated, "g.csv", ImportDefaults(), exact=False)
+    exact = _parse(generated, "g.csv", ImportDefaults(), exact=True)
+    assert fast == exact and fast is not None
+
+
+def test_an_address_too_long_only_with_a_long_name_is_named_on_its_line() -> None:
+    header = "company_id;company_name;building;street;postcode;city;contact_id;last_name;level"
+    street = "12 rue des Longues Avenues Fleuries"  # fits 38 characters
+    short = f"K1;Kappa;;{street};75011;Paris;P1;Roy;seller"
+    # A recipient line of more than 38 characters cannot be printed.
+    long = f"K1;Kappa;;{street};75011;Paris;P2;{'Delacroix-Montmorency-Saint-Aubin-Vieux'};seller"
+    text = "\n".join([header, short, long, short.replace("P1", "P3")]) + "\n"
+    with pytest.raises(UserError) as caught:
+        parse(text)
+    problems = caught.value.problems
+    assert [p.split(":")[0] for p in problems] == ["line 3"]
+    assert "postal address" in problems[0]
