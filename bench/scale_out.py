@@ -201,7 +201,7 @@ def one_round(
             sink = start_python_sink(procs, out, args.relay_delay_ms)
         round_config = folder / f"netanim-{n}.toml"
         round_config.write_text(config.read_text(encoding="utf-8"), encoding="utf-8")
-        _point_at(round_config, sink.port)
+        _set_email_key(round_config, "port", sink.port)
         logs = [folder / f"daemon-{n}-{i}.log" for i in range(n)]
         daemons = [procs.start(lib.daemon_argv(round_config), log=log) for log in logs]
         deadline = lib.Deadline(args.timeout)
@@ -296,15 +296,19 @@ def cpu_table(rounds: list[Round], counts: list[int], rows: int) -> list[str]:
     return lines
 
 
-def _point_at(config: Path, port: int) -> None:
-    """The config's SMTP port becomes ``port`` (the round's own sink)."""
+def _set_email_key(config: Path, key: str, value: int) -> None:
+    """``key = value`` in the config's [channels.email] (the line's comment dropped);
+    SystemExit if the key is not there. (The replace of ``"\nmax_unrecorded = 1\n"`` this
+    bench did before missed the line once it had a comment: --max-unrecorded did nothing.)"""
     lines = config.read_text(encoding="utf-8").splitlines(keepends=True)
-    in_email = False
+    in_email = found = False
     for i, line in enumerate(lines):
         if line.startswith("["):
             in_email = line.strip() == "[channels.email]"
-        elif in_email and line.startswith("port = "):
-            lines[i] = f"port = {port}\n"
+        elif in_email and line.split("=", 1)[0].strip() == key:
+            lines[i], found = f"{key} = {value}\n", True
+    if not found:
+        raise SystemExit(f"{config}: no {key} in [channels.email]")
     config.write_text("".join(lines), encoding="utf-8")
 
 
@@ -331,11 +335,7 @@ def main() -> None:
                 "batch_size": args.batch_size,
             },
         )
-        text = config.read_text(encoding="utf-8")
-        config.write_text(
-            text.replace("\nmax_unrecorded = 1\n", f"\nmax_unrecorded = {args.max_unrecorded}\n"),
-            encoding="utf-8",
-        )
+        _set_email_key(config, "max_unrecorded", args.max_unrecorded)
         setup = lib.import_network(config, folder, messages)
         planned = lib.plan_emails(config, "scale-out")
         print(
