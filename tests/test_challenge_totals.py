@@ -7,6 +7,7 @@ from __future__ import annotations
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -44,30 +45,37 @@ def _register(app: App, *external_ids: str) -> None:
 
 
 def _earn(app: App, contact: int, points: int, key: str, at: datetime, kind: str = "earn") -> None:
-    with Session(app.engine) as session, session.begin():
-        credit(
-            session,
-            contact_id=contact,
-            points=points,
-            kind=kind,
-            source_key=key,
-            now=at,
-            challenge_key=KEY,
-            expires_at=at + timedelta(days=40),
-        )
+    _post(
+        app,
+        credit,
+        contact,
+        points,
+        key,
+        at,
+        kind=kind,
+        challenge_key=KEY,
+        expires_at=at + timedelta(days=40),
+    )
 
 
 def _take(app: App, contact: int, points: int, key: str, at: datetime, kind: str) -> None:
+    _post(
+        app,
+        debit,
+        contact,
+        points,
+        key,
+        at,
+        kind=kind,
+        challenge_key=KEY if kind == "adjust" else None,
+    )
+
+
+def _post(
+    app: App, post: Any, contact: int, points: int, key: str, at: datetime, **kw: Any
+) -> None:
     with Session(app.engine) as session, session.begin():
-        debit(
-            session,
-            contact_id=contact,
-            points=points,
-            kind=kind,
-            source_key=key,
-            now=at,
-            challenge_key=KEY if kind == "adjust" else None,
-        )
+        post(session, contact_id=contact, points=points, source_key=key, now=at, **kw)
 
 
 def _differences(app: App) -> list[totals.Difference]:

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select, update
+from sqlalchemy import select, update
 from sqlmodel import Session
 
 from network_anim.app import App
@@ -21,21 +21,13 @@ from network_anim.network.network_csv import (
     _parse,
     parse_network_csv,
 )
+from tests.test_network_import import counts
 
 
 @pytest.fixture(scope="module")
 def generated() -> str:
     # 1,200 contacts: three batches of 500 for every stage.
     return generate_network_csv(companies=120, contacts=1200, seed=7)
-
-
-def counts(app: App) -> tuple[int, int, int]:
-    with Session(app.engine) as session:
-        return (
-            session.scalar(select(func.count()).select_from(Company)) or 0,
-            session.scalar(select(func.count()).select_from(Contact)) or 0,
-            session.scalar(select(func.count()).select_from(Consent)) or 0,
-        )
 
 
 def parse(text: str) -> NetworkFile:

@@ -108,20 +108,22 @@ LeaderboardRow = Row
 def period_bounds(app: Any, period: str, now: datetime) -> tuple[datetime, datetime] | None:
     """The UTC interval [start, end) of the current calendar month or ISO week of ``now``
     in the [engine] time zone; ``None`` for the whole challenge."""
-    _check_choice("period", period, PERIODS)
+    _check_period(period, now)
     if period == "whole":
         return None
-    if now.tzinfo is None:
-        raise ValueError("naive datetime: give an aware one (clock.now())")
     return totals.period_bounds(_zone(app), period, now)
 
 
 def _bucket(app: Any, period: str, now: datetime) -> tuple[str, str]:
     """The (period, bucket) of the running totals a view at ``now`` reads."""
+    _check_period(period, now)
+    return period, totals.bucket(_zone(app), period, now)
+
+
+def _check_period(period: str, now: datetime) -> None:
     _check_choice("period", period, PERIODS)
     if now.tzinfo is None:
         raise ValueError("naive datetime: give an aware one (clock.now())")
-    return period, totals.bucket(_zone(app), period, now)
 
 
 def _zone(app: Any) -> ZoneInfo:
@@ -304,16 +306,21 @@ def _points(challenge_key: str, bucket: tuple[str, str]) -> Any:
     )
 
 
+def _participants() -> Any:
+    """Participants with their contact and company rows."""
+    return _participant.join(_contact, _contact.c.id == _participant.c.contact_id).join(
+        _company, _company.c.id == _contact.c.company_id
+    )
+
+
 def _ranked(challenge: Any, scope: str, bucket: tuple[str, str]) -> Select:
     """Every subject with points, rank (ties shared), display position and board size."""
     if scope == "team":
         return _ranked_teams(challenge, bucket)
     by_contact = _points(challenge.id, bucket)
     points = func.coalesce(by_contact.c.points, 0)
-    joined = (
-        _participant.join(_contact, _contact.c.id == _participant.c.contact_id)
-        .join(_company, _company.c.id == _contact.c.company_id)
-        .outerjoin(by_contact, by_contact.c.contact_id == _participant.c.contact_id)
+    joined = _participants().outerjoin(
+        by_contact, by_contact.c.contact_id == _participant.c.contact_id
     )
     order = (points.desc(), _contact.c.last_name, _contact.c.first_name, _contact.c.id)
     return (
@@ -430,11 +437,7 @@ def _viewer_subject(session: Session, challenge: Any, scope: str, contact: str) 
     """The subject shown around a viewer: the contact itself, or the contact's team."""
     found = session.execute(
         select(_company.c.external_id)
-        .select_from(
-            _participant.join(_contact, _contact.c.id == _participant.c.contact_id).join(
-                _company, _company.c.id == _contact.c.company_id
-            )
-        )
+        .select_from(_participants())
         .where(_participant.c.challenge_key == challenge.id, _contact.c.external_id == contact)
     ).first()
     if found is None:

@@ -37,17 +37,23 @@ def verify_cmd(
       netanim challenge verify pbx-2027
       netanim challenge verify pbx-2027 --repair --json
     """
+    from sqlalchemy import select
     from sqlmodel import Session
 
-    from network_anim.challenges.totals import differences, ensure_built, rebuild
+    from network_anim.challenges.totals import differences, rebuild
     from network_anim.challenges.upkeep import sync_challenges
+    from network_anim.db.models import Challenge
 
     app = open_app(config_path, db_url)
     app.config.challenge(challenge_id)
     zone = app.config.engine.timezone
-    sync_challenges(app)
+    with Session(app.engine) as session:
+        built_in = session.scalar(
+            select(Challenge.totals_zone).where(Challenge.key == challenge_id)
+        )
+    sync_challenges(app)  # builds the totals if they were not (built_in != zone)
+    built_now = built_in != zone
     with Session(app.engine) as session, session.begin():
-        built_now = ensure_built(session, challenge_id, zone)
         found = differences(session, challenge_id, zone)
         if found and repair:
             rebuild(session, challenge_id, zone)

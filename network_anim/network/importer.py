@@ -31,23 +31,16 @@ _COMPANY: Table = Company.__table__  # type: ignore[attr-defined]
 _CONTACT: Table = Contact.__table__  # type: ignore[attr-defined]
 _CONSENT: Table = Consent.__table__  # type: ignore[attr-defined]
 _COMPANY_FIELDS = tuple(n for n in CompanyRecord.__slots__ if n != "external_id")
-_CONTACT_FIELDS = (
-    "company_id",
-    "civility",
-    "first_name",
-    "last_name",
-    "role",
-    "level",
-    "email",
-    "email_kind",
-    "mobile",
-    "phone",
-    "web_access",
-    "timezone",
-    "language",
-    "active",
+# What the file says of a contact, as ContactRecord holds it (its company by id here).
+_RECORD_CONTACT_FIELDS = tuple(
+    n
+    for n in ContactRecord.__slots__
+    if n not in {"line", "external_id", "company_external_id", "consents"}
 )
+_CONTACT_FIELDS = ("company_id", *_RECORD_CONTACT_FIELDS, "active")
+_EMAIL = _CONTACT_FIELDS.index("email")
 _company_values = attrgetter(*_COMPANY_FIELDS)
+_record_contact_values = attrgetter(*_RECORD_CONTACT_FIELDS)
 
 
 def _silent(stage: str, done: int) -> None:
@@ -228,22 +221,8 @@ def _upsert_companies(
 
 
 def _contact_values(record: ContactRecord, company_id: int) -> tuple[object, ...]:
-    return (
-        company_id,
-        record.civility,
-        record.first_name,
-        record.last_name,
-        record.role,
-        record.level.value,
-        record.email,
-        record.email_kind.value,
-        record.mobile,
-        record.phone,
-        record.web_access,
-        record.timezone,
-        record.language,
-        True,  # listed in the file: active again
-    )
+    # Level and EmailKind are StrEnums: equal to the strings the database gives back.
+    return (company_id, *_record_contact_values(record), True)  # listed: active again
 
 
 def _upsert_contacts(
@@ -288,7 +267,7 @@ def _upsert_contacts(
                 if current == values:
                     continue
                 updated += 1
-                if _new_address_clears_mark(invalid_at, current[6], record.email):  # type: ignore[arg-type]
+                if _new_address_clears_mark(invalid_at, current[_EMAIL], record.email):  # type: ignore[arg-type]
                     cleared.append({"contact": contact_id})
             else:
                 created += 1
