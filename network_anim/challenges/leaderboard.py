@@ -33,9 +33,8 @@ from sqlalchemy import Float, Integer, String, case, cast, func, insert, literal
 from sqlalchemy.sql import Select
 from sqlmodel import Session
 
-from network_anim.challenges import totals
+from network_anim.challenges import board_pages, totals
 from network_anim.db.models import (
-    ChallengeTotal,
     Company,
     CompanyTotal,
     Contact,
@@ -58,7 +57,6 @@ ANONYMOUS = "Participant anonyme"
 AROUND_ABOVE = 2
 AROUND_SIZE = 5
 
-_totals = ChallengeTotal.__table__  # type: ignore[attr-defined]
 _company_totals = CompanyTotal.__table__  # type: ignore[attr-defined]
 _participant = Participant.__table__  # type: ignore[attr-defined]
 _contact = Contact.__table__  # type: ignore[attr-defined]
@@ -157,10 +155,16 @@ def leaderboard(
     with Session(app.engine) as session:
         if totals.ensure_built(session, challenge.id, app.config.engine.timezone):
             session.commit()
+        bucket = _bucket(app, period, now)
         viewer: str | None = None
+        part: board_pages.Slice | None = None
         if around is not None:
-            viewer = _viewer_subject(session, challenge, scope, around)
-        ranked = _ranked(challenge, scope, _bucket(app, period, now)).cte("ranked")
+            viewer, viewer_id = _viewer_subject(session, challenge, scope, around)
+            if scope == "individual":
+                part = board_pages.around_slice(session, challenge.id, bucket, viewer_id)
+        elif limit is not None and scope == "individual":
+            part = board_pages.top_slice(session, challenge.id, bucket, limit)
+        ranked = _ranked(challenge, scope, bucket, part).cte("ranked")
         page = select(ranked)
         if viewer is not None:
             # First position shown: two above the viewer, within [1, total - 4]. A scalar
@@ -292,53 +296,14 @@ def standings(
 # -- queries --------------------------------------------------------------------------------
 
 
-def _points(challenge_key: str, bucket: tuple[str, str]) -> Any:
-    """Challenge points per participant for a bucket: rows of the running totals."""
-    period, key = bucket
-    return (
-        select(_totals.c.contact_id, _totals.c.points)
-        .where(
-            _totals.c.challenge_key == challenge_key,
-            _totals.c.period == period,
-            _totals.c.bucket == key,
-        )
-        .subquery("points_by_contact")
-    )
-
-
-def _participants() -> Any:
-    """Participants with their contact and company rows."""
-    return _participant.join(_contact, _contact.c.id == _participant.c.contact_id).join(
-        _company, _company.c.id == _contact.c.company_id
-    )
-
-
-def _ranked(challenge: Any, scope: str, bucket: tuple[str, str]) -> Select:
-    """Every subject with points, rank (ties shared), display position and board size."""
+def _ranked(
+    challenge: Any, scope: str, bucket: tuple[str, str], part: board_pages.Slice | None = None
+) -> Select:
+    """Every subject with points, rank (ties shared), display position and board size;
+    ``part``: only that slice of the individual board (see ``board_pages``)."""
     if scope == "team":
         return _ranked_teams(challenge, bucket)
-    by_contact = _points(challenge.id, bucket)
-    points = func.coalesce(by_contact.c.points, 0)
-    joined = _participants().outerjoin(
-        by_contact, by_contact.c.contact_id == _participant.c.contact_id
-    )
-    order = (points.desc(), _contact.c.last_name, _contact.c.first_name, _contact.c.id)
-    return (
-        select(
-            _contact.c.external_id.label("subject"),
-            _contact.c.id.label("contact_id"),
-            _contact.c.first_name,
-            _contact.c.last_name,
-            _company.c.name.label("company"),
-            _participant.c.public,
-            points.label("points"),
-            func.rank().over(order_by=points.desc()).label("rank"),
-            func.row_number().over(order_by=order).label("pos"),
-            func.count().over().label("total"),
-        )
-        .select_from(joined)
-        .where(_participant.c.challenge_key == challenge.id)
-    )
+    return board_pages.ranked_individuals(challenge.id, bucket, part)
 
 
 def _ranked_teams(challenge: Any, bucket: tuple[str, str]) -> Select:
@@ -433,11 +398,12 @@ def _previous_ranks(challenge_key: str, tag: str, now: datetime) -> Any:
     )
 
 
-def _viewer_subject(session: Session, challenge: Any, scope: str, contact: str) -> str:
-    """The subject shown around a viewer: the contact itself, or the contact's team."""
+def _viewer_subject(session: Session, challenge: Any, scope: str, contact: str) -> tuple[str, int]:
+    """The subject shown around a viewer (the contact itself, or the contact's team) and
+    the viewer's contact id."""
     found = session.execute(
-        select(_company.c.external_id)
-        .select_from(_participants())
+        select(_company.c.external_id, _contact.c.id)
+        .select_from(board_pages.participants())
         .where(_participant.c.challenge_key == challenge.id, _contact.c.external_id == contact)
     ).first()
     if found is None:
@@ -445,14 +411,14 @@ def _viewer_subject(session: Session, challenge: Any, scope: str, contact: str) 
             f"contact {contact!r} is not a participant of challenge {challenge.id!r}",
             ["give the external id of a registered participant (netanim challenge register)"],
         )
+    company, contact_id = found
     if scope == "individual":
-        return contact
-    company = found[0]
+        return contact, contact_id
     if not challenge.teams:
-        return company
+        return company, contact_id
     for team in challenge.teams:
         if company in team.companies:
-            return team.key
+            return team.key, contact_id
     raise UserError(
         f"contact {contact!r} belongs to no team of challenge {challenge.id!r}",
         [f"company {company!r} is listed in no [[challenges.teams]] entry"],
