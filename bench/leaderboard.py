@@ -12,15 +12,24 @@ migrates it, then generates:
   adjust 5 %), 10 % for another challenge, 5 % redemptions and expiry without a
   challenge; contacts skewed (a few very active, 10 % of participants without any entry).
 
-Then it times, as the portal would call them (``network_anim.challenges.leaderboard``, one session
-each, rows converted): the individual top 50, the five around a mid-table participant,
-the team top 50 (one team per company, average per member) and the month and week views,
-each the median of ``--runs`` runs after one warm-up, next to the plain
-``SELECT contact_id, SUM(points) FROM ledgerentry WHERE challenge_key=... GROUP BY
-contact_id ORDER BY 2 DESC LIMIT 50`` (ratio = leaderboard / plain). It does so on the
-schema as migrated, then again with candidate indexes created in the throwaway database
-only, shows ``EXPLAIN (ANALYZE, BUFFERS)`` of the main query, the peak RSS of this
-process (``resource.getrusage``), and appends the figures to docs/bench-log/leaderboard.md.
+The challenge is then synced as the daemon does at start (``sync_challenges``: its
+running totals are built from the ledger, timed). The bench times, as the portal calls
+them (``network_anim.challenges.leaderboard.leaderboard``, one session each, rows
+converted, movement joined from a week-old snapshot): the individual top 50, the five
+around a mid-table participant, the team top 50 (one team per company, average per
+member) and the month and week top 50, each the median of ``--runs`` runs after one
+warm-up, next to the plain ``SELECT contact_id, SUM(points) FROM ledgerentry WHERE
+challenge_key=... GROUP BY contact_id ORDER BY 2 DESC LIMIT 50`` of the same run
+(speed-up = plain / leaderboard; target: <= 20 ms and >= 50 x).
+
+Then it writes through the engine's own functions: ``--writes`` pending sales approved
+by the manager's review (``awarding.review``), manual adjustments up and down
+(``ledger.credit`` / ``debit``), the expiry of a third of the approved credits
+(``ledger.expire_due``) and a re-scoring after a rule change (``rescoring.recompute``,
+whose compensating entries land on every approved sale); and ``totals.differences``
+(``netanim challenge verify``) compares the running totals with the ledger: 0 expected.
+It shows ``EXPLAIN (ANALYZE, BUFFERS)`` of the top 50 and "around me" statements and
+records the run in docs/bench-log/leaderboard.md, newest first.
 
 Example::
 
@@ -32,38 +41,24 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
+import random
 import resource
 import statistics
-import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parent.parent
-BENCHMARKS = REPO / "docs" / "bench-log" / "leaderboard.md"
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from benchlib import REPO, append_benchmarks, throwaway_postgres
+
 CHALLENGE = "bench"
 # The challenge runs from 4 January; "now" is mid-March (a Wednesday, 15:00 UTC).
 START = datetime(2027, 1, 4, 8, 0, tzinfo=UTC)
 NOW = datetime(2027, 3, 17, 15, 0, tzinfo=UTC)
-
-# Indexes tried on top of the migrated schema, cumulatively (throwaway database only).
-CANDIDATE_INDEXES: list[tuple[str, str]] = [
-    (
-        "+ covering",
-        "CREATE INDEX bench_ix_ledger_challenge_cover ON ledgerentry "
-        "(challenge_key, contact_id) INCLUDE (kind, points, created_at)",
-    ),
-    (
-        "+ covering + period",
-        "CREATE INDEX bench_ix_ledger_challenge_time ON ledgerentry "
-        "(challenge_key, created_at) INCLUDE (contact_id, kind, points)",
-    ),
-]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -82,12 +77,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--entries", type=int, default=5_000_000, help="default %(default)s")
     parser.add_argument("--runs", type=int, default=3, help="timed runs per query (median)")
     parser.add_argument(
-        "--no-indexes", action="store_true", help="only the schema as migrated (faster)"
+        "--writes",
+        type=int,
+        default=2_000,
+        help="sales approved through the review, then adjusted, expired and re-scored "
+        "(default %(default)s)",
     )
     parser.add_argument(
         "--out",
-        default=str(BENCHMARKS),
-        help="Markdown file the section is appended to ('-': print only; default %(default)s)",
+        choices=("log", "-"),
+        default="log",
+        help="'log': record the run in docs/bench-log/leaderboard.md (newest first); "
+        "'-': print only",
     )
     args = parser.parse_args(argv)
     if args.participants < 100 or args.entries < 1000 or args.runs < 1:
@@ -95,27 +96,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return args
 
 
-# -- the throwaway database -----------------------------------------------------------------
-
-
 def _admin_url(url: str) -> str:
     return url.replace("postgresql+psycopg://", "postgresql://")
-
-
-def create_database(admin: str) -> tuple[str, str]:
-    import psycopg
-
-    name = f"netanim_bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
-    return name, f"{admin.rsplit('/', 1)[0]}/{name}"
-
-
-def drop_database(admin: str, name: str) -> None:
-    import psycopg
-
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 # -- data -----------------------------------------------------------------------------------
@@ -242,10 +224,10 @@ def generate(url: str, participants: int, entries: int) -> dict[str, float]:
     return timings
 
 
-# -- measuring ------------------------------------------------------------------------------
+# -- the engine -----------------------------------------------------------------------------
 
 
-def make_app(url: str) -> Any:
+def make_app(url: str, points_per_unit: int = 1) -> Any:
     from network_anim.app import App
     from network_anim.clock import SimulatedClock
     from network_anim.config.settings import ChallengeConfig, Config, LoadedConfig, Scoring
@@ -257,10 +239,22 @@ def make_app(url: str) -> Any:
         start=date(2027, 1, 4),
         end=date(2027, 4, 30),
         team_ranking="average",
-        scoring=Scoring(points_per_unit=1),
+        scoring=Scoring(points_per_unit=points_per_unit),
     )
     loaded = LoadedConfig(config=Config(challenges=(challenge,)), path=None, base_dir=REPO)
     return App(loaded=loaded, definitions={}, database_url=url, clock=SimulatedClock(NOW))
+
+
+def vacuum(url: str, *tables: str) -> None:
+    import psycopg
+
+    with psycopg.connect(_admin_url(url), autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE " + ", ".join(tables))
+
+
+# -- measuring ------------------------------------------------------------------------------
+
+PLAIN = "plain SUM ... GROUP BY top 50 (reference)"
 
 
 def median_seconds(call: Callable[[], Any], runs: int) -> tuple[float, Any]:
@@ -286,7 +280,7 @@ def measure(app: Any, runs: int, viewer: str) -> dict[str, tuple[float, int]]:
             return conn.exec_driver_sql(plain_sql, {"key": CHALLENGE}).all()
 
     calls: dict[str, Callable[[], Any]] = {
-        "plain SQL top 50 (reference)": plain,
+        PLAIN: plain,
         "individual top 50": lambda: leaderboard(app, CHALLENGE, now=NOW, limit=50),
         "individual around me (5 rows)": lambda: leaderboard(
             app, CHALLENGE, now=NOW, around=viewer
@@ -305,12 +299,12 @@ def measure(app: Any, runs: int, viewer: str) -> dict[str, tuple[float, int]]:
     for label, call in calls.items():
         seconds, rows = median_seconds(call, runs)
         results[label] = (seconds, len(rows))
-        print(f"  {label:<34} {seconds * 1000:9.1f} ms  ({len(rows)} rows)", flush=True)
+        print(f"  {label:<42} {seconds * 1000:9.2f} ms  ({len(rows)} rows)", flush=True)
     return results
 
 
 def explain(app: Any, **kwargs: Any) -> str:
-    """EXPLAIN (ANALYZE, BUFFERS) of the exact statement the leaderboard sends."""
+    """EXPLAIN (ANALYZE, BUFFERS) of the ranking statement the leaderboard sends."""
     from sqlalchemy import event
 
     from network_anim.challenges.leaderboard import leaderboard
@@ -336,27 +330,105 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
 
 
+# -- writing through the engine, then verifying ---------------------------------------------
+
+
+def write_and_verify(app: Any, url: str, writes: int) -> dict[str, Any]:
+    """Approvals, adjustments, expiry and a re-scoring through the engine's functions,
+    then the totals compared with the ledger."""
+    from sqlalchemy import insert, select, update
+    from sqlmodel import Session
+
+    from network_anim.challenges import totals
+    from network_anim.challenges.awarding import review
+    from network_anim.challenges.ledger import credit, debit, expire_due
+    from network_anim.challenges.rescoring import recompute
+    from network_anim.db.models import Contact, LedgerEntry, Participant, Sale
+
+    pick = random.Random(7)
+    figures: dict[str, Any] = {}
+    with Session(app.engine) as session, session.begin():
+        people = session.execute(
+            select(Contact.id, Contact.company_id).join(
+                Participant,
+                Participant.contact_id == Contact.id,  # type: ignore[arg-type]
+            )
+        ).all()
+        chosen = pick.sample(people, min(writes, len(people)))
+        sold = NOW - timedelta(days=3)
+        session.execute(
+            insert(Sale),
+            [
+                {
+                    "company_id": company_id,
+                    "contact_id": contact_id,
+                    "invoice_ref": f"BENCH-{index:06d}",
+                    "product": "",
+                    "quantity": float(pick.randint(1, 20)),
+                    "amount": 100.0,
+                    "status": "pending",
+                    "sold_at": sold,
+                    "created_at": sold,
+                    "source": "bench",
+                }
+                for index, (contact_id, company_id) in enumerate(chosen)
+            ],
+        )
+        sale_ids = list(session.scalars(select(Sale.id).where(Sale.source == "bench")))
+
+    began = time.perf_counter()
+    for start in range(0, len(sale_ids), 100):
+        review(app, sale_ids[start : start + 100], approve=True, actor="bench")
+    seconds = time.perf_counter() - began
+    figures["approvals"] = (len(sale_ids), seconds)
+
+    began = time.perf_counter()
+    adjusted = 0
+    for index, (contact_id, _) in enumerate(chosen[: max(1, len(chosen) // 4)]):
+        with Session(app.engine) as session, session.begin():
+            common = {
+                "contact_id": contact_id,
+                "kind": "adjust",
+                "source_key": f"manual:bench-{index}",
+                "now": NOW,
+                "actor": "bench",
+                "reason": "bench adjustment",
+                "challenge_key": CHALLENGE,
+            }
+            if index % 2:
+                entry = debit(session, points=pick.randint(1, 30), partial=True, **common)
+            else:
+                entry = credit(session, points=pick.randint(1, 30), **common)
+            adjusted += entry is not None
+    figures["adjustments"] = (adjusted, time.perf_counter() - began)
+
+    with Session(app.engine) as session, session.begin():
+        session.execute(
+            update(LedgerEntry)
+            .where(LedgerEntry.source_key.like("sale:%"), LedgerEntry.id % 3 == 0)  # type: ignore[union-attr,operator]
+            .values(expires_at=NOW - timedelta(hours=1))
+        )
+        began = time.perf_counter()
+        expired = expire_due(session, NOW)
+    figures["expiry"] = (expired, time.perf_counter() - began)
+
+    began = time.perf_counter()
+    rescored = recompute(make_app(url, points_per_unit=2), CHALLENGE, actor="bench")
+    figures["recompute"] = (
+        rescored.changed_sales,
+        rescored.points_delta,
+        time.perf_counter() - began,
+    )
+
+    began = time.perf_counter()
+    with Session(app.engine) as session:
+        found = totals.differences(session, CHALLENGE, app.config.engine.timezone)
+    figures["verify"] = (len(found), time.perf_counter() - began)
+    figures["differences"] = [d.as_dict() for d in found[:10]]
+    return figures
+
+
 # -- report ---------------------------------------------------------------------------------
-
-
-def machine() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    ram = "?"
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal"):
-                ram = f"{int(line.split()[1]) / 1024 / 1024:.1f} GiB"
-                break
-    except OSError:
-        pass
-    return f"{os.cpu_count()} CPU ({cpu}), {ram} RAM, {platform.system()} {platform.release()}"
 
 
 def pg_facts(url: str) -> tuple[str, str]:
@@ -370,91 +442,76 @@ def pg_facts(url: str) -> tuple[str, str]:
         )
         sizes = conn.execute(
             "SELECT pg_size_pretty(pg_table_size('ledgerentry')), "
-            "pg_size_pretty(pg_indexes_size('ledgerentry'))"
+            "pg_size_pretty(pg_indexes_size('ledgerentry')), "
+            "pg_size_pretty(pg_total_relation_size('challengetotal')), "
+            "(SELECT count(*) FROM challengetotal), (SELECT count(*) FROM companytotal)"
         ).fetchone()
-    return f"PostgreSQL {version} ({settings})", f"table {sizes[0]}, indexes {sizes[1]}"  # type: ignore[index]
+    return (
+        f"PostgreSQL {version} ({settings})",
+        f"ledger table {sizes[0]}, its indexes {sizes[1]}; running totals {sizes[3]:,} "  # type: ignore[index]
+        f"participant rows ({sizes[2]} with indexes), {sizes[4]:,} company rows",  # type: ignore[index]
+    )
 
 
-def index_size(url: str, name: str) -> str:
-    import psycopg
-
-    with psycopg.connect(_admin_url(url)) as conn:
-        return conn.execute(  # type: ignore[index]
-            "SELECT pg_size_pretty(pg_relation_size(%s::regclass))", (name,)
-        ).fetchone()[0]
-
-
-def git_commit() -> str:
-    try:
-        return subprocess.run(
-            ["git", "-C", str(REPO), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "?"
+TARGET_MS, TARGET_SPEEDUP = 20.0, 50.0
 
 
 def render(report: dict[str, Any]) -> str:
-    variants: list[tuple[str, dict[str, tuple[float, int]], float]] = report["variants"]
-    labels = list(variants[0][1])
+    results: dict[str, tuple[float, int]] = report["results"]
+    plain = results[PLAIN][0]
     lines = [
+        f"data: {report['participants']:,} participants in {report['companies']:,} companies, "
+        f"{report['entries']:,} ledger entries ({report['challenge_entries']:,} for the "
+        "challenge)",
+        f"      {report['sizes']}",
+        f"      {report['postgres']}",
+        "generation: " + "; ".join(f"{k} {v:.1f} s" for k, v in report["generation"].items()),
+        f"timings: median of {report['runs']} runs after one warm-up; speed-up = plain / "
+        f"leaderboard; target <= {TARGET_MS:.0f} ms and >= {TARGET_SPEEDUP:.0f} x",
         "",
-        f"## Challenge leaderboard ({report['date']})",
-        "",
-        f"- Command: `{report['command']}` (commit {report['commit']})",
-        f"- Machine: {report['machine']}; {report['postgres']}",
-        f"- Data: {report['participants']:,} participants in {report['companies']:,} "
-        f"companies, {report['entries']:,} ledger entries "
-        f"({report['challenge_entries']:,} for the challenge); ledger {report['sizes']}",
-        "- Generation: " + "; ".join(f"{k} {v:.1f} s" for k, v in report["generation"].items()),
-        f"- Timings: median of {report['runs']} runs after one warm-up, as the portal calls "
-        "`network_anim.challenges.leaderboard.leaderboard()` (session, query, rows converted); "
-        "ratio = leaderboard / plain `SELECT contact_id, SUM(points) ... GROUP BY "
-        "contact_id ORDER BY 2 DESC LIMIT 50` measured in the same run.",
-        f"- Peak RSS of the bench process: {report['rss_after_load']:.0f} MB after "
-        f"generation, {report['rss_end']:.0f} MB at the end (rows never come to Python).",
-        f"- Total run time: {report['elapsed']:.0f} s; load average when it started "
-        f"{report['load']:.2f} (other work on the machine shows as noise).",
-        "",
-        "| query | " + " | ".join(name for name, _, _ in variants) + " |",
-        "|---|" + "---:|" * len(variants),
+        f"{'query':<42} {'median':>11} {'speed-up':>10}  verdict",
     ]
-    for label in labels:
-        cells = []
-        for _, results, _ in variants:
-            seconds = results[label][0]
-            plain = results["plain SQL top 50 (reference)"][0]
-            ratio = "" if label.startswith("plain") else f" (x{seconds / plain:.2f})"
-            cells.append(f"{seconds * 1000:,.0f} ms{ratio}")
-        lines.append(f"| {label} | " + " | ".join(cells) + " |")
-    if len(variants) > 1:
-        lines += ["", "Indexes tried, cumulatively, in the throwaway database only:", ""]
-        for (label, ddl), (_, size), (_, _, seconds) in zip(
-            CANDIDATE_INDEXES, report["index_sizes"], variants[1:], strict=True
-        ):
-            lines.append(f"- {label}: `{ddl}` ({size}, built in {seconds:.1f} s)")
-    for title, plan in report["plans"]:
-        lines += ["", f"EXPLAIN (ANALYZE, BUFFERS), {title}:", "", "```", plan, "```"]
-    return "\n".join(lines) + "\n"
-
-
-def append(out: str, text: str) -> None:
-    path = Path(out)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    try:  # create with a header only if nobody else did first
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        pass
-    else:
-        with os.fdopen(fd, "w", encoding="utf-8") as header:
-            header.write(
-                "# Benchmarks\n\nFigures measured by the scripts in `bench/`; each section "
-                "names its command, date and machine. Newest sections are appended.\n"
+    met = True
+    for label, (seconds, rows) in results.items():
+        if label == PLAIN:
+            lines.append(
+                f"{label:<42} {seconds * 1000:8.1f} ms {'x1':>10}  (baseline, {rows} rows)"
             )
-    with path.open("a", encoding="utf-8") as handle:
-        handle.write(text)
+            continue
+        speedup = plain / seconds
+        ok = seconds * 1000 <= TARGET_MS and speedup >= TARGET_SPEEDUP
+        met &= ok
+        lines.append(
+            f"{label:<42} {seconds * 1000:8.2f} ms {f'x{speedup:,.0f}':>10}  "
+            f"{'MET' if ok else 'NOT MET'} ({rows} rows)"
+        )
+    writes = report["writes"]
+    count, seconds = writes["approvals"]
+    lines += [
+        "",
+        f"writes through the engine: {count:,} sales approved by review() in {seconds:.1f} s "
+        f"({count / seconds:,.0f}/s, totals kept in each entry's transaction)",
+        "  {:,} manual adjustments (credit/debit) in {:.1f} s; expire_due: {:,} points in "
+        "{:.2f} s; recompute x2 rules: {:,} sales re-scored, {:+,} points in {:.1f} s".format(
+            *writes["adjustments"], *writes["expiry"], *writes["recompute"]
+        ),
+        "verify (totals.differences, ledger vs running totals): {:,} differences in "
+        "{:.1f} s".format(*writes["verify"]),
+        "",
+        f"verdict: {'MET' if met and writes['verify'][0] == 0 else 'NOT MET'}; peak RSS "
+        f"{report['rss_end']:.0f} MB; run {report['elapsed']:.0f} s, load average at the "
+        f"start {report['load']:.2f}",
+    ]
+    for difference in writes["differences"]:
+        lines.append(f"  difference: {difference}")
+    return "\n".join(lines)
+
+
+def render_plans(plans: list[tuple[str, str]]) -> str:
+    parts = []
+    for title, plan in plans:
+        parts += [f"EXPLAIN (ANALYZE, BUFFERS), {title}:", "", "```", plan, "```", ""]
+    return "\n".join(parts)
 
 
 # -- main -----------------------------------------------------------------------------------
@@ -462,6 +519,7 @@ def append(out: str, text: str) -> None:
 
 def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
     from network_anim.challenges.leaderboard import take_snapshot
+    from network_anim.challenges.upkeep import sync_challenges
     from network_anim.db.engine import make_engine
     from network_anim.db.migrate import upgrade
 
@@ -474,20 +532,22 @@ def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
     generation = generate(url, args.participants, args.entries)
     for step, seconds in generation.items():
         print(f"  {step}: {seconds:.1f} s", flush=True)
-    rss_after_load = peak_rss_mb()
 
     app = make_app(url)
     try:
-        # A previous digest's ranks, so the movement join has real work to do.
-        snapshot_started = time.perf_counter()
-        stored = take_snapshot(app, CHALLENGE, "individual", NOW - timedelta(days=7))
-        generation[f"take_snapshot individual ({stored:,} rows)"] = (
-            time.perf_counter() - snapshot_started
+        started = time.perf_counter()
+        sync_challenges(app)  # builds the running totals, as the daemon's start does
+        vacuum(url, "challengetotal", "companytotal", "challenge")
+        generation["sync_challenges (running totals built from the ledger)"] = (
+            time.perf_counter() - started
         )
+        # A previous digest's ranks, so the movement join has real work to do.
+        started = time.perf_counter()
+        stored = take_snapshot(app, CHALLENGE, "individual", NOW - timedelta(days=7))
+        generation[f"take_snapshot individual ({stored:,} rows)"] = time.perf_counter() - started
         take_snapshot(app, CHALLENGE, "team", NOW - timedelta(days=7))
+        vacuum(url, "leaderboardsnapshot")
         with app.engine.connect() as conn:
-            conn.exec_driver_sql("ANALYZE leaderboardsnapshot")
-            conn.commit()
             viewer = conn.exec_driver_sql(
                 "SELECT external_id FROM contact ORDER BY id OFFSET %(n)s LIMIT 1",
                 {"n": args.participants // 3},
@@ -496,53 +556,28 @@ def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
                 "SELECT count(*) FROM ledgerentry WHERE challenge_key = %(k)s", {"k": CHALLENGE}
             ).scalar_one()
         postgres, sizes = pg_facts(url)
-
-        variants: list[tuple[str, dict[str, tuple[float, int]], float]] = []
-        plans: list[tuple[str, str]] = []
-        print("schema as migrated:", flush=True)
-        variants.append(("schema as migrated", measure(app, args.runs, viewer), 0.0))
-        plans.append(("individual top 50, schema as migrated", explain(app, limit=50)))
-        plans.append(("around me, schema as migrated", explain(app, around=viewer)))
-        index_sizes: list[tuple[str, str]] = []
-        if not args.no_indexes:
-            for label, ddl in CANDIDATE_INDEXES:
-                started = time.perf_counter()
-                with app.engine.connect() as conn:
-                    conn.exec_driver_sql(ddl)
-                    conn.commit()
-                with app.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
-                    c.exec_driver_sql("VACUUM ANALYZE ledgerentry")
-                created = time.perf_counter() - started
-                name = ddl.split()[2]
-                index_sizes.append((name, index_size(url, name)))
-                print(f"{label} (created in {created:.1f} s):", flush=True)
-                variants.append((label, measure(app, args.runs, viewer), created))
-            plans.append(("individual top 50, with both indexes", explain(app, limit=50)))
-            plans.append(
-                (
-                    "individual top 50 of the month, with both indexes",
-                    explain(app, period="month", limit=50),
-                )
-            )
+        print("leaderboards:", flush=True)
+        results = measure(app, args.runs, viewer)
+        plans = [
+            ("individual top 50", explain(app, limit=50)),
+            ("around me", explain(app, around=viewer)),
+        ]
+        print(f"writing ({args.writes:,} approvals, adjustments, expiry, recompute)...", flush=True)
+        writes = write_and_verify(app, url, args.writes)
     finally:
         app.close()
     return {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
-        "command": "python bench/leaderboard.py " + " ".join(sys.argv[1:]),
-        "commit": git_commit(),
-        "machine": machine(),
-        "postgres": postgres,
         "participants": args.participants,
         "companies": max(1, args.participants // 50),
         "entries": args.entries,
         "challenge_entries": challenge_entries,
+        "postgres": postgres,
         "sizes": sizes,
         "generation": generation,
         "runs": args.runs,
-        "variants": variants,
+        "results": results,
         "plans": plans,
-        "index_sizes": index_sizes,
-        "rss_after_load": rss_after_load,
+        "writes": writes,
         "rss_end": peak_rss_mb(),
         "elapsed": time.perf_counter() - began,
         "load": load,
@@ -551,19 +586,18 @@ def run(args: argparse.Namespace, url: str) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    admin = _admin_url(args.pg)
-    name, url = create_database(admin)
-    print(f"throwaway database {name}", flush=True)
-    try:
+    with throwaway_postgres(args.pg) as url:
+        print(f"throwaway database {url.rsplit('/', 1)[1]}", flush=True)
         report = run(args, url)
-    finally:
-        drop_database(admin, name)
-        print(f"dropped {name}", flush=True)
-    text = render(report)
-    print(text)
-    if args.out != "-":
-        append(args.out, text)
-        print(f"appended to {args.out}")
+    figures = render(report)
+    print(figures)
+    if args.out == "log":
+        append_benchmarks(
+            "Challenge leaderboards on running totals",
+            ["python", "bench/leaderboard.py", *(argv if argv is not None else sys.argv[1:])],
+            figures,
+            notes=render_plans(report["plans"]),
+        )
     return 0
 
 

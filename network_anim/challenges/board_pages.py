@@ -24,7 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, bindparam, func, select
 from sqlalchemy.sql import Select
 from sqlmodel import Session
 
@@ -40,16 +40,18 @@ _company = Company.__table__  # type: ignore[attr-defined]
 # the viewer and the four after).
 _NEEDED_ABOVE = 2
 _NEEDED_BELOW = 4
+_NO_HIGHER = 2**31 - 1  # points are a 32-bit integer column
 
 
 @dataclass(frozen=True, slots=True)
 class Slice:
-    """Participants with ``low <= points <= high`` (``high`` None: no upper bound);
-    ``above``: how many participants have more points than ``high``."""
+    """Participants with ``low <= points <= high`` (``high`` None: no upper bound):
+    ``size`` of them, ``above`` participants with more points than ``high``."""
 
     low: int
     high: int | None
     above: int
+    size: int
 
 
 def participants() -> Any:
@@ -63,13 +65,8 @@ def ranked_individuals(challenge_key: str, bucket: tuple[str, str], part: Slice 
     """Participants with their points, rank (ties shared), display position ``pos`` and
     ``total``, the last position the ranked rows reach (the board's size when ``part`` is
     None, the whole board ranked)."""
-    period, key = bucket
-    in_bucket = (
-        (_totals.c.challenge_key == challenge_key)
-        & (_totals.c.period == period)
-        & (_totals.c.bucket == key)
-    )
     if part is None:
+        in_bucket = and_(*_in_bucket(challenge_key, bucket))
         joined = participants().outerjoin(
             _totals, in_bucket & (_totals.c.contact_id == _participant.c.contact_id)
         )
@@ -77,14 +74,24 @@ def ranked_individuals(challenge_key: str, bucket: tuple[str, str], part: Slice 
         offset = 0
         where = [_participant.c.challenge_key == challenge_key]
     else:
-        joined = participants().join(
-            _totals, in_bucket & (_totals.c.contact_id == _participant.c.contact_id)
-        )
-        points = _totals.c.points
-        offset = part.above
-        where = [_participant.c.challenge_key == challenge_key, points >= part.low]
+        # The slice's rows first, from the points index. LIMIT size cuts nothing (size is
+        # their count, read in the same snapshot) but tells the planner how few rows come:
+        # without it, it guesses from the whole table's points and may scan participants.
+        in_slice = [*_in_bucket(challenge_key, bucket), _totals.c.points >= part.low]
         if part.high is not None:
-            where.append(points <= part.high)
+            in_slice.append(_totals.c.points <= part.high)
+        rows = (
+            select(_totals.c.contact_id, _totals.c.points)
+            .where(*in_slice)
+            .order_by(_totals.c.points.desc())
+            # Written into the SQL: a prepared statement's generic plan would not know it.
+            .limit(bindparam("slice_size", max(part.size, 1), literal_execute=True))
+            .subquery("slice")
+        )
+        joined = participants().join(rows, rows.c.contact_id == _participant.c.contact_id)
+        points = rows.c.points
+        offset = part.above
+        where = [_participant.c.challenge_key == challenge_key]
     order = (points.desc(), _contact.c.last_name, _contact.c.first_name, _contact.c.id)
     return (
         select(
@@ -110,10 +117,15 @@ def top_slice(
     """The slice holding the top ``limit`` rows: every participant with at least the
     points of the ``limit``-th best. None when that row has no positive points (or the
     board has fewer rows): zero-point participants may then be on the page."""
-    cut = _nth_points(session, challenge_key, bucket, "desc", limit - 1)
-    if cut is None or cut <= 0:
+    low = _nth_points(challenge_key, bucket, "desc", limit - 1)
+    found = session.execute(
+        select(
+            low.label("low"), _count(challenge_key, bucket, _totals.c.points >= low).label("size")
+        )
+    ).one()
+    if found.low is None or found.low <= 0:
         return None
-    return Slice(low=cut, high=None, above=0)
+    return Slice(low=int(found.low), high=None, above=0, size=int(found.size))
 
 
 def around_slice(
@@ -121,28 +133,43 @@ def around_slice(
 ) -> Slice | None:
     """A slice holding the five rows around a viewer: from the points of the second
     participant above them to those of the fourth below, ties included. None when the
-    viewer or the fourth below has no positive points."""
-    mine = session.scalar(
-        select(_totals.c.points).where(
-            *_in_bucket(challenge_key, bucket), _totals.c.contact_id == contact_id
-        )
+    viewer or the fourth below has no positive points. One statement: its bounds and
+    counts come from one snapshot."""
+    mine = (
+        select(_totals.c.points)
+        .where(*_in_bucket(challenge_key, bucket), _totals.c.contact_id == contact_id)
+        .scalar_subquery()
     )
-    if mine is None or mine <= 0:
+    low = _nth_points(challenge_key, bucket, "desc", _NEEDED_BELOW - 1, _totals.c.points < mine)
+    high = _nth_points(challenge_key, bucket, "asc", _NEEDED_ABOVE - 1, _totals.c.points > mine)
+    above = _count(challenge_key, bucket, _totals.c.points > high).label("above")
+    inside = _count(
+        challenge_key,
+        bucket,
+        _totals.c.points >= low,
+        # Without a high bound, no bound: the largest points there can be. A NULL test
+        # here instead would keep the index from bounding the count's range.
+        _totals.c.points <= func.coalesce(high, _NO_HIGHER),
+    ).label("size")
+    found = session.execute(
+        select(mine.label("mine"), low.label("low"), high.label("high"), above, inside)
+    ).one()
+    if found.mine is None or found.mine <= 0 or found.low is None or found.low <= 0:
         return None
-    low = _nth_points(
-        session, challenge_key, bucket, "desc", _NEEDED_BELOW - 1, _totals.c.points < mine
+    return Slice(
+        low=int(found.low),
+        high=None if found.high is None else int(found.high),
+        above=int(found.above),  # 0 without a high bound: nobody is above "> NULL"
+        size=int(found.size),
     )
-    if low is None or low <= 0:
-        return None
-    high = _nth_points(
-        session, challenge_key, bucket, "asc", _NEEDED_ABOVE - 1, _totals.c.points > mine
+
+
+def _count(challenge_key: str, bucket: tuple[str, str], *conditions: Any) -> Any:
+    return (
+        select(func.count())
+        .where(*_in_bucket(challenge_key, bucket), *conditions)
+        .scalar_subquery()
     )
-    if high is None:
-        return Slice(low=low, high=None, above=0)
-    above = session.scalar(
-        select(func.count()).where(*_in_bucket(challenge_key, bucket), _totals.c.points > high)
-    )
-    return Slice(low=low, high=high, above=int(above or 0))
 
 
 def _in_bucket(challenge_key: str, bucket: tuple[str, str]) -> tuple[Any, ...]:
@@ -155,24 +182,19 @@ def _in_bucket(challenge_key: str, bucket: tuple[str, str]) -> tuple[Any, ...]:
 
 
 def _nth_points(
-    session: Session,
-    challenge_key: str,
-    bucket: tuple[str, str],
-    direction: str,
-    skip: int,
-    *conditions: Any,
-) -> int | None:
+    challenge_key: str, bucket: tuple[str, str], direction: str, skip: int, *conditions: Any
+) -> Any:
     """The points of the row ``skip`` rows into the bucket's index, walked in
-    ``direction``; None past the end."""
+    ``direction`` (a scalar subquery; NULL past the end)."""
     order = _totals.c.points.desc() if direction == "desc" else _totals.c.points.asc()
-    value = session.scalar(
+    return (
         select(_totals.c.points)
         .where(*_in_bucket(challenge_key, bucket), *conditions)
         .order_by(order)
         .offset(skip)
         .limit(1)
+        .scalar_subquery()
     )
-    return None if value is None else int(value)
 
 
 __all__ = ["Slice", "around_slice", "participants", "ranked_individuals", "top_slice"]

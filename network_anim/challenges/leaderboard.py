@@ -1,10 +1,13 @@
 """Challenge leaderboards: individual and team rankings, period views, rank movement.
 
-Everything is computed by the database: the ledger is aggregated with ``GROUP BY``, ranks
-come from the window functions ``RANK()`` / ``ROW_NUMBER()`` (SQLite >= 3.25 and
-PostgreSQL), and only the rows shown (a top N, or the five around a viewer) come back
-to Python. Taking a snapshot is one ``INSERT ... SELECT``. Nothing here loads ledger rows,
-so the cost is one pass over the challenge's entries, whatever their number.
+Everything is computed by the database, from the running totals ``totals`` keeps in each
+ledger entry's transaction (one row per participant or company and period bucket), never
+from the ledger itself. A page of the individual board (the top N, the five around a
+viewer) ranks only the slice of participants its rows can come from, found in the
+totals' points index (``board_pages``); the full ranking, with the window functions
+``RANK()`` / ``ROW_NUMBER()``, is the fallback where participants without points could be
+on the page, and what snapshots and standings use. Only the rows shown come back to
+Python; taking a snapshot is one ``INSERT ... SELECT``.
 
 Challenge points are the sum of a participant's ``earn``, ``bonus`` and ``adjust``
 entries carrying the challenge's key; redemptions, refunds and expiry are not
@@ -23,13 +26,14 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Collection, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Float, Integer, String, case, cast, func, insert, literal, select
+from sqlalchemy import Float, Integer, String, case, cast, func, insert, literal, select, text
 from sqlalchemy.sql import Select
 from sqlmodel import Session
 
@@ -152,9 +156,7 @@ def leaderboard(
         raise ValueError("limit must be at least 1")
     challenge = _challenge(app, challenge_key, scope)
     now = now or app.clock.now()
-    with Session(app.engine) as session:
-        if totals.ensure_built(session, challenge.id, app.config.engine.timezone):
-            session.commit()
+    with _reading(app, challenge.id) as session:
         bucket = _bucket(app, period, now)
         viewer: str | None = None
         part: board_pages.Slice | None = None
@@ -311,20 +313,24 @@ def _ranked_teams(challenge: Any, bucket: tuple[str, str]) -> Select:
     company's whole-challenge row, points come from the bucket's row (none: 0)."""
     period, key = bucket
     whole = _company_totals.alias("whole")
-    in_bucket = _company_totals.alias("in_bucket")
-    joined = whole.join(_company, _company.c.id == whole.c.company_id).outerjoin(
-        in_bucket,
-        (in_bucket.c.company_id == whole.c.company_id)
-        & (in_bucket.c.challenge_key == whole.c.challenge_key)
-        & (in_bucket.c.period == period)
-        & (in_bucket.c.bucket == key),
-    )
+    joined = whole.join(_company, _company.c.id == whole.c.company_id)
+    points: Any = whole.c.points
+    if period != "whole":  # the whole-challenge row is the bucket's own row otherwise
+        in_bucket = _company_totals.alias("in_bucket")
+        joined = joined.outerjoin(
+            in_bucket,
+            (in_bucket.c.company_id == whole.c.company_id)
+            & (in_bucket.c.challenge_key == whole.c.challenge_key)
+            & (in_bucket.c.period == period)
+            & (in_bucket.c.bucket == key),
+        )
+        points = func.coalesce(in_bucket.c.points, 0)
     team_key, team_name = _team_columns(challenge)
     companies = select(
         team_key.label("team_key"),
         team_name.label("team_name"),
         whole.c.members,
-        func.coalesce(in_bucket.c.points, 0).label("points"),
+        points.label("points"),
     ).select_from(joined)
     companies = companies.where(
         whole.c.challenge_key == challenge.id,
@@ -336,20 +342,20 @@ def _ranked_teams(challenge: Any, bucket: tuple[str, str]) -> Select:
         listed = [company for team in challenge.teams for company in team.companies]
         companies = companies.where(_company.c.external_id.in_(listed))
     company = companies.subquery("companies")
-    if challenge.team_ranking == "total":
-        score = func.sum(company.c.points)
-    else:
-        score = cast(func.sum(company.c.points), Float) / func.sum(company.c.members)
-    teams = (
-        select(
-            company.c.team_key.label("subject"),
-            func.min(company.c.team_name).label("name"),
-            func.sum(company.c.members).label("members"),
-            score.label("points"),
-        )
-        .group_by(company.c.team_key)
-        .subquery("teams")
+    # Named teams add their companies up; without them each company is its own team and
+    # a GROUP BY would only sort every company for nothing.
+    grouped = bool(challenge.teams)
+    points = func.sum(company.c.points) if grouped else company.c.points
+    members = func.sum(company.c.members) if grouped else company.c.members
+    name = func.min(company.c.team_name) if grouped else company.c.team_name
+    score = points if challenge.team_ranking == "total" else cast(points, Float) / members
+    query = select(
+        company.c.team_key.label("subject"),
+        name.label("name"),
+        members.label("members"),
+        score.label("points"),
     )
+    teams = (query.group_by(company.c.team_key) if grouped else query).subquery("teams")
     order = (teams.c.points.desc(), teams.c.name, teams.c.subject)
     return select(
         teams,
@@ -396,6 +402,29 @@ def _previous_ranks(challenge_key: str, tag: str, now: datetime) -> Any:
         )
         .subquery("previous")
     )
+
+
+@contextmanager
+def _reading(app: Any, challenge_key: str) -> Iterator[Session]:
+    """A session whose statements (a page's slice bounds, then its rows) read one
+    snapshot of built totals: on PostgreSQL a repeatable-read transaction (SQLite's
+    BEGIN IMMEDIATE gives one already). The totals are built first if they are not,
+    in their own transaction (the first board after an upgrade)."""
+    zone = app.config.engine.timezone
+    with Session(app.engine) as session:
+        _one_snapshot(session)
+        if not totals.is_built(session, challenge_key, zone):
+            session.rollback()
+            with Session(app.engine) as builder, builder.begin():
+                totals.ensure_built(builder, challenge_key, zone)
+            _one_snapshot(session)
+        yield session
+
+
+def _one_snapshot(session: Session) -> None:
+    if session.get_bind().dialect.name == "postgresql":
+        # For this transaction only: nothing to reset when the connection goes back.
+        session.execute(text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ"))
 
 
 def _viewer_subject(session: Session, challenge: Any, scope: str, contact: str) -> tuple[str, int]:

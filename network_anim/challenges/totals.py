@@ -29,6 +29,7 @@ from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import case, delete, func, select, update
@@ -387,14 +388,31 @@ def _records(
     ]
 
 
+# (challenge, zone) pairs seen built, per engine: once built, totals stay built (only a
+# rebuild writes the zone, and it writes the zone it built in), so a leaderboard page
+# need not ask again. A new zone in the config is a new pair: asked, and rebuilt.
+_SEEN_BUILT: WeakKeyDictionary[Any, set[tuple[str, str]]] = WeakKeyDictionary()
+
+
+def is_built(session: Session, challenge_key: str, zone: str) -> bool:
+    """Whether the challenge's totals are kept, with buckets cut in ``zone``."""
+    seen = _SEEN_BUILT.setdefault(session.get_bind(), set())
+    if (challenge_key, zone) in seen:
+        return True
+    built = session.execute(
+        select(_challenge.c.totals_zone).where(_challenge.c.key == challenge_key)
+    ).first()
+    if built is None or built.totals_zone != zone:
+        return False
+    seen.add((challenge_key, zone))
+    return True
+
+
 def ensure_built(session: Session, challenge_key: str, zone: str) -> bool:
     """Build the totals if they are not built in ``zone`` yet; True if it did. A challenge
     without its row (not synced from the config yet) has nowhere to mark them built, and no
     entry keeps them: they are rebuilt at each use until the row exists."""
-    built = session.execute(
-        select(_challenge.c.totals_zone).where(_challenge.c.key == challenge_key)
-    ).first()
-    if built is not None and built.totals_zone == zone:
+    if is_built(session, challenge_key, zone):
         return False
     rebuild(session, challenge_key, zone)
     return True
@@ -407,6 +425,7 @@ __all__ = [
     "compute",
     "differences",
     "ensure_built",
+    "is_built",
     "period_bounds",
     "rebuild",
     "record_entry",

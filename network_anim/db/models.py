@@ -451,7 +451,10 @@ class Redemption(SQLModel, table=True):
 class LeaderboardSnapshot(SQLModel, table=True):
     """Ranks as of a digest, for "up 3 places since last time"."""
 
-    __table_args__ = (Index("ix_snapshot_lookup", "challenge_key", "scope", "taken_at"),)
+    # The latest snapshot's time, then each shown subject's rank in it: one index.
+    __table_args__ = (
+        Index("ix_snapshot_subject", "challenge_key", "scope", "taken_at", "subject"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     challenge_key: str = Field(max_length=80)
