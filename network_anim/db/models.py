@@ -77,10 +77,11 @@ class Contact(SQLModel, table=True):
 class Consent(SQLModel, table=True):
     """The lawful basis recorded for one contact on one channel, or an objection."""
 
+    # Its leading column serves every lookup by contact: no index of contact_id alone.
     __table_args__ = (UniqueConstraint("contact_id", "channel"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    contact_id: int = Field(foreign_key="contact.id", index=True)
+    contact_id: int = Field(foreign_key="contact.id")
     channel: str = Field(max_length=20)
     basis: str = Field(max_length=24)
     source: str = Field(default="", max_length=80)
