@@ -150,6 +150,15 @@ def test_a_time_zone_change_rebuilds_the_buckets(challenge: App) -> None:
     with Session(app.engine) as session:
         assert session.scalar(select(Challenge.totals_zone).where(Challenge.key == KEY)) == ZONE
     assert _differences(app) == []
+    # Once more in the same process: a board read since knows Paris built, and a rebuild
+    # in another zone makes it ask again.
+    leaderboard(app, KEY, now=MARCH_9)
+    with Session(app.engine) as session, session.begin():
+        totals.rebuild(session, KEY, "UTC")
+    march = leaderboard(app, KEY, period="month", now=MARCH_9)
+    assert next((r.subject, r.points) for r in march) == ("C0002", 40)
+    with Session(app.engine) as session:
+        assert session.scalar(select(Challenge.totals_zone).where(Challenge.key == KEY)) == ZONE
 
 
 def test_verify_names_a_difference_and_repair_rebuilds(

@@ -363,6 +363,9 @@ def rebuild(session: Session, challenge_key: str, zone: str) -> int:
     session.execute(
         update(_challenge).where(_challenge.c.key == challenge_key).values(totals_zone=zone)
     )
+    # Built in this zone now, and no longer in any other (a zone changed back and forth).
+    seen = _SEEN_BUILT.setdefault(session.get_bind(), set())
+    seen -= {pair for pair in seen if pair[0] == challenge_key}
     return len(computed.contacts) + len(computed.companies)
 
 
