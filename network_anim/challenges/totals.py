@@ -7,8 +7,9 @@ the whole challenge (bucket ``""``), its calendar month and its ISO week, cut in
 entry's own transaction and adds to the stored value in the database (``points = points
 + excluded.points``), so concurrent approvals for one participant never lose an update.
 
-The ledger stays the source of truth. ``rebuild`` recomputes the totals from it;
-``differences`` compares (``netanim challenge verify``). A challenge's totals are kept only
+The ledger stays the source of truth. ``rebuild`` recomputes the totals from it in the
+database (``INSERT ... SELECT ... GROUP BY``, bucket by bucket); ``differences`` compares,
+one bucket in memory at a time (``netanim challenge verify``). A challenge's totals are kept only
 once they are built (``challenge.totals_zone`` set, to the zone the buckets were cut in):
 ``ensure_built`` builds them on first use and rebuilds them when the zone changes. A
 rebuild takes the challenge row ``FOR UPDATE`` and every entry ``FOR SHARE`` on
@@ -32,7 +33,7 @@ from typing import Any
 from weakref import WeakKeyDictionary
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import case, delete, func, select, update
+from sqlalchemy import Integer, String, case, delete, func, literal, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlmodel import Session
 
@@ -250,52 +251,52 @@ def _company_rows(
 # -- building and checking ------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
-class Computed:
-    contacts: dict[Key, list[int]]
-    companies: dict[Key, list[int]]
+def _spans(session: Session, challenge_key: str, zone: ZoneInfo) -> list[tuple[str, str]]:
+    """Every (period, bucket) the challenge's ranked entries fall in."""
+    first, last = session.execute(
+        select(func.min(_ledger.c.created_at), func.max(_ledger.c.created_at)).where(
+            *_ranked(challenge_key)
+        )
+    ).one()
+    if first is None:
+        return []
+    return [("whole", ""), *_buckets_between(zone, first, last)]
 
 
-def compute(session: Session, challenge_key: str, zone: ZoneInfo) -> Computed:
-    """The totals as the ledger says they are: one ``GROUP BY`` per bucket the ledger's
-    entries span, restricted to participants, in the database."""
-    company_of = dict(
-        session.execute(
+def _ranked(challenge_key: str) -> tuple[Any, ...]:
+    return (_ledger.c.challenge_key == challenge_key, _ledger.c.kind.in_(RANKED_KINDS))
+
+
+def _expected(challenge_key: str, zone: ZoneInfo, period: str, key: str) -> Any:
+    """(contact_id, points, sales) of each participant in one bucket, as the ledger says:
+    one ``GROUP BY`` in the database."""
+    sales = func.sum(case((_ledger.c.kind.in_(SALES_KINDS), _ledger.c.points), else_=0))
+    query = (
+        select(
+            _ledger.c.contact_id,
+            func.sum(_ledger.c.points).label("points"),
+            sales.label("sales"),
+        )
+        .join(
+            _participant,
+            (_participant.c.contact_id == _ledger.c.contact_id)
+            & (_participant.c.challenge_key == challenge_key),
+        )
+        .where(*_ranked(challenge_key))
+    )
+    if period != "whole":
+        start, end = _bucket_range(zone, period, key)
+        query = query.where(_ledger.c.created_at >= start, _ledger.c.created_at < end)
+    return query.group_by(_ledger.c.contact_id).subquery("expected")
+
+
+def _company_of(session: Session, challenge_key: str) -> dict[int, int]:
+    return dict(
+        session.execute(  # type: ignore[arg-type]
             select(_participant.c.contact_id, _contact.c.company_id)
             .join(_contact, _contact.c.id == _participant.c.contact_id)
             .where(_participant.c.challenge_key == challenge_key)
         ).all()
-    )
-    ranked = (_ledger.c.challenge_key == challenge_key, _ledger.c.kind.in_(RANKED_KINDS))
-    first, last = session.execute(
-        select(func.min(_ledger.c.created_at), func.max(_ledger.c.created_at)).where(*ranked)
-    ).one()
-    contacts: dict[Key, list[int]] = {}
-    if first is not None:
-        sales = func.sum(case((_ledger.c.kind.in_(SALES_KINDS), _ledger.c.points), else_=0))
-        spans: list[tuple[str, str]] = [("whole", ""), *_buckets_between(zone, first, last)]
-        for period, key in spans:
-            query = select(_ledger.c.contact_id, func.sum(_ledger.c.points), sales).where(*ranked)
-            if period != "whole":
-                start, end = _bucket_range(zone, period, key)
-                query = query.where(_ledger.c.created_at >= start, _ledger.c.created_at < end)
-            for contact_id, points, sold in session.execute(query.group_by(_ledger.c.contact_id)):
-                if contact_id in company_of:
-                    contacts[(period, key, contact_id)] = [int(points), int(sold)]
-    companies = _company_rows(contacts, company_of, Counter(company_of.values()))
-    return Computed(contacts, dict(companies))
-
-
-def stored(session: Session, challenge_key: str) -> Computed:
-    def read(table: Any, subject: str, columns: list[str]) -> dict[Key, list[int]]:
-        query = select(
-            table.c.period, table.c.bucket, table.c[subject], *(table.c[c] for c in columns)
-        ).where(table.c.challenge_key == challenge_key)
-        return {(p, b, i): list(values) for p, b, i, *values in session.execute(query)}
-
-    return Computed(
-        read(_contact_totals, "contact_id", ["points", "sales"]),
-        read(_company_totals, "company_id", ["points", "sales", "members"]),
     )
 
 
@@ -322,25 +323,66 @@ class Difference:
 
 
 def differences(session: Session, challenge_key: str, zone: str) -> list[Difference]:
-    """Every total that differs from the ledger (empty: the totals are right)."""
-    expected = compute(session, challenge_key, ZoneInfo(zone))
-    have = stored(session, challenge_key)
+    """Every total that differs from the ledger (empty: the totals are right).
+
+    Bucket by bucket, so memory holds one bucket's participants (not the 1.3 million
+    rows of a 100,000-participant challenge's whole history)."""
+    local = ZoneInfo(zone)
+    company_of = _company_of(session, challenge_key)
+    members = Counter(company_of.values())
+    buckets = set(_spans(session, challenge_key, local))
+    for table in (_contact_totals, _company_totals):
+        buckets |= set(
+            session.execute(
+                select(table.c.period, table.c.bucket)
+                .where(table.c.challenge_key == challenge_key)
+                .distinct()
+            ).all()
+        )
+    if members:
+        buckets.add(("whole", ""))
+    found: dict[str, list[Difference]] = {"participant": [], "company": []}
+    for period, key in sorted(buckets):
+        expected_rows = _expected(challenge_key, local, period, key)
+        expected = {
+            (period, key, contact_id): [int(points), int(sold)]
+            for contact_id, points, sold in session.execute(select(expected_rows))
+        }
+        companies = _company_rows(expected, company_of, members if period == "whole" else Counter())
+        for name, table, subject, want in (
+            ("participant", _contact_totals, "contact_id", expected),
+            ("company", _company_totals, "company_id", companies),
+        ):
+            have = _stored(session, table, subject, challenge_key, period, key)
+            found[name] += _compare(name, have, want)
+    return found["participant"] + found["company"]
+
+
+def _stored(
+    session: Session, table: Any, subject: str, challenge_key: str, period: str, key: str
+) -> dict[Key, list[int]]:
+    columns = ["points", "sales"] + (["members"] if subject == "company_id" else [])
+    query = select(table.c[subject], *(table.c[c] for c in columns)).where(
+        table.c.challenge_key == challenge_key, table.c.period == period, table.c.bucket == key
+    )
+    return {(period, key, i): list(values) for i, *values in session.execute(query)}
+
+
+def _compare(
+    name: str, have: Mapping[Key, list[int]], want: Mapping[Key, list[int]]
+) -> list[Difference]:
     found = []
-    for table, mine, theirs in (
-        ("participant", have.contacts, expected.contacts),
-        ("company", have.companies, expected.companies),
-    ):
-        for key in sorted(mine.keys() | theirs.keys()):
-            a, b = mine.get(key), theirs.get(key)
-            if a != b and not (_is_zero(a) and _is_zero(b)):
-                found.append(
-                    Difference(
-                        table,
-                        *key,
-                        stored=None if a is None else tuple(a),
-                        expected=None if b is None else tuple(b),
-                    )
+    for key in sorted(have.keys() | want.keys()):
+        a, b = have.get(key), want.get(key)
+        if a != b and not (_is_zero(a) and _is_zero(b)):
+            found.append(
+                Difference(
+                    name,
+                    *key,
+                    stored=None if a is None else tuple(a),
+                    expected=None if b is None else tuple(b),
                 )
+            )
     return found
 
 
@@ -351,29 +393,117 @@ def _is_zero(values: list[int] | None) -> bool:
 
 def rebuild(session: Session, challenge_key: str, zone: str) -> int:
     """Replace the challenge's totals with the ledger's, and mark them built in ``zone``.
-    Returns the number of rows written."""
+    Returns the number of rows written. Written by ``INSERT ... SELECT`` in the database,
+    bucket by bucket: no row comes to Python."""
     session.execute(
         select(_challenge.c.id).where(_challenge.c.key == challenge_key).with_for_update()
     )
-    computed = compute(session, challenge_key, ZoneInfo(zone))
     for table in (_contact_totals, _company_totals):
         session.execute(delete(table).where(table.c.challenge_key == challenge_key))
-    _insert(session, _contact_totals, "contact_id", challenge_key, computed.contacts)
-    _insert(session, _company_totals, "company_id", challenge_key, computed.companies)
+    local = ZoneInfo(zone)
+    written = 0
+    for period, key in _spans(session, challenge_key, local):
+        expected = _expected(challenge_key, local, period, key)
+        source = select(
+            literal(challenge_key, String()),
+            literal(period, String()),
+            literal(key, String()),
+            expected.c.contact_id,
+            expected.c.points,
+            expected.c.sales,
+        )
+        written += _insert_from(
+            session,
+            _contact_totals,
+            ["challenge_key", "period", "bucket", "contact_id", "points", "sales"],
+            source,
+        )
+    written += _rebuild_companies(session, challenge_key)
     session.execute(
         update(_challenge).where(_challenge.c.key == challenge_key).values(totals_zone=zone)
     )
     # Built in this zone now, and no longer in any other (a zone changed back and forth).
     seen = _SEEN_BUILT.setdefault(session.get_bind(), set())
     seen -= {pair for pair in seen if pair[0] == challenge_key}
-    return len(computed.contacts) + len(computed.companies)
+    return written
 
 
-def _insert(
-    session: Session, table: Any, subject: str, challenge_key: str, rows: Mapping[Key, list[int]]
-) -> None:
-    if records := _records(challenge_key, subject, rows):
-        session.execute(table.insert(), records)  # executemany
+def _rebuild_companies(session: Session, challenge_key: str) -> int:
+    """Company rows from the participants' ones just written: the whole-challenge row of
+    every company with participants (its member count), then each bucket's points."""
+    members = (
+        select(
+            literal(challenge_key, String()),
+            literal("whole", String()),
+            literal("", String()),
+            _contact.c.company_id,
+            literal(0, Integer()),
+            literal(0, Integer()),
+            func.count(),
+        )
+        .select_from(_participant.join(_contact, _contact.c.id == _participant.c.contact_id))
+        .where(_participant.c.challenge_key == challenge_key)
+        .group_by(_contact.c.company_id)
+    )
+    columns = ["challenge_key", "period", "bucket", "company_id", "points", "sales", "members"]
+    written = _insert_from(session, _company_totals, columns, members)
+    by_company = (
+        select(
+            _contact_totals.c.period,
+            _contact_totals.c.bucket,
+            _contact.c.company_id,
+            func.sum(_contact_totals.c.points).label("points"),
+            func.sum(_contact_totals.c.sales).label("sales"),
+        )
+        .join(_contact, _contact.c.id == _contact_totals.c.contact_id)
+        .where(_contact_totals.c.challenge_key == challenge_key)
+        .group_by(_contact_totals.c.period, _contact_totals.c.bucket, _contact.c.company_id)
+        .subquery("by_company")
+    )
+    buckets = select(
+        literal(challenge_key, String()),
+        by_company.c.period,
+        by_company.c.bucket,
+        by_company.c.company_id,
+        by_company.c.points,
+        by_company.c.sales,
+        literal(0, Integer()),
+    ).where(by_company.c.period != "whole")
+    written += _insert_from(session, _company_totals, columns, buckets)
+
+    def whole_sum(column: str) -> Any:
+        # Correlated on the company row: its participants' rows, by index, never a scan.
+        return (
+            select(func.coalesce(func.sum(_contact_totals.c[column]), 0))
+            .select_from(
+                _contact_totals.join(_contact, _contact.c.id == _contact_totals.c.contact_id)
+            )
+            .where(
+                _contact_totals.c.challenge_key == challenge_key,
+                _contact_totals.c.period == "whole",
+                _contact_totals.c.bucket == "",
+                _contact.c.company_id == _company_totals.c.company_id,
+            )
+            .scalar_subquery()
+        )
+
+    session.execute(
+        update(_company_totals)
+        .where(
+            _company_totals.c.challenge_key == challenge_key, _company_totals.c.period == "whole"
+        )
+        .values(points=whole_sum("points"), sales=whole_sum("sales"))
+    )
+    return written
+
+
+def _insert_from(session: Session, table: Any, columns: list[str], source: Any) -> int:
+    statement = (
+        table.insert()
+        .from_select(columns, source)
+        .execution_options(preserve_rowcount=True)  # INSERT rowcount is opt-in since 2.0.28
+    )
+    return int(session.execute(statement).rowcount or 0)
 
 
 def _records(
@@ -425,7 +555,6 @@ __all__ = [
     "PERIODS",
     "Difference",
     "bucket",
-    "compute",
     "differences",
     "ensure_built",
     "is_built",
