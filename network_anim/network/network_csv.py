@@ -7,13 +7,16 @@ reported with its number and reason; nothing is returned unless the whole file i
 
 from __future__ import annotations
 
+import itertools
+import multiprocessing
+import pickle
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from operator import itemgetter
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from network_anim.domain import CHANNEL_NAMES, EmailKind, LawfulBasis, Level
@@ -66,8 +69,11 @@ _ALWAYS_SHORT = min(min(_MAX_LENGTH.values()), _DEFAULT_MAX_LENGTH)
 # Any cell (lstripped of spaces) that starts like a formula; a row without a match needs
 # no cell-by-cell formula check. Cells are joined on NUL, so each starts after \A or NUL.
 _FORMULA_HINT = re.compile(r"(?:\A|\x00) *[" + re.escape("".join(FORMULA_STARTS)) + "]")
+# A file this long has its rows checked on two cores (see _parse_in_two); below, forking
+# costs more than it saves.
+PARALLEL_FROM_ROWS = 20_000
 _MEMBERS: dict[type, dict[str, object]] = {
-    enum: {member.value: member for member in enum} for enum in (Level, LawfulBasis)
+    enum: {member.value: member for member in enum} for enum in (Level, LawfulBasis, EmailKind)
 }
 
 
@@ -159,6 +165,8 @@ class _Layout:
         self.exact = False
         self.longest: dict[tuple[str, ...], tuple[int, CompanyRecord, dict[str, str]]] = {}
         self.nameless: dict[tuple[str, ...], tuple[CompanyRecord, dict[str, str]]] = {}
+        # The forked half's own verdict on the rows it kept (see _parse_in_two).
+        self.other_half_clean = True
 
     def needs_cell_checks(self, row: list[str]) -> bool:
         """False when no cell can start like a formula nor break a length limit: the
@@ -228,37 +236,28 @@ def parse_network_csv(text: str, *, source: str, defaults: ImportDefaults) -> Ne
 
 
 def _parse(text: str, source: str, defaults: ImportDefaults, *, exact: bool) -> NetworkFile | None:
-    reader, header = open_rows(
-        text,
-        source=source,
-        known=ALL_COLUMNS,
-        required=REQUIRED_COLUMNS,
-        hint="see docs/network-csv.md for the column list",
-    )
+    reader, header = _open(text, source)
     layout = _Layout(header, defaults)
     layout.exact = exact
+    # Rows are about lines: a quoted cell over several lines only makes this a guess.
+    if not exact and text.count("\n") >= PARALLEL_FROM_ROWS:
+        # The child also pickles its records: it takes a little less than half.
+        outcomes = _parse_in_two(text, source, layout, text.count("\n") * 11 // 20)
+    else:
+        outcomes = [_row_outcome(start, row, layout) for start, row in _numbered(reader)]
 
     problems: list[str] = []
     companies: dict[str, tuple[int, CompanyRecord]] = {}
     contacts: list[ContactRecord] = []
     seen_contacts: dict[str, int] = {}
-    width = len(header)
-    strip = str.strip
-    line = reader.line_num
-    for row in reader:
-        start, line = line + 1, reader.line_num
-        if not any(cell.strip() for cell in row):
+    for outcome in outcomes:
+        if outcome is None:
             continue
-        if len(row) != width:
-            problems.append(f"line {start}: {len(row)} cells, the header has {width}")
+        start, row_problems, company, contact = outcome
+        if row_problems:
+            problems.extend(f"line {start}: {p}" for p in row_problems)
             continue
-        cells = list(map(strip, row))
-        cells.append("")  # what a column the file lacks reads
-        try:
-            company, contact = _parse_row(cells, start, row, layout)
-        except _LineProblems as exc:
-            problems.extend(f"line {start}: {p}" for p in exc.problems)
-            continue
+        assert company is not None and contact is not None
         first = companies.setdefault(company.external_id, (start, company))
         if first[1] is not company and first[1] != company:
             diff = _first_difference(first[1], company)
@@ -282,6 +281,136 @@ def _parse(text: str, source: str, defaults: ImportDefaults, *, exact: bool) -> 
     if not contacts:
         raise UserError(f"{source}: no contact rows under the header")
     return NetworkFile(companies=[c for _, c in companies.values()], contacts=contacts)
+
+
+# (line, its problems or None, company, contact); None for a blank row.
+_Outcome = tuple[int, list[str] | None, CompanyRecord | None, ContactRecord | None] | None
+
+
+def _row_outcome(start: int, row: list[str], layout: _Layout) -> _Outcome:
+    """What one row says on its own (the checks across rows come after, in line order)."""
+    if not any(cell.strip() for cell in row):
+        return None
+    width = len(layout.header)
+    if len(row) != width:
+        return start, [f"{len(row)} cells, the header has {width}"], None, None
+    cells = list(map(str.strip, row))
+    cells.append("")  # what a column the file lacks reads
+    try:
+        company, contact = _parse_row(cells, start, row, layout)
+    except _LineProblems as exc:
+        return start, exc.problems, None, None
+    return start, None, company, contact
+
+
+def _numbered(reader: Any) -> Iterator[tuple[int, list[str]]]:
+    """Each row with the line it starts on."""
+    line = reader.line_num
+    for row in reader:
+        yield line + 1, row
+        line = reader.line_num
+
+
+def _open(text: str, source: str) -> tuple[Any, list[str]]:
+    """The rows' reader (past the header, which it checks) and the header."""
+    return open_rows(  # type: ignore[no-any-return]
+        text,
+        source=source,
+        known=ALL_COLUMNS,
+        required=REQUIRED_COLUMNS,
+        hint="see docs/network-csv.md for the column list",
+    )
+
+
+def _parse_in_two(text: str, source: str, layout: _Layout, split: int) -> list[_Outcome]:
+    """The rows' own checks on both cores: rows from ``split`` on in a forked process
+    (which inherits the text and reads the rows before ``split`` without checking them;
+    only its results travel back, pickled), the first ones here. Used by the optimistic
+    pass only: any problem sends the file to the exact pass, in one process. Without
+    fork, or if the child fails, this process does it all."""
+    global _FORKED
+
+    def here(start: int, stop: int | None) -> list[_Outcome]:
+        rows = itertools.islice(_numbered(_open(text, source)[0]), start, stop)
+        return [_row_outcome(line, row, layout) for line, row in rows]
+
+    try:
+        context = multiprocessing.get_context("fork")
+    except ValueError:
+        return here(0, None)
+    receiver, sender = context.Pipe(duplex=False)
+    _FORKED = (text, source, layout, split)
+    try:
+        child = context.Process(target=_parse_forked_half, args=(sender,), daemon=True)
+        child.start()
+    except OSError:
+        return here(0, None)
+    finally:
+        _FORKED = None
+        sender.close()
+    first = here(0, split)
+    try:
+        wired, clean = pickle.loads(receiver.recv_bytes())
+        companies: dict[tuple[str, ...], CompanyRecord] = {}
+        second = [_from_wire(outcome, companies) for outcome in wired]
+    except (EOFError, OSError, pickle.UnpicklingError):
+        second, clean = None, True
+    finally:
+        receiver.close()
+        child.join()
+    if second is None:
+        return first + here(split, None)
+    # Each half checked the addresses of the rows it kept: a company's hardest row is
+    # among them, so both halves clean is the verdict one pass would give.
+    layout.other_half_clean = clean
+    return first + second
+
+
+_FORKED: tuple[str, str, _Layout, int] | None = None
+# Records travel as plain tuples, enums as their values: pickling 50,000 slotted
+# dataclasses and their enum members took longer than checking the rows.
+_CONTACT_ENUMS = {"level": Level, "email_kind": EmailKind}
+
+
+def _to_wire(outcome: _Outcome) -> Any:
+    if outcome is None or outcome[2] is None:
+        return outcome
+    start, problems, company, contact = outcome
+    fields = [getattr(contact, name) for name in ContactRecord.__slots__]
+    fields[-1] = {channel: basis.value for channel, basis in fields[-1].items()}
+    for name in _CONTACT_ENUMS:
+        index = ContactRecord.__slots__.index(name)
+        fields[index] = fields[index].value
+    company_fields = tuple(getattr(company, name) for name in CompanyRecord.__slots__)
+    return start, problems, company_fields, tuple(fields)
+
+
+def _from_wire(wired: Any, companies: dict[tuple[str, ...], CompanyRecord]) -> _Outcome:
+    """An outcome back from the wire; ``companies``: one record per company, as the
+    one-process pass makes (its rows share it)."""
+    if wired is None or wired[2] is None:
+        return wired  # type: ignore[no-any-return]
+    start, problems, company_fields, contact_fields = wired
+    fields = list(contact_fields)
+    for name, enum in _CONTACT_ENUMS.items():
+        index = ContactRecord.__slots__.index(name)
+        fields[index] = _MEMBERS[enum][fields[index]]
+    bases = _MEMBERS[LawfulBasis]
+    fields[-1] = {channel: bases[value] for channel, value in fields[-1].items()}
+    company = companies.get(company_fields)
+    if company is None:
+        company = companies[company_fields] = CompanyRecord(*company_fields)
+    return start, problems, company, ContactRecord(*fields)
+
+
+def _parse_forked_half(sender: Any) -> None:  # pragma: no cover (runs in the child)
+    assert _FORKED is not None
+    text, source, layout, split = _FORKED
+    rows = itertools.islice(_numbered(_open(text, source)[0]), split, None)
+    outcomes = [_to_wire(_row_outcome(line, row, layout)) for line, row in rows]
+    payload = pickle.dumps((outcomes, _addresses_clean(layout)), protocol=5)
+    sender.send_bytes(payload)
+    sender.close()
 
 
 def _first_difference(a: CompanyRecord, b: CompanyRecord) -> str:
@@ -472,6 +601,8 @@ def _note_address(
 
 
 def _addresses_clean(layout: _Layout) -> bool:
+    if not layout.other_half_clean:
+        return False
     hardest = [(c, cells) for _, c, cells in layout.longest.values()]
     return not any(
         _address_problems(company, cells)
