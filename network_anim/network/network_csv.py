@@ -350,9 +350,10 @@ def _parse_in_two(text: str, source: str, layout: _Layout, split: int) -> list[_
         sender.close()
     first = here(0, split)
     try:
-        wired, clean = pickle.loads(receiver.recv_bytes())
+        second, clean = pickle.loads(receiver.recv_bytes())
         companies: dict[tuple[str, ...], CompanyRecord] = {}
-        second = [_from_wire(outcome, companies) for outcome in wired]
+        for index, wired in enumerate(second):  # in place: each tuple freed once read
+            second[index] = _from_wire(wired, companies)
     except (EOFError, OSError, pickle.UnpicklingError):
         second, clean = None, True
     finally:
