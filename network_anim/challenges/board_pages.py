@@ -72,7 +72,6 @@ def ranked_individuals(challenge_key: str, bucket: tuple[str, str], part: Slice 
         )
         points = func.coalesce(_totals.c.points, 0)
         offset = 0
-        where = [_participant.c.challenge_key == challenge_key]
     else:
         # The slice's rows first, from the points index. LIMIT size cuts nothing (size is
         # their count, read in the same snapshot) but tells the planner how few rows come:
@@ -91,7 +90,6 @@ def ranked_individuals(challenge_key: str, bucket: tuple[str, str], part: Slice 
         joined = participants().join(rows, rows.c.contact_id == _participant.c.contact_id)
         points = rows.c.points
         offset = part.above
-        where = [_participant.c.challenge_key == challenge_key]
     order = (points.desc(), _contact.c.last_name, _contact.c.first_name, _contact.c.id)
     return (
         select(
@@ -107,7 +105,7 @@ def ranked_individuals(challenge_key: str, bucket: tuple[str, str], part: Slice 
             (func.count().over() + offset).label("total"),
         )
         .select_from(joined)
-        .where(*where)
+        .where(_participant.c.challenge_key == challenge_key)
     )
 
 

@@ -187,9 +187,7 @@ def record_registrations(session: Session, challenge_key: str, contact_ids: Iter
     contacts: dict[Key, list[int]] = defaultdict(lambda: [0, 0])
     for contact_id, kind, points, created_at in session.execute(
         select(_ledger.c.contact_id, _ledger.c.kind, _ledger.c.points, _ledger.c.created_at).where(
-            _ledger.c.challenge_key == challenge_key,
-            _ledger.c.kind.in_(RANKED_KINDS),
-            _ledger.c.contact_id.in_(ids),
+            *_ranked(challenge_key), _ledger.c.contact_id.in_(ids)
         )
     ):
         for period, key in _buckets(zone, created_at):

@@ -240,9 +240,10 @@ def _parse(text: str, source: str, defaults: ImportDefaults, *, exact: bool) -> 
     layout = _Layout(header, defaults)
     layout.exact = exact
     # Rows are about lines: a quoted cell over several lines only makes this a guess.
-    if not exact and text.count("\n") >= PARALLEL_FROM_ROWS:
+    lines = text.count("\n")
+    if not exact and lines >= PARALLEL_FROM_ROWS:
         # The child also pickles its records: it takes a little less than half.
-        outcomes = _parse_in_two(text, source, layout, text.count("\n") * 11 // 20)
+        outcomes = _parse_in_two(text, source, layout, lines * 11 // 20)
     else:
         outcomes = [_row_outcome(start, row, layout) for start, row in _numbered(reader)]
 
@@ -331,8 +332,7 @@ def _parse_in_two(text: str, source: str, layout: _Layout, split: int) -> list[_
     global _FORKED
 
     def here(start: int, stop: int | None) -> list[_Outcome]:
-        rows = itertools.islice(_numbered(_open(text, source)[0]), start, stop)
-        return [_row_outcome(line, row, layout) for line, row in rows]
+        return list(_outcomes(text, source, layout, start, stop))
 
     try:
         context = multiprocessing.get_context("fork")
@@ -367,10 +367,21 @@ def _parse_in_two(text: str, source: str, layout: _Layout, split: int) -> list[_
     return first + second
 
 
+def _outcomes(
+    text: str, source: str, layout: _Layout, start: int, stop: int | None
+) -> Iterator[_Outcome]:
+    """The outcomes of rows ``start`` to ``stop`` (row indices) of the file."""
+    rows = itertools.islice(_numbered(_open(text, source)[0]), start, stop)
+    return (_row_outcome(line, row, layout) for line, row in rows)
+
+
 _FORKED: tuple[str, str, _Layout, int] | None = None
 # Records travel as plain tuples, enums as their values: pickling 50,000 slotted
 # dataclasses and their enum members took longer than checking the rows.
-_CONTACT_ENUMS = {"level": Level, "email_kind": EmailKind}
+_WIRED_ENUMS = [
+    (ContactRecord.__slots__.index(name), enum)
+    for name, enum in (("level", Level), ("email_kind", EmailKind))
+]
 
 
 def _to_wire(outcome: _Outcome) -> Any:
@@ -379,8 +390,7 @@ def _to_wire(outcome: _Outcome) -> Any:
     start, problems, company, contact = outcome
     fields = [getattr(contact, name) for name in ContactRecord.__slots__]
     fields[-1] = {channel: basis.value for channel, basis in fields[-1].items()}
-    for name in _CONTACT_ENUMS:
-        index = ContactRecord.__slots__.index(name)
+    for index, _ in _WIRED_ENUMS:
         fields[index] = fields[index].value
     company_fields = tuple(getattr(company, name) for name in CompanyRecord.__slots__)
     return start, problems, company_fields, tuple(fields)
@@ -393,8 +403,7 @@ def _from_wire(wired: Any, companies: dict[tuple[str, ...], CompanyRecord]) -> _
         return wired  # type: ignore[no-any-return]
     start, problems, company_fields, contact_fields = wired
     fields = list(contact_fields)
-    for name, enum in _CONTACT_ENUMS.items():
-        index = ContactRecord.__slots__.index(name)
+    for index, enum in _WIRED_ENUMS:
         fields[index] = _MEMBERS[enum][fields[index]]
     bases = _MEMBERS[LawfulBasis]
     fields[-1] = {channel: bases[value] for channel, value in fields[-1].items()}
@@ -407,8 +416,7 @@ def _from_wire(wired: Any, companies: dict[tuple[str, ...], CompanyRecord]) -> _
 def _parse_forked_half(sender: Any) -> None:  # pragma: no cover (runs in the child)
     assert _FORKED is not None
     text, source, layout, split = _FORKED
-    rows = itertools.islice(_numbered(_open(text, source)[0]), split, None)
-    outcomes = [_to_wire(_row_outcome(line, row, layout)) for line, row in rows]
+    outcomes = [_to_wire(outcome) for outcome in _outcomes(text, source, layout, split, None)]
     payload = pickle.dumps((outcomes, _addresses_clean(layout)), protocol=5)
     sender.send_bytes(payload)
     sender.close()
