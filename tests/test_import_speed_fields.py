@@ -13,6 +13,7 @@ from network_anim.network.field_checks import (
     FRENCH_OVERSEAS_REGIONS,
     check_email,
     check_phone,
+    number_type,
     parse_phone,
 )
 
@@ -81,6 +82,52 @@ def test_phone_answers_match_the_library(region: str) -> None:
             assert check_phone(value, column, region, mobile_only) == _library_phone(
                 value, column, region, mobile_only
             ), value
+
+
+def _numbers_near_the_examples() -> list[phonenumbers.PhoneNumber]:
+    """For every calling code, each type's example number (from the library's own
+    metadata) and variants of it: its last digits changed, a digit more or less, with
+    and without a kept leading zero."""
+    rng = random.Random(18)
+    numbers = []
+    for calling_code, regions in sorted(phonenumbers.COUNTRY_CODE_TO_REGION_CODE.items()):
+        for region in regions:
+            metadata = phonenumbers.PhoneMetadata.metadata_for_region_or_calling_code(
+                calling_code, region
+            )
+            if metadata is None:
+                continue
+            for name in ("fixed_line", "mobile", "toll_free", "premium_rate", "shared_cost",
+                         "voip", "personal_number", "pager", "uan", "voicemail"):  # fmt: skip
+                desc = getattr(metadata, name)
+                example = desc.example_number if desc is not None else None
+                if not example:
+                    continue
+                variants = [example, example[:-1], example + "5"]
+                variants += [example[:-3] + f"{rng.randrange(1000):03d}" for _ in range(4)]
+                for digits in variants:
+                    for zero in (False, True):
+                        numbers.append(
+                            phonenumbers.PhoneNumber(
+                                country_code=calling_code,
+                                national_number=int(digits),
+                                italian_leading_zero=zero,
+                            )
+                        )
+    return numbers
+
+
+def test_number_type_is_the_library_answer() -> None:
+    """Every calling code (of one region or several, non-geographic ones), every type."""
+    seen = set()
+    for number in _numbers_near_the_examples():
+        expected = phonenumbers.number_type(number)
+        assert number_type(number) == expected, number
+        assert (expected != phonenumbers.PhoneNumberType.UNKNOWN) == (
+            phonenumbers.is_valid_number(number)
+        ), number
+        seen.add(expected)
+    assert len(seen) == len(phonenumbers.PhoneNumberType.values()), seen
 
 
 def test_fast_parse_is_the_library_parse() -> None:

@@ -27,6 +27,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from network_anim.errors import UserError
+from network_anim.gc_pause import collector_paused
 from network_anim.network.csv_input import formula_problem, open_rows, read_text
 
 REQUIRED_COLUMNS = ("invoice_ref", "contact_id", "sku", "quantity", "amount", "sold_at")
@@ -107,6 +108,7 @@ class _Row:
     sold_at: datetime
 
 
+@collector_paused()
 def parse_sales_csv(text: str, *, source: str, context: SalesContext) -> list[SaleRecord]:
     reader, header = open_rows(
         text,

@@ -19,6 +19,7 @@ from sqlmodel import Session
 from network_anim.challenges.sales_csv import ChallengePeriod, SaleRecord, SalesContext
 from network_anim.db.models import Company, Contact, Product, Sale
 from network_anim.errors import UserError
+from network_anim.gc_pause import collector_paused
 
 _BATCH = 500
 _SOURCE_MAX = 200
@@ -110,6 +111,7 @@ def outside_every_challenge(challenges: Iterable, sold_at: datetime, timezone: s
     return not any(c.start <= day <= c.end for c in challenges)
 
 
+@collector_paused()
 def import_sales(
     app,  # type: ignore[no-untyped-def]
     records: Sequence[SaleRecord],

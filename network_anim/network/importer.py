@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
 from network_anim.db.models import Company, Consent, Contact
+from network_anim.gc_pause import collector_paused
 from network_anim.network.network_csv import CompanyRecord, ContactRecord, NetworkFile
 
 _BATCH = 500
@@ -66,7 +67,7 @@ def import_network(
 ) -> ImportSummary:
     """Upsert the whole file in one transaction; ``progress`` hears of each batch written
     (a network of tens of thousands of contacts takes seconds)."""
-    with engine.begin() as conn:
+    with collector_paused(), engine.begin() as conn:
         companies, c_new, c_upd = _upsert_companies(conn, network.companies, now, progress)
         contacts, p_new, p_upd = _upsert_contacts(conn, network.contacts, companies, now, progress)
         consents = _upsert_consents(conn, network.contacts, contacts, now, source, progress)

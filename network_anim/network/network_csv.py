@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from network_anim.domain import CHANNEL_NAMES, EmailKind, LawfulBasis, Level
 from network_anim.errors import UserError
+from network_anim.gc_pause import collector_paused
 from network_anim.network.csv_input import FORMULA_STARTS, formula_problem, open_rows, read_text
 from network_anim.network.field_checks import check_email, check_phone
 
@@ -227,10 +228,11 @@ def parse_network_csv(text: str, *, source: str, defaults: ImportDefaults) -> Ne
     # A clean file is read once, its postal addresses checked once per company; a file
     # with any problem is read again the original way, every row's address checked, so
     # the messages (and which rows are skipped before the cross-row checks) are exact.
-    network = _parse(text, source, defaults, exact=False)
-    if network is not None:
-        return network
-    network = _parse(text, source, defaults, exact=True)
+    with collector_paused():
+        network = _parse(text, source, defaults, exact=False)
+        if network is not None:
+            return network
+        network = _parse(text, source, defaults, exact=True)
     assert network is not None  # the exact pass raises rather than give up
     return network
 
