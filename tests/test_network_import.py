@@ -196,3 +196,37 @@ def test_progress_hears_every_row_of_each_stage(app: App) -> None:
         (stage for stage, _ in heard), key=["companies", "contacts", "consents"].index
     )
     assert len([1 for stage, _ in heard if stage == "contacts"]) >= 3  # batch by batch
+
+
+def test_the_import_gives_the_page_cache_back(app: App) -> None:
+    """The import raises SQLite's page cache on its connection and puts it back, also when
+    the import fails: the pooled connection serves the daemon afterwards."""
+    from network_anim.demo.network import generate_network_csv
+    from network_anim.network.importer import import_network
+    from network_anim.network.network_csv import ImportDefaults, parse_network_csv
+
+    if app.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's page cache")
+    network = parse_network_csv(
+        generate_network_csv(companies=5, contacts=50, seed=4),
+        source="generated.csv",
+        defaults=ImportDefaults(),
+    )
+
+    def cache_size() -> int:
+        with app.engine.connect() as conn:
+            return int(conn.exec_driver_sql("PRAGMA cache_size").scalar_one())
+
+    before = cache_size()
+
+    def fail_in_contacts(stage: str, done: int) -> None:
+        if stage == "contacts":
+            raise RuntimeError("stop")
+
+    import_network(app.engine, network, now=app.clock.now(), source="test")
+    assert cache_size() == before
+    with pytest.raises(RuntimeError):
+        import_network(
+            app.engine, network, now=app.clock.now(), source="t", progress=fail_in_contacts
+        )
+    assert cache_size() == before

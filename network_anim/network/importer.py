@@ -9,6 +9,7 @@ only. No ORM instances: building 120,000 of them cost more than the writes.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from operator import attrgetter
@@ -23,6 +24,9 @@ from network_anim.gc_pause import collector_paused
 from network_anim.network.network_csv import CompanyRecord, ContactRecord, NetworkFile
 
 _BATCH = 500
+# 32 MiB: the write of 100,000 contacts runs a quarter faster than with SQLite's default
+# 2 MB, and the import's peak memory (the parse's) stays where it was; 64 MiB added 22 MB.
+_IMPORT_CACHE_KIB = 32 * 1024
 # Called with a stage name ("companies", "contacts", "consents") and the rows just done;
 # the three stages add up to companies + 2 x contacts.
 Progress = Callable[[str, int], None]
@@ -67,11 +71,28 @@ def import_network(
 ) -> ImportSummary:
     """Upsert the whole file in one transaction; ``progress`` hears of each batch written
     (a network of tens of thousands of contacts takes seconds)."""
-    with collector_paused(), engine.begin() as conn:
+    with collector_paused(), engine.begin() as conn, _page_cache(conn, _IMPORT_CACHE_KIB):
         companies, c_new, c_upd = _upsert_companies(conn, network.companies, now, progress)
         contacts, p_new, p_upd = _upsert_contacts(conn, network.contacts, companies, now, progress)
         consents = _upsert_consents(conn, network.contacts, contacts, now, source, progress)
     return ImportSummary(c_new, c_upd, p_new, p_upd, consents)
+
+
+@contextmanager
+def _page_cache(conn: Connection, kib: int) -> Iterator[None]:
+    """SQLite's page cache for this connection raised to ``kib`` for the block, then put
+    back (the connection returns to the pool). Its default 2 MB held a fraction of the
+    indexes a big import writes into: pages went out and came back, a quarter of the
+    write time for 100,000 contacts."""
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    (previous,) = conn.exec_driver_sql("PRAGMA cache_size").one()
+    conn.exec_driver_sql(f"PRAGMA cache_size=-{int(kib)}")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"PRAGMA cache_size={int(previous)}")
 
 
 def _chunks(items: Sequence[T]) -> Iterator[Sequence[T]]:
