@@ -402,7 +402,9 @@ def engine_child(config: Path, occurrence: str) -> dict[str, Any]:
     app = open_app(config, clock=SimulatedClock(NOW))
     try:
         with Session(app.engine) as session:  # what the command counts for its progress bar
-            total = count_audience(session, request.audience, min_level=request.level)
+            total = count_audience(
+                session, request.audience, now=app.clock.now(), min_level=request.level
+            )
         plan = plan_message(app, request)
     finally:
         app.close()

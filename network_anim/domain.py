@@ -117,3 +117,6 @@ RFM_SEGMENTS: tuple[str, ...] = (
     "lost",
     RFM_INACTIVE,
 )
+
+# Ledger entry kinds a challenge's points (leaderboards, audiences) add up.
+RANKED_KINDS: tuple[str, ...] = ("earn", "bonus", "adjust")

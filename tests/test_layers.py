@@ -12,7 +12,7 @@ PACKAGE = Path(__file__).resolve().parent.parent / "network_anim"
 
 # Lowest first. A module may import its own layer and the layers below, never above.
 LAYERS: tuple[tuple[str, ...], ...] = (
-    ("errors", "clock", "domain"),
+    ("errors", "clock", "domain", "gc_pause"),
     ("db", "config"),
     ("channels", "compose", "routing"),
     ("app",),

@@ -94,8 +94,11 @@ def test_clean_printable_shortcut_keeps_the_character_filter(value: str) -> None
 def test_audience_streams_every_member_once_in_id_order(network: App) -> None:
     audience = Audience(name="all")
     with Session(network.engine) as session:
-        expected = [c.external_id for c, _ in session.execute(audience_query(audience)).all()]
-        batches = list(iter_audience(session, audience, batch=4))
+        expected = [
+            c.external_id
+            for c, _ in session.execute(audience_query(audience, now=network.clock.now())).all()
+        ]
+        batches = list(iter_audience(session, audience, now=network.clock.now(), batch=4))
     assert [len(b) for b in batches[:-1]] == [4] * (len(batches) - 1)
     members = [contact for batch in batches for contact, _company in batch]
     assert [c.external_id for c in members] == expected and len(expected) > 8

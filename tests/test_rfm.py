@@ -254,7 +254,7 @@ def _contacts(app: App, audience: Audience) -> list[str]:
     with Session(app.engine) as session:
         return [
             contact.external_id
-            for batch in iter_audience(session, audience)
+            for batch in iter_audience(session, audience, now=app.clock.now())
             for contact, _company in batch
         ]
 
@@ -269,7 +269,9 @@ def test_audience_selects_the_contacts_of_the_segments(network: App) -> None:
     assert _contacts(network, directors) == ["C0001", "C0006"]
     win_back = network.config.audience("win-back")  # config.example.toml
     with Session(network.engine) as session:
-        assert count_audience(session, win_back) == 2  # directors of D003 and D004
+        assert (
+            count_audience(session, win_back, now=network.clock.now()) == 2
+        )  # directors of D003 and D004
     assert _contacts(network, win_back) == ["C0006", "C0009"]
 
 

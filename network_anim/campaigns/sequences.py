@@ -203,7 +203,7 @@ def enrol_by_triggers(app: App, *, batch: int = _ENROL_BATCH) -> SequenceStats:
         for trigger in campaign.enrol.on:
             if trigger == "manual":
                 continue
-            query = audience_query(audience, min_level=campaign.level).where(
+            query = audience_query(audience, now=now, min_level=campaign.level).where(
                 _trigger_condition(trigger, campaign, now)
             )
             last_id = 0
@@ -571,7 +571,7 @@ def _exit_reasons(
                 mark(contact_id, "unsubscribed")
     if "left_audience" in campaign.exit_on:
         audience = app.config.audience(campaign.audience)
-        members = audience_query(audience, min_level=campaign.level).where(
+        members = audience_query(audience, now=app.clock.now(), min_level=campaign.level).where(
             Contact.id.in_(ids)  # type: ignore[union-attr]
         )
         still_in = set(session.scalars(members.with_only_columns(Contact.id).order_by(None)))

@@ -24,7 +24,9 @@ def kpis(app: App, challenge_key: str) -> dict[str, Any]:
     challenge = app.config.challenge(challenge_key)
     first, last = window(app, challenge)
     length = last - first
-    audience = audience_query(app.config.audience(challenge.audience), min_level=challenge.level)
+    audience = audience_query(
+        app.config.audience(challenge.audience), now=app.clock.now(), min_level=challenge.level
+    )
     with Session(app.engine) as session:
         targeted = {row[1].id for row in session.execute(audience)}
         participants = session.execute(

@@ -35,7 +35,9 @@ def register(
     eligible = {
         row[0].id: row[1]
         for row in session.execute(
-            audience_query(audience, min_level=challenge.level).where(Contact.id.in_(ids))  # type: ignore[union-attr]
+            audience_query(audience, now=app.clock.now(), min_level=challenge.level).where(
+                Contact.id.in_(ids)
+            )  # type: ignore[union-attr]
         )
     }
     outside = [c.external_id for c in contacts if c.id not in eligible]
@@ -80,7 +82,7 @@ def register_everyone(app: App, challenge: ChallengeConfig) -> int:
     """Automatic registration: the whole audience takes part once the challenge is live."""
     with Session(app.engine) as session, session.begin():
         audience = app.config.audience(challenge.audience)
-        query = audience_query(audience, min_level=challenge.level).where(
+        query = audience_query(audience, now=app.clock.now(), min_level=challenge.level).where(
             ~Contact.id.in_(
                 select(Participant.contact_id).where(Participant.challenge_key == challenge.id)
             )  # type: ignore[union-attr]

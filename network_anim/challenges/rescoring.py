@@ -108,7 +108,9 @@ def dry_run(app: App, challenge_key: str, *, start: date, end: date) -> dict[int
     zone = ZoneInfo(app.config.engine.timezone)
     first = datetime.combine(start, time(0), tzinfo=zone)
     last = datetime.combine(end + timedelta(days=1), time(0), tzinfo=zone)
-    audience = audience_query(app.config.audience(challenge.audience), min_level=challenge.level)
+    audience = audience_query(
+        app.config.audience(challenge.audience), now=app.clock.now(), min_level=challenge.level
+    )
     members = audience.with_only_columns(Contact.id).order_by(None)
     points: dict[int, int] = defaultdict(int)
     with Session(app.engine) as session:

@@ -45,9 +45,9 @@ from network_anim.db.models import (
     LedgerEntry,
     Participant,
 )
+from network_anim.domain import RANKED_KINDS
 
 PERIODS: tuple[str, ...] = ("whole", "month", "week")
-RANKED_KINDS: tuple[str, ...] = ("earn", "bonus", "adjust")  # what leaderboards add up
 SALES_KINDS: tuple[str, ...] = ("earn", "adjust")  # bonuses do not count toward objectives
 
 _ledger = LedgerEntry.__table__  # type: ignore[attr-defined]

@@ -69,6 +69,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "report",
         "Funnel, conversion into sales, challenges, costs and ROI.",
     ),
+    "audience": (
+        "network_anim.cli.audience_cmd",
+        "audience",
+        "Audiences: count them, explain who is in and why.",
+    ),
     "segment": (
         "network_anim.cli.segment_cmd",
         "segment",

@@ -174,7 +174,9 @@ def _plan_with_progress(
     from network_anim.planning.planner import plan_message
 
     with Session(app.engine) as session:
-        total = count_audience(session, request.audience, min_level=request.level)
+        total = count_audience(
+            session, request.audience, now=app.clock.now(), min_level=request.level
+        )
     with Progress(console=console, transient=True, disable=quiet) as progress:
         task = progress.add_task("Routing and rendering", total=total)
         return plan_message(

@@ -54,7 +54,9 @@ def enroll(
                 raise UserError("unknown contact id(s); nothing enrolled", [", ".join(missing)])
             rows.extend(found.values())
         if audience is not None:
-            query = audience_query(app.config.audience(audience), min_level=target.level)
+            query = audience_query(
+                app.config.audience(audience), now=app.clock.now(), min_level=target.level
+            )
             rows.extend(row[0] for row in session.execute(query))
         rows = list({c.id: c for c in rows}.values())
         count = enrol(app, session, target, rows, trigger="manual")

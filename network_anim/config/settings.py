@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import os
 from datetime import date, datetime, time
+from functools import cached_property
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from network_anim.config.audience_conditions import Condition, parse_condition
 from network_anim.config.channel_defs import Weekday
 from network_anim.domain import CHANNEL_NAMES, RFM_SEGMENTS, EmailKind, Level, MessageKind, Urgency
 from network_anim.errors import UserError
@@ -226,6 +228,20 @@ class Audience(Section):
     registered: bool | None = None
     # Companies in these RFM segments, as last computed by `netanim segment rfm`.
     rfm_segments: tuple[str, ...] = ()
+    # all/any/not groups of conditions (config/audience_conditions.py), on top of the
+    # filters above. Kept as written (the audience's stored definition); parsed once.
+    where: dict[str, Any] | None = None
+
+    @field_validator("where")
+    @classmethod
+    def _conditions(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            parse_condition(value)
+        return value
+
+    @cached_property
+    def condition(self) -> Condition | None:
+        return None if self.where is None else parse_condition(self.where)
 
     @field_validator("rfm_segments")
     @classmethod

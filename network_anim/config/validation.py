@@ -6,6 +6,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from network_anim.config.audience_conditions import ConditionError
 from network_anim.errors import UserError
 
 M = TypeVar("M", bound=BaseModel)
@@ -50,5 +51,15 @@ def parse_model(model: type[M], data: Any, *, source: str, prefix: str = "") -> 
             for e, loc in zip(errors, locs, strict=True)
             if not any(other != loc and other[: len(loc)] == loc for other in locs)
         ]
-        problems = [f"{key_path(tuple(e['loc']), prefix)}: {describe_error(e)}" for e in kept]
+        problems = [_problem(e, prefix) for e in kept]
         raise UserError(f"{source}: {len(problems)} problem(s)", problems) from None
+
+
+def _problem(err: Any, prefix: str) -> str:
+    path = key_path(tuple(err["loc"]), prefix)
+    nested = err.get("ctx", {}).get("error")
+    if isinstance(nested, ConditionError) and nested.path:
+        # A condition deep in an audience's where names its own key below the field.
+        joiner = "" if nested.path.startswith("[") else "."
+        return f"{path}{joiner}{nested.path}: {nested.message}"
+    return f"{path}: {describe_error(err)}"

@@ -17,6 +17,7 @@ from network_anim.app import ContactVariables
 from network_anim.compose.attachments import check_files
 from network_anim.compose.composer import contact_context, message_context, sms_mention_problem
 from network_anim.compose.rendering import TemplateStore
+from network_anim.config.audience_conditions import challenges_named
 from network_anim.config.settings import Config, UrgencyPolicy
 from network_anim.db.models import Campaign, Company, Contact, Message
 from network_anim.domain import MessageKind, Urgency
@@ -242,4 +243,10 @@ def challenge_problems(config: Config, loaded: object | None = None) -> list[str
             )
         if (audience.challenge is None) != (audience.registered is None):
             problems.append(f"audiences[{i}]: challenge and registered go together")
+        if audience.condition is not None:
+            defined = {c.id for c in config.challenges}
+            for key in sorted(challenges_named(audience.condition) - defined):
+                problems.append(
+                    f"audiences[{i}].where: challenge {key!r} is not a defined challenge"
+                )
     return problems

@@ -3,56 +3,74 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import NamedTuple
 
-from sqlalchemy import Select, exists, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlmodel import Session
 
+from network_anim.config.audience_conditions import ChallengeTest, InSegment, describe
 from network_anim.config.settings import Audience
-from network_anim.db.models import Company, CompanySegment, Contact, Participant
+from network_anim.db.models import Company, Contact
 from network_anim.domain import Level
-from network_anim.network.rfm import SCHEME as RFM_SCHEME
+from network_anim.network.conditions import compile_condition
 
 _LEVELS_FROM = {level: [lv.value for lv in Level if lv.rank >= level.rank] for level in Level}
 
 
-def audience_query(audience: Audience, *, min_level: Level = Level.SELLER) -> Select:
-    """Contacts (with their company) matching every filter of the audience."""
-    query = (
-        select(Contact, Company)
-        .join(Company, Company.id == Contact.company_id)  # type: ignore[arg-type]
-        .where(Contact.active.is_(True))  # type: ignore[attr-defined]
-        .where(Contact.level.in_(_LEVELS_FROM[min_level]))  # type: ignore[attr-defined]
-        .order_by(Contact.id)
-    )
+def audience_tests(
+    audience: Audience, *, now: datetime, min_level: Level = Level.SELLER
+) -> list[tuple[str, ColumnElement[bool]]]:
+    """Every test a member passes, each with the words ``audience explain`` shows: the
+    contact is active and of the level, each filter given, then the ``where`` conditions
+    (their ``now`` for "the last N days" is the engine's clock)."""
+    tests: list[tuple[str, ColumnElement[bool]]] = [
+        ("active contact", Contact.active.is_(True)),  # type: ignore[attr-defined]
+        (
+            f"level {min_level.value} or above",
+            Contact.level.in_(_LEVELS_FROM[min_level]),  # type: ignore[attr-defined]
+        ),
+    ]
     filters = (
-        (audience.levels, Contact.level),
-        (audience.roles, Contact.role),
-        (audience.email_kinds, Contact.email_kind),
-        (audience.languages, Contact.language),
-        (audience.regions, Company.region),
-        (audience.sectors, Company.sector),
-        (audience.sizes, Company.size),
-        (audience.tiers, Company.tier),
-        (audience.companies, Company.external_id),
+        ("levels", audience.levels, Contact.level),
+        ("roles", audience.roles, Contact.role),
+        ("email_kinds", audience.email_kinds, Contact.email_kind),
+        ("languages", audience.languages, Contact.language),
+        ("regions", audience.regions, Company.region),
+        ("sectors", audience.sectors, Company.sector),
+        ("sizes", audience.sizes, Company.size),
+        ("tiers", audience.tiers, Company.tier),
+        ("companies", audience.companies, Company.external_id),
     )
-    for values, column in filters:
+    for key, values, column in filters:
         if values:
-            query = query.where(column.in_([str(v) for v in values]))  # type: ignore[attr-defined]
+            names = [str(v) for v in values]
+            tests.append((f"{key}: {', '.join(names)}", column.in_(names)))  # type: ignore[attr-defined]
     if audience.challenge is not None and audience.registered is not None:
-        registered = exists().where(
-            Participant.challenge_key == audience.challenge, Participant.contact_id == Contact.id
-        )
-        query = query.where(registered if audience.registered else ~registered)
+        test = ChallengeTest(audience.challenge, registered=audience.registered)
+        tests.append((describe(test), compile_condition(test, now=now)))
     if audience.rfm_segments:
-        query = query.where(
-            exists().where(
-                CompanySegment.company_id == Contact.company_id,
-                CompanySegment.scheme == RFM_SCHEME,
-                CompanySegment.segment.in_(audience.rfm_segments),  # type: ignore[attr-defined]
+        segments = InSegment(audience.rfm_segments)
+        tests.append(
+            (
+                f"rfm_segments: {', '.join(audience.rfm_segments)}",
+                compile_condition(segments, now=now),
             )
         )
-    return query
+    if audience.condition is not None:
+        tests.append(("where", compile_condition(audience.condition, now=now)))
+    return tests
+
+
+def audience_query(audience: Audience, *, now: datetime, min_level: Level = Level.SELLER) -> Select:
+    """Contacts (with their company) passing every test of the audience: one query."""
+    tests = audience_tests(audience, now=now, min_level=min_level)
+    return (
+        select(Contact, Company)
+        .join(Company, Company.id == Contact.company_id)  # type: ignore[arg-type]
+        .where(*(clause for _, clause in tests))
+        .order_by(Contact.id)
+    )
 
 
 class MemberContact(NamedTuple):
@@ -101,7 +119,12 @@ _SPLIT = len(MemberContact._fields)
 
 
 def iter_audience(
-    session: Session, audience: Audience, *, min_level: Level = Level.SELLER, batch: int = 1000
+    session: Session,
+    audience: Audience,
+    *,
+    now: datetime,
+    min_level: Level = Level.SELLER,
+    batch: int = 1000,
 ) -> Iterator[list[tuple[MemberContact, MemberCompany]]]:
     """Batches of (contact, company) from one streamed query, so memory stays flat in the
     network size (PostgreSQL: a server-side cursor; SQLite steps its statement).
@@ -111,7 +134,9 @@ def iter_audience(
     in the network size). Plain rows rather than ORM objects: identity-mapped entities
     cost several times the query itself, and planning only reads them.
     """
-    query = audience_query(audience, min_level=min_level).with_only_columns(*_MEMBER_COLUMNS)
+    query = audience_query(audience, now=now, min_level=min_level).with_only_columns(
+        *_MEMBER_COLUMNS
+    )
     result = session.execute(query.execution_options(yield_per=batch))
     for rows in result.partitions():
         companies: dict[int, MemberCompany] = {}
@@ -124,8 +149,10 @@ def iter_audience(
         yield members
 
 
-def count_audience(session: Session, audience: Audience, *, min_level: Level = Level.SELLER) -> int:
+def count_audience(
+    session: Session, audience: Audience, *, now: datetime, min_level: Level = Level.SELLER
+) -> int:
     from sqlalchemy import func
 
-    sub = audience_query(audience, min_level=min_level).order_by(None).subquery()
+    sub = audience_query(audience, now=now, min_level=min_level).order_by(None).subquery()
     return int(session.scalar(select(func.count()).select_from(sub)) or 0)

@@ -177,7 +177,7 @@ def plan_in_session(
     if contacts is None:
         _record_audience(session, request.audience, now)
         batches: Iterable[Sequence[tuple[Any, Any]]] = iter_audience(
-            session, request.audience, min_level=request.level
+            session, request.audience, now=now, min_level=request.level
         )
     else:  # in batches too: every per-batch lookup is one IN query of bounded size
         batches = (contacts[start : start + _BATCH] for start in range(0, len(contacts), _BATCH))

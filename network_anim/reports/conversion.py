@@ -177,7 +177,7 @@ def _audience(app: App, session: Session, campaign_id: int, key: str) -> set[int
         except UserError:
             audience = None
         if audience is not None:
-            query = audience_query(audience, min_level=configured.level)
+            query = audience_query(audience, now=app.clock.now(), min_level=configured.level)
             return set(session.scalars(query.with_only_columns(Contact.id).order_by(None)))
     return set(
         session.scalars(
