@@ -22,7 +22,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("challenges",),
     ("engine", "reports"),
     ("web",),
-    ("demo",),
+    ("demo", "preview"),
     ("daemon",),
     ("cli", "__main__"),
 )

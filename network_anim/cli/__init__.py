@@ -26,6 +26,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "broadcast",
         "Send a one-off message to an audience.",
     ),
+    "preview": (
+        "network_anim.cli.preview_cmd",
+        "preview",
+        "A message as chosen contacts would get it, as files to open.",
+    ),
     "dispatch": (
         "network_anim.cli.dispatch_cmd",
         "dispatch",

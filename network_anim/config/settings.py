@@ -531,6 +531,15 @@ class ChallengeConfig(Section):
         return self
 
 
+class TeamMember(Section):
+    """Someone of the team: ``netanim preview --send-to-me NAME`` sends them a test of a
+    message (never counted in reports, caps or the outbox)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    email: str | None = Field(default=None, pattern=r"^[^@\s<>\"]+@[^@\s<>\"]+\.[^@\s<>\"]+$")
+    mobile: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")  # E.164
+
+
 class Config(Section):
     engine: EngineSettings = EngineSettings()
     daemon: DaemonSettings = DaemonSettings()
@@ -543,6 +552,7 @@ class Config(Section):
     challenges: tuple[ChallengeConfig, ...] = ()
     reports: ReportSettings = ReportSettings()
     bounces: BounceSettings = BounceSettings()
+    team: tuple[TeamMember, ...] = ()
 
     @model_validator(mode="after")
     def _references(self) -> Config:
@@ -555,6 +565,7 @@ class Config(Section):
             ("challenges", [c.id for c in self.challenges]),
             ("products", [p.sku for p in self.products]),
             ("rewards", [r.key for r in self.rewards]),
+            ("team", [m.name for m in self.team]),
         ):
             dupes = sorted({k for k in keys if keys.count(k) > 1})
             if dupes:

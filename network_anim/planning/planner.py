@@ -83,6 +83,8 @@ class PlanResult:
     cost: Counter[str] = field(default_factory=Counter)
     samples: dict[str, Rendered] = field(default_factory=dict)
     explanations: list[Explanation] = field(default_factory=list)
+    # The outbox rows planned, when asked for (``keep_rows``: a preview shows them).
+    rows: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def total_cost(self) -> float:
@@ -148,9 +150,11 @@ def plan_in_session(
     write: bool = True,
     explain: bool = False,
     progress: Callable[[int], None] | None = None,
+    keep_rows: bool = False,
 ) -> PlanResult:
     """Plan inside the caller's transaction, for the request's audience or for the given
-    contacts only (a sequence step), so the caller commits it with its own changes."""
+    contacts only (a sequence step), so the caller commits it with its own changes.
+    ``keep_rows``: the rows planned are also kept in the result (``PlanResult.rows``)."""
     now = app.clock.now()
     due_at = request.due_at or now
     app.templates.require("intranet", request.template)  # every message has its portal page
@@ -185,6 +189,8 @@ def plan_in_session(
         rows = run.plan_batch(batch)
         if rows and write:
             _insert(session, rows)
+        if keep_rows:
+            result.rows.extend(rows)
         result.audience_size += len(batch)
         if progress is not None:
             progress(len(batch))

@@ -83,15 +83,17 @@ def _page(
     **values: Any,
 ) -> HTMLResponse:
     lang = _language(request, me.contact if me else None)
-    html = _TEMPLATES.get_template(f"portal/{template}").render(
-        t=translator(lang),
-        lang=lang,
-        me=me,
-        csrf=me.csrf if me else "",
-        path=request.url.path,
-        **values,
-    )
+    html = page_html(template, lang=lang, me=me, path=request.url.path, **values)
     return HTMLResponse(html, status_code=status_code, headers=NO_STORE)
+
+
+def page_html(
+    template: str, *, lang: str, me: auth.SignedIn | None, path: str, **values: Any
+) -> str:
+    """One portal page as HTML (``netanim preview`` writes a post's page with it)."""
+    return _TEMPLATES.get_template(f"portal/{template}").render(
+        t=translator(lang), lang=lang, me=me, csrf=me.csrf if me else "", path=path, **values
+    )
 
 
 class _LoginRequired(HTTPException):
