@@ -41,6 +41,15 @@ def parse_moment(value: str, timezone: str, option: str) -> datetime:
 @click.option("--to", "end", required=True, help="Last moment: a date means its midnight.")
 @click.option("--explain", is_flag=True, help="One line per message with the router's reason.")
 @click.option("--json", "as_json", is_flag=True, help="Every message as a JSON list.")
+@click.option(
+    "--html",
+    "html_file",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="Also write the calendar as a self-contained HTML page to this file: months and "
+    "weeks, each day's messages and cost by channel and campaign, deferrals and missed "
+    "firings marked, a click on a day lists its messages. The terminal output is unchanged.",
+)
 @db_option
 def plan(
     config_file: Path | None,
@@ -49,6 +58,7 @@ def plan(
     end: str,
     explain: bool,
     as_json: bool,
+    html_file: Path | None,
     db_url: str | None,
 ) -> None:
     """Simulate a period: list every message that would go out, sending and writing nothing.
@@ -60,6 +70,7 @@ def plan(
     Examples:
       netanim plan --from 2026-12-01 --to 2027-04-01
       netanim plan --from 2026-12-01 --to 2026-12-08 --explain
+      netanim plan --from 2026-12-01 --to 2027-04-01 --html calendar.html
     """
     import json
 
@@ -77,10 +88,32 @@ def plan(
         sent, report = plan_period(config, app.database_url, first, last, on_step=on_step)
     for campaign, error in {**report.firings.errors, **report.sequences.errors}.items():
         console.print(f"[red]campaign {campaign}: not planned: {error}[/]")
+    if html_file is not None:
+        from network_anim.reports.calendar_html import render_calendar
+
+        page = render_calendar(
+            sent,
+            report.missed_firings,
+            timezone=timezone,
+            start=first,
+            end=last,
+            generated=app.clock.now(),
+        )
+        try:
+            html_file.parent.mkdir(parents=True, exist_ok=True)
+            html_file.write_text(page, encoding="utf-8")
+        except OSError as exc:
+            raise UserError(
+                f"--html {html_file}: cannot write it ({exc.strerror}): name a file in a "
+                "folder you can write"
+            ) from None
     if as_json:
         click.echo(json.dumps([m.as_json() for m in sent], ensure_ascii=False))
-        return
-    _print_calendar(sent, timezone, explain)
+    else:
+        _print_calendar(sent, timezone, explain)
+    if html_file is not None:
+        # On stderr under --json, so stdout stays one JSON document.
+        click.echo(f"HTML calendar: {html_file}", err=as_json)
 
 
 def _print_calendar(sent: list[Any], timezone: str, explain: bool) -> None:

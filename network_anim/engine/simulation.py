@@ -19,6 +19,7 @@ from sqlmodel import Session, SQLModel
 
 from network_anim.app import App
 from network_anim.campaigns.scheduled import (
+    MISSED,
     FiringStats,
     catch_up,
     make_trigger,
@@ -35,7 +36,7 @@ from network_anim.channels.recording import RecordingTransport
 from network_anim.clock import SimulatedClock
 from network_anim.db.engine import make_engine
 from network_anim.db.migrate import upgrade
-from network_anim.db.models import Campaign, Contact, Delivery, Enrolment, Message
+from network_anim.db.models import Campaign, Contact, Delivery, Enrolment, Message, Occurrence
 from network_anim.domain import DeliveryStatus
 from network_anim.outbox.dispatcher import Dispatcher, DispatchStats
 from network_anim.planning.fallbacks import drain_with_fallbacks
@@ -46,6 +47,15 @@ _MAX_STEP = timedelta(days=1)
 _MIN_STEP = timedelta(seconds=1)
 
 
+@dataclass(frozen=True, slots=True)
+class MissedFiring:
+    """A scheduled firing found too late (past the misfire grace): nothing went out."""
+
+    when: datetime  # the time it was scheduled for
+    campaign: str
+    detail: str
+
+
 @dataclass
 class SimulationReport:
     start: datetime
@@ -54,6 +64,8 @@ class SimulationReport:
     firings: FiringStats = field(default_factory=FiringStats)
     sequences: SequenceStats = field(default_factory=SequenceStats)
     dispatch: DispatchStats = field(default_factory=DispatchStats)
+    # The firings this run recorded as missed, in time order (firings.missed counts them).
+    missed_firings: list[MissedFiring] = field(default_factory=list)
 
 
 async def simulate(
@@ -69,6 +81,7 @@ async def simulate(
     if not isinstance(clock, SimulatedClock):
         raise TypeError("simulate() needs an App built on a SimulatedClock")
     report = SimulationReport(start=clock.now(), end=until)
+    known_occurrences = _last_occurrence_id(app.engine)
     register_campaigns(app)
     sync_challenges(app)
     campaigns = scheduled_campaigns(app)
@@ -97,6 +110,7 @@ async def simulate(
             upcoming = _next_moment(app, triggers.values(), clock.now())
             if upcoming > until:
                 clock.set(until)
+                report.missed_firings = _missed_since(app.engine, known_occurrences)
                 return report
             clock.set(upcoming)
 
@@ -123,6 +137,21 @@ def _next_moment(app: App, triggers: Iterable[BaseTrigger], now: datetime) -> da
             if due is not None:
                 candidates.append(due)
     return max(min(candidates), now + _MIN_STEP)
+
+
+def _last_occurrence_id(engine: Engine) -> int:
+    with Session(engine) as session:
+        return session.scalar(select(func.max(Occurrence.id))) or 0
+
+
+def _missed_since(engine: Engine, after_id: int) -> list[MissedFiring]:
+    with Session(engine) as session:
+        rows = session.scalars(
+            select(Occurrence)
+            .where(Occurrence.id > after_id, Occurrence.status == MISSED)  # type: ignore[operator]
+            .order_by(Occurrence.scheduled_for, Occurrence.campaign_key)
+        ).all()
+    return [MissedFiring(o.scheduled_for, o.campaign_key, o.detail) for o in rows]
 
 
 # -- a throwaway copy for dry runs ----------------------------------------------------------
@@ -160,6 +189,9 @@ class SentMessage:
     channel: str
     reason: str
     cost: float
+    # Held back by a legal send window or quiet hours: the moment it was meant for
+    # (``when`` is the moment it goes out); None when it went out as planned.
+    deferred_from: datetime | None = None
 
     def as_json(self) -> dict[str, object]:
         return {
@@ -171,7 +203,15 @@ class SentMessage:
             "channel": self.channel,
             "reason": self.reason,
             "cost": round(self.cost, 4),
+            "deferred_from": self.deferred_from.isoformat() if self.deferred_from else None,
         }
+
+
+def deferred_from(extra: Mapping[str, object]) -> datetime | None:
+    """When a delivery the router held back was meant to go out, as the planner noted it
+    in the row; None for one that goes out as planned."""
+    noted = extra.get("deferred_from")
+    return datetime.fromisoformat(noted) if isinstance(noted, str) else None
 
 
 def sent_between(engine: Engine, start: datetime, end: datetime) -> list[SentMessage]:
@@ -195,6 +235,7 @@ def sent_between(engine: Engine, start: datetime, end: datetime) -> list[SentMes
             channel=d.channel,
             reason=d.reason,
             cost=d.cost if d.cost is not None else d.cost_estimate,
+            deferred_from=deferred_from(d.extra),
         )
         for d, c, step, campaign in rows
     ]

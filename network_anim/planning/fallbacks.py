@@ -266,6 +266,8 @@ class _Batch:
         if composed.headers:
             extra["headers"] = composed.headers
         due_at = choice.not_before or self.retry_at or now
+        if choice.not_before is not None and choice.not_before > now:
+            extra["deferred_from"] = now.isoformat()  # the router held it back from now
         self.stats.planned[choice.channel] += 1
         if due_at > now:
             self.stats.deferred[choice.channel] += 1

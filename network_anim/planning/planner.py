@@ -302,6 +302,8 @@ class _PlanRun:
             extra["vars"] = dict(personal)  # a fallback channel renders with them too
         if composed.headers:
             extra["headers"] = composed.headers
+        if when > due_at:  # held back by a send window or quiet hours: when it was meant for
+            extra["deferred_from"] = due_at.isoformat()
         return {
             "idempotency_key": key,
             "key_hash": message_key_hash(key) if choice.channel == "email" else None,
