@@ -51,6 +51,7 @@ def postgres_url() -> Iterator[str]:
 
 
 _TABLES = (
+    "api_token",
     "companysegment",
     "postattachment",
     "portal_session",

@@ -69,6 +69,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "serve",
         "Serve the partner portal, tracking links and Twilio webhooks.",
     ),
+    "api": (
+        "network_anim.cli.api_cmd",
+        "api",
+        "Read API for other systems: bearer tokens.",
+    ),
     "report": (
         "network_anim.cli.report_cmd",
         "report",

@@ -567,3 +567,19 @@ class PortalSession(SQLModel, table=True):
     created_at: datetime = _utc()
     expires_at: datetime = _utc()
     revoked_at: datetime | None = _utc(default=None, nullable=True)
+
+
+class ApiToken(SQLModel, table=True):
+    """A bearer token of the read API (``netanim api token create``): only its SHA-256
+    hash is stored, so a copy of the database reads nothing through the API."""
+
+    __tablename__ = "api_token"
+
+    id: int | None = Field(default=None, primary_key=True)
+    name: str = Field(unique=True, max_length=80)
+    token_hash: str = Field(unique=True, max_length=64)
+    # What it may read: contacts, campaigns, deliveries, events, challenges, points.
+    scopes: list[str] = _json(default_factory=list)
+    created_at: datetime = _utc()
+    revoked_at: datetime | None = _utc(default=None, nullable=True)
+    last_used_at: datetime | None = _utc(default=None, nullable=True)

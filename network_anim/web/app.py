@@ -29,6 +29,12 @@ OPENAPI_TAGS = [
         "description": "Health check for load balancers and service managers.",
     },
     {
+        "name": "api",
+        "description": "The read API for other systems (CRM, BI): contacts, campaigns and "
+        "their funnel, deliveries and events since a cursor, standings, points. A bearer "
+        "token per system, read-only, scoped: `netanim api token create NAME --scope ...`.",
+    },
+    {
         "name": "webhooks",
         "description": "Twilio status callbacks and inbound SMS, checked with "
         "X-Twilio-Signature against the public URL of [engine] base_url.",
@@ -51,7 +57,7 @@ def create_app(
 ) -> FastAPI:
     """The web app over ``app``. ``events`` replaces the default writer (flush every 0.5 s
     or 200 rows); ``min_click_seconds``: clicks sooner after delivery count as machines."""
-    from network_anim.web import bounce_hooks, health, tracking, twilio_hooks
+    from network_anim.web import api, bounce_hooks, health, tracking, twilio_hooks
     from network_anim.web.portal import pages as portal_pages
 
     writer = events or EventWriter(app.engine)
@@ -66,7 +72,7 @@ def create_app(
 
     fastapi_app = FastAPI(
         title="network-anim",
-        summary="Tracking links, one-click unsubscribe and Twilio webhooks of network-anim.",
+        summary="Tracking links, one-click unsubscribe, Twilio webhooks and the read API of network-anim.",
         version=_version(),
         openapi_tags=OPENAPI_TAGS,
         lifespan=lifespan,
@@ -78,6 +84,7 @@ def create_app(
     fastapi_app.include_router(twilio_hooks.router)
     fastapi_app.include_router(bounce_hooks.router)
     fastapi_app.include_router(portal_pages.router)
+    fastapi_app.include_router(api.router)
     fastapi_app.include_router(health.router)
     return fastapi_app
 
