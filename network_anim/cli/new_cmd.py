@@ -148,6 +148,9 @@ network, in `var/demo/` (report: `var/demo/report.html`).
 1. `examples/network.csv`: your companies and contacts, one row per contact (the
    columns are the ones of the sample; `netanim import network --help`). Import with
    `netanim import network FILE.csv --dry-run` first: it checks and writes nothing.
+   A file with other columns (a partner's export, like `examples/partner-export.csv`)
+   imports through a column mapping: `netanim import network FILE.csv --suggest-map >
+   map.toml` proposes one, check it, then import with `--map map.toml`.
 2. `netanim.toml`, `[engine]`: `base_url` (the public address of the partner portal:
    every link points there), `timezone`, `default_region`, `language`; the signing key
    lives in the environment variable `secret_key_env` names, never in the file.

@@ -540,6 +540,22 @@ class TeamMember(Section):
     mobile: str | None = Field(default=None, pattern=r"^\+[1-9][0-9]{6,14}$")  # E.164
 
 
+class ImportMapping(Section):
+    """How ``import network`` reads a file whose columns are not the network CSV's; the
+    same keys as a ``--map`` file. Only the shape is checked here: the field names are
+    checked against the network columns, and the source columns against the file's
+    header, at import (network/column_mapping.py)."""
+
+    columns: dict[str, str] = Field(default_factory=dict)  # source column -> field
+    constants: dict[str, str] = Field(default_factory=dict)  # field -> value on every row
+    values: dict[str, dict[str, str]] = Field(default_factory=dict)  # field -> {source: value}
+    ignore: tuple[str, ...] = ()  # source columns left out
+
+
+class ImportSettings(Section):
+    mapping: ImportMapping | None = None
+
+
 class Config(Section):
     engine: EngineSettings = EngineSettings()
     daemon: DaemonSettings = DaemonSettings()
@@ -552,6 +568,7 @@ class Config(Section):
     challenges: tuple[ChallengeConfig, ...] = ()
     reports: ReportSettings = ReportSettings()
     bounces: BounceSettings = BounceSettings()
+    imports: ImportSettings = Field(default=ImportSettings(), alias="import")
     team: tuple[TeamMember, ...] = ()
 
     @model_validator(mode="after")

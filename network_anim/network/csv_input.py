@@ -88,13 +88,20 @@ def formula_problem(column: str, raw: str) -> str | None:
     return None
 
 
+def read_header(text: str, *, source: str) -> tuple[Any, list[str]]:
+    """A csv reader past the header, and the header's cells as written (stripped); its
+    ``line_num`` counts physical lines, as the error messages number them."""
+    if not text.strip():
+        raise UserError(f"{source}: the file is empty")
+    reader = csv.reader(_lines(text), delimiter=delimiter_of(text))
+    return reader, [h.strip() for h in next(reader)]
+
+
 def open_rows(
     text: str, *, source: str, known: Sequence[str], required: Sequence[str], hint: str
 ) -> tuple[Any, list[str]]:
     """A csv reader past a checked header, and the header (lower-case, stripped)."""
-    if not text.strip():
-        raise UserError(f"{source}: the file is empty")
-    reader = csv.reader(_lines(text), delimiter=delimiter_of(text))
-    header = [h.strip().lower() for h in next(reader)]
+    reader, written = read_header(text, source=source)
+    header = [h.lower() for h in written]
     check_header(header, source=source, known=known, required=required, hint=hint)
     return reader, header
