@@ -370,6 +370,15 @@ def test_cli_count_and_explain(  # type: ignore[no-untyped-def]
     assert result.code == 0, result.err
     # Sellers with a mobile: C0002 C0005 C0007 C0010 C0014 C0015; opened lately: C0002, C0015.
     assert json.loads(result.out)["contacts"] == 4
+    # The planner plans for exactly these contacts (a dry run routes every one of them).
+    planned = cli(
+        "broadcast", "-c", str(config), "--audience", "quiet-sellers", "--urgency", "info",
+        "--template", "welcome", "--dry-run", "--explain", "--json",
+    )  # fmt: skip
+    assert planned.code == 0, planned.err
+    routed = json.loads(planned.out)
+    assert routed["audience"] == 4
+    assert sorted(e["contact"] for e in routed["explain"]) == ["C0005", "C0007", "C0010", "C0014"]
     result = cli("audience", "explain", "quiet-sellers", "--contact", "C0002", "-c", str(config))
     assert result.code == 0, result.err
     assert "contact C0002 is not in audience quiet-sellers" in result.out
