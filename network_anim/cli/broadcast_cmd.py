@@ -8,6 +8,7 @@ from typing import Any
 import click
 
 from network_anim.cli.common import app_options, console, open_app
+from network_anim.cli.message_options import message_options
 from network_anim.domain import Level, MessageKind, Urgency
 
 
@@ -38,27 +39,7 @@ def _parse_vars(values: tuple[str, ...]) -> dict[str, str]:
     help="How fast and loud: the router picks each contact's channels from it.",
 )
 @click.option("--template", required=True, help="Template name under templates/<channel>/.")
-@click.option(
-    "--var",
-    "variables",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="Template variable (repeatable).",
-)
-@click.option(
-    "--kind",
-    type=click.Choice([k.value for k in MessageKind]),
-    default=MessageKind.MARKETING.value,
-    show_default=True,
-    help="Operational messages ignore frequency caps and marketing send windows.",
-)
-@click.option(
-    "--level",
-    type=click.Choice([lv.value for lv in Level]),
-    default=Level.SELLER.value,
-    show_default=True,
-    help="Lowest portal level that may read the message's post.",
-)
+@message_options()
 @click.option(
     "--attach",
     "attachments",

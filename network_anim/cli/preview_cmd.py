@@ -9,6 +9,7 @@ import click
 
 from network_anim.cli.broadcast_cmd import _parse_vars
 from network_anim.cli.common import app_options, console, open_app
+from network_anim.cli.message_options import message_options
 from network_anim.domain import Level, MessageKind, Urgency
 
 
@@ -20,27 +21,7 @@ from network_anim.domain import Level, MessageKind, Urgency
     default=None,
     help="With --template: the urgency the router picks the channels from.",
 )
-@click.option(
-    "--var",
-    "variables",
-    multiple=True,
-    metavar="NAME=VALUE",
-    help="With --template: a template variable (repeatable).",
-)
-@click.option(
-    "--kind",
-    type=click.Choice([k.value for k in MessageKind]),
-    default=MessageKind.MARKETING.value,
-    show_default=True,
-    help="With --template: operational messages ignore caps and marketing windows.",
-)
-@click.option(
-    "--level",
-    type=click.Choice([lv.value for lv in Level]),
-    default=Level.SELLER.value,
-    show_default=True,
-    help="With --template: lowest portal level that may read the post.",
-)
+@message_options("With --template: ")
 @click.option(
     "--audience",
     default="all",

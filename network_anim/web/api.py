@@ -13,14 +13,13 @@ from __future__ import annotations
 import base64
 import binascii
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from datetime import datetime, timedelta
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
 from sqlmodel import Session
 
 from network_anim.db.models import (
@@ -36,6 +35,7 @@ from network_anim.db.models import (
 )
 from network_anim.domain import RANKED_KINDS
 from network_anim.errors import UserError
+from network_anim.reports.model import FunnelRow
 from network_anim.web import Web, WebContext
 from network_anim.web.api_tokens import scopes_of
 
@@ -98,11 +98,17 @@ class Page(BaseModel):
     has_more: bool
 
 
-def _page(rows: Sequence[Any], after: int, limit: int) -> tuple[list[Any], str, bool]:
-    """The first ``limit`` of ``rows`` (read with limit + 1), the cursor after them."""
+def _keyset(
+    session: Session, query: Select[Any], id_column: Any, cursor: str | None, limit: int
+) -> tuple[list[Any], str, bool]:
+    """One page of ``query`` (whose first column is ``id_column``) after ``cursor``: its
+    rows, the cursor after them, whether more follow."""
+    after = _after(cursor)
+    rows = session.execute(
+        query.where(id_column > after).order_by(id_column).limit(limit + 1)
+    ).all()
     kept = list(rows[:limit])
-    last = kept[-1][0] if kept else after
-    return kept, _cursor(last), len(rows) > limit
+    return kept, _cursor(kept[-1][0] if kept else after), len(rows) > limit
 
 
 # -- contacts --------------------------------------------------------------------------
@@ -145,15 +151,15 @@ class ContactPage(Page):
     data: list[ContactOut]
 
 
-def _contacts(session: Session, where: Any, after: int, limit: int) -> list[tuple[int, ContactOut]]:
-    rows = session.execute(
-        select(Contact, Company)
-        .join(Company, Company.id == Contact.company_id)  # type: ignore[arg-type]
-        .where(where, Contact.id > after)  # type: ignore[operator]
-        .order_by(Contact.id)
-        .limit(limit)
-    ).all()
-    ids = [c.id for c, _ in rows]
+_CONTACTS = select(Contact.id, Contact, Company).join(
+    Company,
+    Company.id == Contact.company_id,  # type: ignore[arg-type]
+)
+
+
+def _contacts(session: Session, rows: Sequence[Any]) -> list[ContactOut]:
+    """Rows of ``_CONTACTS`` with their consents and engagement (two queries a page)."""
+    ids = [c.id for _, c, _ in rows]
     consents: dict[int, list[ConsentOut]] = {i: [] for i in ids}
     for consent in session.scalars(
         select(Consent).where(Consent.contact_id.in_(ids)).order_by(Consent.channel)  # type: ignore[attr-defined]
@@ -176,29 +182,26 @@ def _contacts(session: Session, where: Any, after: int, limit: int) -> list[tupl
     ):
         engagement[contact_id].append(EngagementOut(event=kind, count=count, last_at=last))
     return [
-        (
-            contact.id,  # type: ignore[misc]
-            ContactOut(
-                id=contact.external_id,
-                company_id=company.external_id,
-                company_name=company.name,
-                civility=contact.civility,
-                first_name=contact.first_name,
-                last_name=contact.last_name,
-                role=contact.role,
-                level=contact.level,
-                email=contact.email,
-                email_kind=contact.email_kind,
-                email_invalid_at=contact.email_invalid_at,
-                mobile=contact.mobile,
-                web_access=contact.web_access,
-                language=contact.language,
-                active=contact.active,
-                consents=consents[contact.id],  # type: ignore[index]
-                engagement=engagement[contact.id],  # type: ignore[index]
-            ),
+        ContactOut(
+            id=contact.external_id,
+            company_id=company.external_id,
+            company_name=company.name,
+            civility=contact.civility,
+            first_name=contact.first_name,
+            last_name=contact.last_name,
+            role=contact.role,
+            level=contact.level,
+            email=contact.email,
+            email_kind=contact.email_kind,
+            email_invalid_at=contact.email_invalid_at,
+            mobile=contact.mobile,
+            web_access=contact.web_access,
+            language=contact.language,
+            active=contact.active,
+            consents=consents[contact.id],  # type: ignore[index]
+            engagement=engagement[contact.id],  # type: ignore[index]
         )
-        for contact, company in rows
+        for _, contact, company in rows
     ]
 
 
@@ -208,11 +211,10 @@ def list_contacts(
     limit: Limit = 100,
     cursor: CursorQuery = None,
 ) -> ContactPage:
-    after = _after(cursor)
     with Session(web.app.engine) as session:
-        rows = _contacts(session, Contact.id > 0, after, limit + 1)  # type: ignore[operator]
-    kept, next_cursor, more = _page(rows, after, limit)
-    return ContactPage(data=[c for _, c in kept], next_cursor=next_cursor, has_more=more)
+        rows, next_cursor, more = _keyset(session, _CONTACTS, Contact.id, cursor, limit)
+        data = _contacts(session, rows)
+    return ContactPage(data=data, next_cursor=next_cursor, has_more=more)
 
 
 @router.get("/contacts/{contact_id}", summary="One contact by its external id")
@@ -220,10 +222,10 @@ def get_contact(
     contact_id: str, web: Annotated[WebContext, Depends(_reader("contacts"))]
 ) -> ContactOut:
     with Session(web.app.engine) as session:
-        rows = _contacts(session, Contact.external_id == contact_id, 0, 1)
-    if not rows:
-        raise HTTPException(404, f"no contact {contact_id!r}")
-    return rows[0][1]
+        rows = session.execute(_CONTACTS.where(Contact.external_id == contact_id)).all()
+        if not rows:
+            raise HTTPException(404, f"no contact {contact_id!r}")
+        return _contacts(session, rows)[0]
 
 
 # -- campaigns -------------------------------------------------------------------------
@@ -241,28 +243,9 @@ class CampaignPage(Page):
     data: list[CampaignOut]
 
 
-class FunnelOut(BaseModel):
-    channel: str
-    planned: int
-    sent: int
-    delivered: int
-    opened_human: int
-    opened_machine: int
-    clicked: int
-    read: int
-    reached_contacts: int
-    converted: int
-    cost: float
-    delivery_rate: float | None
-    open_rate: float | None
-    click_rate: float | None
-    read_rate: float | None
-    conversion_rate: float | None
-
-
 class CampaignFunnel(BaseModel):
     campaign: str
-    channels: list[FunnelOut]
+    channels: list[FunnelRow]  # group "all": the campaign's totals per channel
 
 
 @router.get("/campaigns", summary="Campaigns that planned messages")
@@ -271,16 +254,10 @@ def list_campaigns(
     limit: Limit = 100,
     cursor: CursorQuery = None,
 ) -> CampaignPage:
-    after = _after(cursor)
     messages = select(func.count()).where(Message.campaign_id == Campaign.id).scalar_subquery()
+    query = select(Campaign.id, Campaign, messages)
     with Session(web.app.engine) as session:
-        rows = session.execute(
-            select(Campaign.id, Campaign, messages)
-            .where(Campaign.id > after)  # type: ignore[operator]
-            .order_by(Campaign.id)
-            .limit(limit + 1)
-        ).all()
-    kept, next_cursor, more = _page(rows, after, limit)
+        kept, next_cursor, more = _keyset(session, query, Campaign.id, cursor, limit)
     data = [
         CampaignOut(key=c.key, name=c.name, kind=c.kind, created_at=c.created_at, messages=n)
         for _, c, n in kept
@@ -300,12 +277,7 @@ def campaign_funnel(
         report = build_report(web.app, campaign=key)
     except UserError as exc:
         raise HTTPException(404, exc.summary) from None
-    channels = []
-    for row in report.funnel_totals:
-        values = asdict(row)
-        values.pop("group")
-        channels.append(FunnelOut(**values))
-    return CampaignFunnel(campaign=key, channels=channels)
+    return CampaignFunnel(campaign=key, channels=list(report.funnel_totals))
 
 
 # -- deliveries and events -------------------------------------------------------------
@@ -335,18 +307,14 @@ def list_deliveries(
     limit: Limit = 100,
     cursor: CursorQuery = None,
 ) -> DeliveryPage:
-    after = _after(cursor)
+    query = (
+        select(Delivery.id, Delivery, Contact.external_id, Campaign.key, Message)
+        .join(Contact, Contact.id == Delivery.contact_id)  # type: ignore[arg-type]
+        .join(Message, Message.id == Delivery.message_id)  # type: ignore[arg-type]
+        .join(Campaign, Campaign.id == Message.campaign_id)  # type: ignore[arg-type]
+    )
     with Session(web.app.engine) as session:
-        rows = session.execute(
-            select(Delivery.id, Delivery, Contact.external_id, Campaign.key, Message)
-            .join(Contact, Contact.id == Delivery.contact_id)  # type: ignore[arg-type]
-            .join(Message, Message.id == Delivery.message_id)  # type: ignore[arg-type]
-            .join(Campaign, Campaign.id == Message.campaign_id)  # type: ignore[arg-type]
-            .where(Delivery.id > after)  # type: ignore[operator]
-            .order_by(Delivery.id)
-            .limit(limit + 1)
-        ).all()
-    kept, next_cursor, more = _page(rows, after, limit)
+        kept, next_cursor, more = _keyset(session, query, Delivery.id, cursor, limit)
     data = [
         DeliveryOut(
             id=d.id,
@@ -391,19 +359,14 @@ def list_events(
 ) -> EventPage:
     """Deliveries' statuses, opens, clicks (``machine``: a scanner or a prefetch, not a
     person), reads, replies, bounces, unsubscriptions, in the order they were recorded."""
-    after = _after(cursor)
-    query = (
-        select(Event.id, Event, Contact.external_id)
-        .outerjoin(Contact, Contact.id == Event.contact_id)  # type: ignore[arg-type]
-        .where(Event.id > after)  # type: ignore[operator]
-        .order_by(Event.id)
-        .limit(limit + 1)
+    query = select(Event.id, Event, Contact.external_id).outerjoin(
+        Contact,
+        Contact.id == Event.contact_id,  # type: ignore[arg-type]
     )
     if kind is not None:
         query = query.where(Event.type == kind)
     with Session(web.app.engine) as session:
-        rows = session.execute(query).all()
-    kept, next_cursor, more = _page(rows, after, limit)
+        kept, next_cursor, more = _keyset(session, query, Event.id, cursor, limit)
     data = [
         EventOut(
             id=e.id,
