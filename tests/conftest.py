@@ -51,6 +51,10 @@ def postgres_url() -> Iterator[str]:
 
 
 _TABLES = (
+    "webhook_delivery",
+    "webhook_feed",
+    "sale_proof",
+    "rsvp",
     "api_token",
     "companysegment",
     "postattachment",

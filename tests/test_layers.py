@@ -20,7 +20,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("planning",),
     ("campaigns", "bounces"),
     ("challenges",),
-    ("engine", "reports"),
+    ("engine", "reports", "webhooks"),
     ("web",),
     ("demo", "preview"),
     ("daemon",),

@@ -12,36 +12,37 @@ company: in the file and against the sales already recorded.
 
 Every bad line is reported with its number and reason; nothing is returned unless the whole
 file is clean. What the file is checked against (contacts, products, recorded invoices, the
-clock, the challenge period) comes in a :class:`SalesContext`, so parsing stays pure.
+clock, the challenge period) comes in a :class:`SalesContext`, so parsing stays pure; the
+rules themselves, shared with the portal's declaration form, are in
+:mod:`network_anim.challenges.sales_rules`.
 """
 
 from __future__ import annotations
 
-import difflib
-import math
-import re
-from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import datetime
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
+from network_anim.challenges.sales_rules import (
+    REQUIRED_FIELDS,
+    ChallengePeriod,
+    Problem,
+    SalesContext,
+    already_recorded,
+    check_sale,
+    is_number,
+    too_long,
+)
 from network_anim.errors import UserError
 from network_anim.gc_pause import collector_paused
 from network_anim.network.csv_input import formula_problem, open_rows, read_text
 
-REQUIRED_COLUMNS = ("invoice_ref", "contact_id", "sku", "quantity", "amount", "sold_at")
+REQUIRED_COLUMNS = REQUIRED_FIELDS
 OPTIONAL_COLUMNS = ("company_id",)
 ALL_COLUMNS = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 _NUMERIC_COLUMNS = frozenset({"quantity", "amount"})
-_MAX_LENGTH = {"invoice_ref": 80, "contact_id": 64, "company_id": 64, "sku": 64}
-_DEFAULT_MAX_LENGTH = 40
-# A plain number: digits, spaces (or no-break spaces) between thousands, one decimal
-# separator ("." or the French ","), an optional sign that the range check then refuses.
-_NUMBER = re.compile(r"^[+-]?\d{1,3}(?:[ \u00a0\u202f]?\d{3})*(?:[.,]\d+)?$|^[+-]?\d+(?:[.,]\d+)?$")
-# An amount above this many times quantity x unit price, or below this share of it, is absurd.
-ABSURD_HIGH = 10.0
-ABSURD_LOW = 0.01
+
+__all__ = ["ChallengePeriod", "SaleRecord", "SalesContext", "parse_sales_csv", "read_sales_csv"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,37 +55,6 @@ class SaleRecord:
     quantity: float
     amount: float  # EUR, excluding VAT
     sold_at: datetime  # timezone-aware UTC
-
-
-@dataclass(frozen=True, slots=True)
-class ChallengePeriod:
-    """Sales must be dated within [start, end], whole days in the engine time zone."""
-
-    key: str
-    start: date
-    end: date
-
-
-ContactLookup = Callable[[Collection[str]], Mapping[str, str]]
-InvoiceLookup = Callable[[Collection[tuple[str, str]]], Mapping[tuple[str, str], str]]
-
-
-@dataclass(frozen=True, slots=True)
-class SalesContext:
-    """What a sales file is checked against.
-
-    ``contacts`` maps the contact external ids it is given to their company's external id
-    (unknown ones are left out); ``recorded`` maps the (company external id, invoice_ref)
-    pairs it is given that are already recorded to a description of that sale.
-    ``products`` maps every known SKU to its reference unit price (0: no price check).
-    """
-
-    now: datetime
-    timezone: str
-    products: Mapping[str, float]
-    contacts: ContactLookup
-    recorded: InvoiceLookup
-    period: ChallengePeriod | None = None
 
 
 class _LineProblems(Exception):
@@ -117,7 +87,6 @@ def parse_sales_csv(text: str, *, source: str, context: SalesContext) -> list[Sa
         required=REQUIRED_COLUMNS,
         hint=f"the columns are {', '.join(ALL_COLUMNS)}",
     )
-    zone = ZoneInfo(context.timezone)
 
     problems: list[tuple[int, str]] = []
     rows: list[_Row] = []
@@ -131,7 +100,7 @@ def parse_sales_csv(text: str, *, source: str, context: SalesContext) -> list[Sa
             continue
         cells = dict(zip(header, raw_row, strict=True))
         try:
-            rows.append(_parse_row(cells, start, context, zone))
+            rows.append(_parse_row(cells, start, context))
         except _LineProblems as exc:
             problems.extend((start, p) for p in exc.problems)
 
@@ -147,46 +116,36 @@ def parse_sales_csv(text: str, *, source: str, context: SalesContext) -> list[Sa
     return records
 
 
-def _parse_row(raw: dict[str, str], line: int, context: SalesContext, zone: ZoneInfo) -> _Row:
+def _parse_row(raw: dict[str, str], line: int, context: SalesContext) -> _Row:
     problems: list[str] = []
+    refused: set[str] = set()
     cells: dict[str, str] = {}
     for name, value in raw.items():
         stripped = value.strip()
         cells[name] = stripped
         formula = formula_problem(name, value.lstrip(" "))
-        if formula and not (name in _NUMERIC_COLUMNS and _NUMBER.match(stripped)):
+        if formula and not (name in _NUMERIC_COLUMNS and is_number(stripped)):
             problems.append(formula)
+            refused.add(name)
             cells[name] = ""  # reported once, not again as empty or malformed
             continue
-        limit = _MAX_LENGTH.get(name, _DEFAULT_MAX_LENGTH)
-        if len(stripped) > limit:
-            problems.append(f"{name} is {len(stripped)} characters; at most {limit}")
-    for name in REQUIRED_COLUMNS:
-        if not cells.get(name) and not any(p.startswith(f"{name} ") for p in problems):
-            problems.append(f"{name} is empty; it is required")
-
-    sku = cells.get("sku", "")
-    if sku and sku not in context.products:
-        problems.append(_unknown_sku(sku, context.products))
-    quantity = _positive(cells.get("quantity", ""), "quantity", problems)
-    amount = _positive(cells.get("amount", ""), "amount", problems)
-    if quantity is not None and amount is not None and sku in context.products:
-        problem = _absurd_amount(amount, quantity, context.products[sku])
-        if problem:
-            problems.append(problem)
-    sold_at = _sold_at(cells.get("sold_at", ""), zone, context, problems)
-    if problems:
+        length = too_long(name, stripped)
+        if length:
+            problems.append(length.text())
+            refused.add(name)
+    checked, broken = check_sale(cells, context, refused=refused)
+    problems += [p.text() for p in broken]
+    if problems or checked is None:
         raise _LineProblems(problems)
-    assert quantity is not None and amount is not None and sold_at is not None
     return _Row(
         line=line,
         invoice_ref=cells["invoice_ref"],
         contact_id=cells["contact_id"],
         company_id=cells.get("company_id", ""),
-        sku=sku,
-        quantity=quantity,
-        amount=amount,
-        sold_at=sold_at,
+        sku=checked.sku,
+        quantity=checked.quantity,
+        amount=checked.amount,
+        sold_at=checked.sold_at,
     )
 
 
@@ -200,20 +159,11 @@ def _cross_check(
         company = companies.get(row.contact_id)
         if company is None:
             problems.append(
-                (
-                    row.line,
-                    f"contact_id {row.contact_id} is not in the network "
-                    "(import it first with: netanim import network)",
-                )
+                (row.line, Problem("unknown_contact", {"contact": row.contact_id}).text())
             )
         elif row.company_id and row.company_id != company:
-            problems.append(
-                (
-                    row.line,
-                    f"company_id {row.company_id} is not the company of contact "
-                    f"{row.contact_id} ({company}); correct it or leave the cell empty",
-                )
-            )
+            values = {"company": row.company_id, "contact": row.contact_id, "actual": company}
+            problems.append((row.line, Problem("other_company", values).text()))
         else:
             candidates.append((row, company))
 
@@ -223,22 +173,12 @@ def _cross_check(
     for row, company in candidates:
         key = (company, row.invoice_ref)
         if key in recorded:
-            problems.append(
-                (
-                    row.line,
-                    f"invoice_ref {row.invoice_ref} of company {company} is already recorded "
-                    f"({recorded[key]}); a sale is declared once",
-                )
-            )
+            problem = already_recorded(row.invoice_ref, company, recorded[key])
+            problems.append((row.line, problem.text()))
             continue
         if key in seen:
-            problems.append(
-                (
-                    row.line,
-                    f"invoice_ref {row.invoice_ref} of company {company} already on line "
-                    f"{seen[key]}; one row per invoice",
-                )
-            )
+            values = {"invoice": row.invoice_ref, "company": company, "line": seen[key]}
+            problems.append((row.line, Problem("already_in_file", values).text()))
             continue
         seen[key] = row.line
         records.append(
@@ -254,91 +194,3 @@ def _cross_check(
             )
         )
     return records
-
-
-def _unknown_sku(sku: str, products: Mapping[str, float]) -> str:
-    close = difflib.get_close_matches(sku.upper(), [p.upper() for p in products], n=3, cutoff=0.6)
-    by_upper = {p.upper(): p for p in products}
-    if close:
-        hint = f"did you mean {', '.join(by_upper[c] for c in close)}?"
-    elif len(products) <= 12:
-        hint = f"known SKUs: {', '.join(sorted(products)) or 'none'}"
-    else:
-        hint = "see [[products]] in the config"
-    return f"sku {sku!r} is not a known product ({hint})"
-
-
-def parse_number(value: str) -> float | None:
-    """A plain decimal number, "." or "," as separator, spaces between thousands."""
-    if not _NUMBER.match(value):
-        return None
-    number = float(re.sub(r"[ \u00a0\u202f]", "", value).replace(",", "."))
-    return number if math.isfinite(number) else None
-
-
-def _positive(value: str, column: str, problems: list[str]) -> float | None:
-    if not value:
-        return None
-    number = parse_number(value)
-    if number is None:
-        problems.append(f"{column} {value!r} is not a number (write it like 12 or 1250.50)")
-        return None
-    if number <= 0:
-        problems.append(f"{column} {value} is not positive; it must be more than 0")
-        return None
-    return number
-
-
-def _absurd_amount(amount: float, quantity: float, unit_price: float) -> str | None:
-    if unit_price <= 0:
-        return None
-    expected = quantity * unit_price
-    if amount > ABSURD_HIGH * expected:
-        return (
-            f"amount {amount:.2f} is too high: more than {ABSURD_HIGH:g} x quantity x unit price "
-            f"({quantity:g} x {unit_price:.2f} = {expected:.2f} EUR); check it is in EUR "
-            "excluding VAT (not cents) and the quantity"
-        )
-    if amount < ABSURD_LOW * expected:
-        return (
-            f"amount {amount:.2f} is too low: less than 1 % of quantity x unit price "
-            f"({quantity:g} x {unit_price:.2f} = {expected:.2f} EUR); the amount is the line "
-            "total in EUR (not thousands), check it and the quantity"
-        )
-    return None
-
-
-def _sold_at(
-    value: str, zone: ZoneInfo, context: SalesContext, problems: list[str]
-) -> datetime | None:
-    if not value:
-        return None
-    try:
-        moment = datetime.fromisoformat(value)
-    except ValueError:
-        problems.append(
-            f"sold_at {value!r} is not an ISO date or date-time "
-            "(write 2027-01-15 or 2027-01-15T14:30)"
-        )
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone)
-    moment = moment.astimezone(UTC)
-    if moment > context.now:
-        now_local = context.now.astimezone(zone).strftime("%Y-%m-%d %H:%M")
-        problems.append(
-            f"sold_at {value} is in the future (now is {now_local} {context.timezone}); "
-            "declare a sale once it is made"
-        )
-        return None
-    period = context.period
-    if period is not None:
-        day = moment.astimezone(zone).date()
-        if not period.start <= day <= period.end:
-            problems.append(
-                f"sold_at {value} is outside challenge {period.key} "
-                f"({period.start.isoformat()} to {period.end.isoformat()}); correct the date, "
-                "or import it without --challenge"
-            )
-            return None
-    return moment

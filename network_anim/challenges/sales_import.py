@@ -7,7 +7,7 @@ approved sale ids of the summary to whatever scores them.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping, Sequence
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from zoneinfo import ZoneInfo
@@ -16,7 +16,8 @@ from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session
 
-from network_anim.challenges.sales_csv import ChallengePeriod, SaleRecord, SalesContext
+from network_anim.challenges.sales_csv import SaleRecord
+from network_anim.challenges.sales_rules import ChallengePeriod, RecordedSale, SalesContext
 from network_anim.db.models import Company, Contact, Product, Sale
 from network_anim.errors import UserError
 from network_anim.gc_pause import collector_paused
@@ -69,9 +70,9 @@ def sales_context(app, *, challenge: str | None = None) -> SalesContext:  # type
                 found.update({contact: company for contact, company in session.execute(query)})
         return found
 
-    def recorded(pairs: Collection[tuple[str, str]]) -> Mapping[tuple[str, str], str]:
+    def recorded(pairs: Collection[tuple[str, str]]) -> Mapping[tuple[str, str], RecordedSale]:
         wanted = set(pairs)
-        found: dict[tuple[str, str], str] = {}
+        found: dict[tuple[str, str], RecordedSale] = {}
         with Session(engine) as session:
             for chunk in _chunks(sorted({ref for _, ref in wanted})):
                 query = (
@@ -81,9 +82,7 @@ def sales_context(app, *, challenge: str | None = None) -> SalesContext:  # type
                 )
                 for company, ref, sale_id, source in session.execute(query):
                     if (company, ref) in wanted:
-                        found[(company, ref)] = f"sale #{sale_id}" + (
-                            f" from {source}" if source else ""
-                        )
+                        found[(company, ref)] = RecordedSale(sale_id, source)
         return found
 
     return SalesContext(
@@ -126,16 +125,15 @@ def import_sales(
     """
     if len(declared_by) > _ACTOR_MAX or not declared_by.strip():
         raise UserError(f"actor {declared_by!r}: give a name of 1 to {_ACTOR_MAX} characters")
-    config = app.config
-    now = app.clock.now()
-    timezone = config.engine.timezone
     try:
         with Session(app.engine) as session, session.begin():
-            created, updated = _upsert_products(session, config.products)
-            contacts = _contacts(session, records)
-            _refuse_recorded(session, records, contacts)
-            ids, approved = _insert_sales(
-                session, records, contacts, config.challenges, timezone, now, source, declared_by
+            created, updated = upsert_products(session, app.config.products)
+            ids, approved = write_sales(
+                app,
+                session,
+                records,
+                label=lambda record: _source(source, record.line),
+                declared_by=declared_by,
             )
     except IntegrityError:
         raise UserError(
@@ -154,6 +152,32 @@ def import_sales(
     )
 
 
+def write_sales(
+    app,  # type: ignore[no-untyped-def]
+    session: Session,
+    records: Sequence[SaleRecord],
+    *,
+    label: Callable[[SaleRecord], str],
+    declared_by: str,
+) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """Insert checked ``records`` in the caller's transaction, checked again against the
+    network and the recorded invoices (they may have changed since): (every new sale id,
+    the approved ones), in record order. ``label`` gives each sale's ``source``."""
+    contacts = _contacts(session, records)
+    _refuse_recorded(session, records, contacts)
+    config = app.config
+    return _insert_sales(
+        session,
+        records,
+        contacts,
+        config.challenges,
+        config.engine.timezone,
+        app.clock.now(),
+        label,
+        declared_by,
+    )
+
+
 def _insert_sales(
     session: Session,
     records: Sequence[SaleRecord],
@@ -161,11 +185,11 @@ def _insert_sales(
     challenges: Sequence,  # type: ignore[type-arg]
     timezone: str,
     now: datetime,
-    source: str,
+    label: Callable[[SaleRecord], str],
     declared_by: str,
 ) -> tuple[tuple[int, ...], tuple[int, ...]]:
-    """(every new sale id, the approved ones), in file order: a Core executemany with
-    RETURNING in parameter order rather than one ORM instance per sale."""
+    """A Core executemany with RETURNING in parameter order rather than one ORM instance
+    per sale."""
     rows = []
     for record in records:
         contact_id, company_id = contacts[record.contact_external_id]
@@ -181,7 +205,7 @@ def _insert_sales(
                 "sold_at": record.sold_at,
                 "created_at": now,
                 "declared_by": declared_by,
-                "source": _source(source, record.line),
+                "source": label(record),
             }
         )
     ids: list[int] = []
@@ -204,7 +228,7 @@ def _source(source: str, line: int) -> str:
     return source[: _SOURCE_MAX - len(suffix)] + suffix
 
 
-def _upsert_products(session: Session, products: Iterable) -> tuple[int, int]:
+def upsert_products(session: Session, products: Iterable) -> tuple[int, int]:
     existing = {p.sku: p for p in session.scalars(select(Product))}
     created = updated = 0
     for product in products:

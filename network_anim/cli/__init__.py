@@ -100,6 +100,11 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
         "bounces",
         "Email bounces and complaints from files.",
     ),
+    "webhooks": (
+        "network_anim.cli.webhooks_cmd",
+        "webhooks",
+        "Signed webhooks of what happens: send, ping, secrets.",
+    ),
 }
 
 

@@ -84,7 +84,9 @@ def claims_cmd(
 ) -> None:
     """List the sales declarations waiting for review, or approve / reject them.
 
-    Points are credited on approval only; a rejection keeps its reason for the participant.
+    Both sources are listed: imported files (source "FILE:line N") and the portal (source
+    "portal", with the path of the proof file the seller attached, if any). Points are
+    credited on approval only; a rejection keeps its reason for the participant.
 
     \b
     Examples, once examples/sales.csv is imported (the list's id column: the sale ids):
@@ -96,7 +98,8 @@ def claims_cmd(
     from sqlmodel import Session
 
     from network_anim.challenges.awarding import PENDING, review
-    from network_anim.db.models import Contact, Sale
+    from network_anim.compose.attachments import stored_path
+    from network_anim.db.models import Contact, Sale, SaleProof
 
     app = open_app(config_path, db_url)
     app.config.challenge(challenge_id)
@@ -110,8 +113,9 @@ def claims_cmd(
         return
     with Session(app.engine) as session:
         rows = session.execute(
-            select(Sale, Contact.external_id)
+            select(Sale, Contact.external_id, SaleProof)
             .join(Contact, Contact.id == Sale.contact_id)
+            .join(SaleProof, SaleProof.sale_id == Sale.id, isouter=True)
             .where(Sale.status == PENDING)
             .order_by(Sale.sold_at)
         ).all()
@@ -125,8 +129,10 @@ def claims_cmd(
             "amount": s.amount,
             "sold_at": s.sold_at.isoformat(),
             "source": s.source,
+            "proof": str(stored_path(app.data_dir, proof)) if proof else "",
+            "proof_name": proof.filename if proof else "",
         }
-        for s, ext in rows
+        for s, ext, proof in rows
     ]
     if as_json:
         click.echo(json.dumps(records))
@@ -136,6 +142,7 @@ def claims_cmd(
     table = Table(title=f"Declarations waiting for review ({len(records)})")
     for column in ("id", "contact", "invoice", "sku", "quantity", "amount", "sold", "source"):
         table.add_column(column)
+    table.add_column("proof", overflow="fold")
     for r in records:
         table.add_row(
             str(r["id"]),
@@ -146,6 +153,7 @@ def claims_cmd(
             f"{r['amount']:.2f}",
             r["sold_at"][:10],
             r["source"],
+            f"{r['proof_name']}: {r['proof']}" if r["proof"] else "",
         )
     console.print(table)
 

@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING
 import click
 
 from network_anim.cli.common import app_options, console, open_app
+from network_anim.cli.import_attendance_cmd import import_attendance_cmd
 from network_anim.cli.import_sales_cmd import import_sales_cmd
 
 if TYPE_CHECKING:  # imported where used: `netanim --help` loads none of them
@@ -222,3 +223,4 @@ def _show_dry_run(
 
 
 import_group.add_command(import_sales_cmd)
+import_group.add_command(import_attendance_cmd)

@@ -39,7 +39,8 @@ def outbox(
     """List outbox rows, newest first, with their status, reason and last error.
 
     `--status missed` lists scheduled firings found too late (the daemon was down):
-    they wait for an operator. `netanim outbox retry ID...` requeues.
+    they wait for an operator. Webhook rows (docs/webhooks.md) follow, as wh-N.
+    `netanim outbox retry ID...` requeues.
 
     \b
     Examples:
@@ -50,8 +51,13 @@ def outbox(
         return
     import json
 
+    from network_anim.webhooks.operator import outbox_records
+
     app = open_app(config_path, db_url)
-    records = _missed(app, limit) if status == MISSED else _deliveries(app, status, limit)
+    if status == MISSED:
+        records = _missed(app, limit)
+    else:  # the messages' rows, then the webhooks' (wh-N)
+        records = _deliveries(app, status, limit) + outbox_records(app, status, limit)
     if as_json:
         click.echo(json.dumps(records))
         return
@@ -161,7 +167,8 @@ def retry(ids: tuple[str, ...], config_path: Path | None, db_url: str | None) ->
 
     IDS: the id column of `netanim outbox --status failed` (or unknown, dead): those rows
     are requeued, rows in any other state are counted and left alone; occ-N: the id of a
-    firing `netanim outbox --status missed` lists. An `unknown` row may already have
+    firing `netanim outbox --status missed` lists; wh-N: a webhook row (dead, or pending
+    a retry), sent at the next pass. An `unknown` row may already have
     reached the recipient: retry it only once you have checked with the provider.
 
     \b
@@ -174,12 +181,14 @@ def retry(ids: tuple[str, ...], config_path: Path | None, db_url: str | None) ->
     from network_anim.campaigns.scheduled import replay_missed
     from network_anim.db.models import Delivery
     from network_anim.errors import UserError
+    from network_anim.webhooks.operator import ID_PREFIX, requeue
 
     app = open_app(config_path, db_url)
     occurrences = [i for i in ids if i.startswith("occ-")]
-    rows = [i for i in ids if not i.startswith("occ-")]
+    hooks = [i for i in ids if i.startswith(ID_PREFIX)]
+    rows = [i for i in ids if not i.startswith(("occ-", ID_PREFIX))]
     bad = [i for i in rows if not i.isdigit()] + [
-        i for i in occurrences if not i.removeprefix("occ-").isdigit()
+        i for i in occurrences + hooks if not i.partition("-")[2].isdigit()
     ]
     if bad:
         raise UserError(
@@ -201,6 +210,8 @@ def retry(ids: tuple[str, ...], config_path: Path | None, db_url: str | None) ->
             )
         ).rowcount
     planned = sum(replay_missed(app, int(i.removeprefix("occ-"))) for i in occurrences)
+    requeued = (requeued or 0) + requeue(app, [int(i.removeprefix(ID_PREFIX)) for i in hooks])
+    rows += hooks
     console.print(
         f"{requeued or 0} row(s) requeued"
         + (

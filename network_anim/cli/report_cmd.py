@@ -41,7 +41,7 @@ def parse_bound(value: str | None, timezone: str, option: str, *, end: bool) -> 
 
 @click.command()
 @app_options
-@click.option("--campaign", default=None, help="A campaign key, or a challenge id.")
+@click.option("--campaign", default=None, help="A campaign key, a challenge id or an event id.")
 @click.option("--from", "start", default=None, help="First day (2026-12-01) or moment.")
 @click.option("--to", "end", default=None, help="Last day, included (2027-03-31), or moment.")
 @click.option(

@@ -5,14 +5,13 @@ from __future__ import annotations
 import hashlib
 import mimetypes
 import os
-import shutil
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from sqlmodel import Session
 
-from network_anim.db.models import PostAttachment
+from network_anim.db.models import PostAttachment, SaleProof
 from network_anim.errors import UserError
 
 MAX_BYTES = 20 * 1024 * 1024  # what a partner downloads on a slow line in reasonable time
@@ -41,16 +40,23 @@ def store(data_dir: Path, path: Path) -> StoredFile:
     problems = check_files((path,))
     if problems:
         raise UserError(problems[0])
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()
+    digest = keep_bytes(data_dir, path.read_bytes())
+    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
+    return StoredFile(path.name, content_type, path.stat().st_size, digest)
+
+
+def keep_bytes(data_dir: Path, data: bytes) -> str:
+    """Store ``data`` once under data_dir/attachments by its SHA-256 (returned); the write
+    goes through a temporary file, so a reader never sees half a file."""
+    digest = hashlib.sha256(data).hexdigest()
     folder = data_dir / "attachments"
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / digest
     if not target.exists():
         temporary = folder / f".{digest}.tmp"
-        shutil.copyfile(path, temporary)
+        temporary.write_bytes(data)
         os.replace(temporary, target)
-    content_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-    return StoredFile(path.name, content_type, path.stat().st_size, digest)
+    return digest
 
 
 def attach(
@@ -70,5 +76,5 @@ def attach(
         )
 
 
-def stored_path(data_dir: Path, attachment: PostAttachment) -> Path:
+def stored_path(data_dir: Path, attachment: PostAttachment | SaleProof) -> Path:
     return data_dir / "attachments" / attachment.sha256

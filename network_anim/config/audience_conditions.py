@@ -56,7 +56,7 @@ FIELDS = tuple(f"contact.{n}" for n in CONTACT_FIELDS) + tuple(
 EVENTS = ("opened", "clicked", "read", "replied", "bounced", "unsubscribed")
 HUMAN_ONLY_EVENTS = frozenset({"opened", "clicked"})
 REACHABLE = ("email", "mobile", "web", "postal")
-CONSENT_CHANNELS = ("email", "sms", "whatsapp", "print")
+CONSENT_CHANNELS = CHANNEL_NAMES  # a consent row per channel name
 # Fields whose values are one of a fixed set: a value outside it can never match.
 _CHOICES: dict[str, tuple[str, ...]] = {
     "contact.level": tuple(level.value for level in Level),

@@ -8,6 +8,7 @@ from pathlib import Path
 
 from network_anim.config.challenge_campaigns import with_challenge_campaigns
 from network_anim.config.env_overrides import with_env_overrides
+from network_anim.config.event_campaigns import with_event_campaigns
 from network_anim.config.settings import Config, LoadedConfig
 from network_anim.config.validation import parse_model
 from network_anim.errors import UserError
@@ -36,4 +37,5 @@ def load_config(path: Path | None) -> LoadedConfig:
         return LoadedConfig(config=config, path=None, base_dir=Path.cwd())
     data = with_env_overrides(read_toml(path))
     config = with_challenge_campaigns(parse_model(Config, data, source=str(path)))
+    config = with_event_campaigns(config)
     return LoadedConfig(config=config, path=path, base_dir=path.resolve().parent)

@@ -226,6 +226,10 @@ class Audience(Section):
     # Participants of a challenge: registered ones (true), the others (false), or both.
     challenge: str | None = None
     registered: bool | None = None
+    # Invited to an event (campaigns/events.py): those who answered yes and hold a seat
+    # ("yes"), or who were invited and never answered ("no-answer").
+    event: str | None = None
+    rsvp: Literal["yes", "no-answer"] | None = None
     # Companies in these RFM segments, as last computed by `netanim segment rfm`.
     rfm_segments: tuple[str, ...] = ()
     # all/any/not groups of conditions (config/audience_conditions.py), on top of the
@@ -343,7 +347,7 @@ class Enrol(Section):
 class Campaign(Section):
     id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
     name: str
-    kind: Literal["challenge", "nurture", "newsletter", "broadcast"]
+    kind: Literal["challenge", "nurture", "newsletter", "broadcast", "event"]
     audience: str
     schedule: Schedule | None = None
     enrol: Enrol | None = None
@@ -531,6 +535,34 @@ class ChallengeConfig(Section):
         return self
 
 
+class EventConfig(Section):
+    """An event with RSVP by text (docs/events.md): its invitation, the reminders to those
+    who said yes, the last call to those who did not answer."""
+
+    id: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    name: str
+    audience: str  # who is invited
+    start: datetime  # in [engine] timezone
+    place: str
+    capacity: int = Field(gt=0)  # seats; a yes beyond them goes on the waiting list
+    invite_at: datetime  # when the invitation goes out
+    # "GALA": the answers "GALA OUI", "GALA NON 2"... (plain OUI/NON work anyway).
+    reply_keyword: str | None = Field(default=None, pattern=r"^[A-Z0-9]{2,20}$")
+    max_seats: int = Field(default=4, gt=0)  # per answer ("OUI 2": two seats)
+    urgency: Urgency = Urgency.URGENT  # of the invitation and the last call
+    remind_days_before: tuple[int, ...] = (1,)  # at 10:00, to the confirmed yes
+    last_call_days_before: int | None = Field(default=3, gt=0)  # at 10:00, no answer
+    level: Level = Level.SELLER
+
+    @model_validator(mode="after")
+    def _ordered(self) -> EventConfig:
+        if self.invite_at >= self.start:
+            raise ValueError("invite_at must be before start")
+        if any(days <= 0 for days in self.remind_days_before):
+            raise ValueError("remind_days_before: give whole days above 0")
+        return self
+
+
 class TeamMember(Section):
     """Someone of the team: ``netanim preview --send-to-me NAME`` sends them a test of a
     message (never counted in reports, caps or the outbox)."""
@@ -556,6 +588,57 @@ class ImportSettings(Section):
     mapping: ImportMapping | None = None
 
 
+# What a [[webhooks]] entry may subscribe to (network_anim/webhooks/sources.py produces
+# them, docs/webhooks.md describes each): exact types, "<family>.*" or "*".
+WEBHOOK_EVENT_TYPES: frozenset[str] = frozenset(
+    [f"delivery.{t}" for t in ("sent", "deferred", "failed", "unknown", "opted_out", "dead",
+                               "provider_queued", "provider_sending", "provider_sent",
+                               "delivered", "cancelled", "provider_status", "bounced",
+                               "soft_bounced", "complained")]
+    + [f"engagement.{t}" for t in ("opened", "clicked", "read")]
+    + [f"contact.{t}" for t in ("unsubscribed", "resubscribed", "consented", "replied",
+                                "sms_help", "complained")]
+    + ["challenge.registered", "sale.declared", "sale.approved", "sale.rejected",
+       "points.redeemed", "webhook.ping"]
+)  # fmt: skip
+# Event types the code may add later arrive as "event.<type>" (docs/webhooks.md).
+WEBHOOK_FAMILIES = frozenset(t.partition(".")[0] for t in WEBHOOK_EVENT_TYPES) | {"event"}
+
+
+class WebhookSubscriber(Section):
+    """Someone told of what happens, by signed HTTP POSTs (docs/webhooks.md)."""
+
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_-]*$")
+    url: str = Field(pattern=r"^https?://[^\s/]+")
+    events: tuple[str, ...] = Field(default=("*",), min_length=1)
+    # The variable holding the signing secret, "whsec_" + base64 (never the secret itself).
+    secret_env: EnvVarName
+    max_attempts: int = Field(default=8, gt=0, le=50)  # then the row is dead
+    timeout: float = Field(default=10.0, gt=0, le=120)  # seconds per POST
+
+    @field_validator("events")
+    @classmethod
+    def _known_events(cls, events: tuple[str, ...]) -> tuple[str, ...]:
+        unknown = [
+            e
+            for e in events
+            if e != "*"
+            and e not in WEBHOOK_EVENT_TYPES
+            and not (e.endswith(".*") and e[:-2] in WEBHOOK_FAMILIES)
+        ]
+        if unknown:
+            raise ValueError(
+                f"unknown event type(s) {', '.join(unknown)}: give '*', a family "
+                f"({', '.join(sorted(f + '.*' for f in WEBHOOK_FAMILIES))}) or a type of "
+                "docs/webhooks.md"
+            )
+        return events
+
+    def wants(self, event_type: str) -> bool:
+        family = event_type.partition(".")[0]
+        return any(e in ("*", event_type, f"{family}.*") for e in self.events)
+
+
 class Config(Section):
     engine: EngineSettings = EngineSettings()
     daemon: DaemonSettings = DaemonSettings()
@@ -566,10 +649,12 @@ class Config(Section):
     products: tuple[Product, ...] = ()
     rewards: tuple[RewardItem, ...] = ()
     challenges: tuple[ChallengeConfig, ...] = ()
+    events: tuple[EventConfig, ...] = ()
     reports: ReportSettings = ReportSettings()
     bounces: BounceSettings = BounceSettings()
     imports: ImportSettings = Field(default=ImportSettings(), alias="import")
     team: tuple[TeamMember, ...] = ()
+    webhooks: tuple[WebhookSubscriber, ...] = ()
 
     @model_validator(mode="after")
     def _references(self) -> Config:
@@ -580,13 +665,22 @@ class Config(Section):
         for section, keys in (
             ("campaigns", [c.id for c in self.campaigns]),
             ("challenges", [c.id for c in self.challenges]),
+            ("events", [e.id for e in self.events]),
             ("products", [p.sku for p in self.products]),
             ("rewards", [r.key for r in self.rewards]),
             ("team", [m.name for m in self.team]),
+            ("webhooks", [w.name for w in self.webhooks]),
         ):
             dupes = sorted({k for k in keys if keys.count(k) > 1})
             if dupes:
                 raise ValueError(f"{section}: duplicate id(s) {', '.join(dupes)}")
+        events = {e.id for e in self.events}
+        for n, event in enumerate(self.events):
+            if event.audience not in names:
+                raise ValueError(f"events[{n}].audience: unknown audience {event.audience!r}")
+        for n, audience in enumerate(self.audiences):
+            if audience.event is not None and audience.event not in events:
+                raise ValueError(f"audiences[{n}].event: unknown event {audience.event!r}")
         return self
 
     def challenge(self, key: str) -> ChallengeConfig:
@@ -595,6 +689,13 @@ class Config(Section):
                 return challenge
         known = ", ".join(c.id for c in self.challenges) or "none defined"
         raise UserError(f"unknown challenge {key!r}", [f"challenges in the config: {known}"])
+
+    def event(self, key: str) -> EventConfig:
+        for event in self.events:
+            if event.id == key:
+                return event
+        known = ", ".join(e.id for e in self.events) or "none defined"
+        raise UserError(f"unknown event {key!r}", [f"events in the config: {known}"])
 
     def campaign(self, key: str) -> Campaign | None:
         return next((c for c in self.campaigns if c.id == key), None)

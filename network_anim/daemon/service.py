@@ -49,6 +49,8 @@ from network_anim.outbox.sending import worker_id
 from network_anim.outbox.transports import ConfiguredTransports, configured_rates
 from network_anim.planning.fallbacks import drain_with_fallbacks
 from network_anim.reports.bounce_rates import log_rate_warnings, warning_key
+from network_anim.webhooks.feed import run_feed
+from network_anim.webhooks.sender import WebhookSender
 
 log = logging.getLogger("netanim.daemon")
 
@@ -113,6 +115,8 @@ class Daemon:
         self._liveness: Liveness | None = None
         # Rate warnings logged at the previous bounce tick: logged again only once gone.
         self._rate_warnings_logged: frozenset[tuple[str, str, str]] = frozenset()
+        # Webhook subscribers skipped for their secret: logged again only once changed.
+        self._webhook_problems: list[str] = []
 
     # -- life cycle -----------------------------------------------------------------
 
@@ -213,6 +217,13 @@ class Daemon:
             id="bounces",
             **every,
         )
+        ticks.add_job(
+            self.webhook_tick,
+            "interval",
+            seconds=settings.dispatch_seconds,
+            id="webhooks",
+            **every,
+        )
         ticks.start()
         self._ticks = ticks
         # First round now rather than one interval from now.
@@ -276,6 +287,25 @@ class Daemon:
                 )
         except Exception:
             log.exception("dispatch tick failed; next tick retries")
+
+    @_in_flight
+    async def webhook_tick(self) -> None:
+        """What happened since the last tick into the webhook outbox, then the due rows
+        POSTed (docs/webhooks.md); read at each tick, so a reload adding one starts it."""
+        if self._stop.is_set() or self.app is None or not self.app.config.webhooks:
+            return
+        try:
+            queued = await asyncio.to_thread(run_feed, self.app)
+            sender = WebhookSender(self.app, worker_id=self.worker, stopping=self._stop.is_set)
+            stats = await sender.send_due()
+            if queued or stats.outcomes:
+                log.info("webhooks: queued %s; %s", dict(queued), dict(stats.outcomes))
+            if stats.problems != self._webhook_problems:
+                for problem in stats.problems:
+                    log.error("webhooks: subscriber skipped: %s", problem)
+                self._webhook_problems = stats.problems
+        except Exception:
+            log.exception("webhook tick failed; next tick retries")
 
     @_in_flight
     async def sequence_tick(self) -> None:

@@ -284,7 +284,8 @@ class Sale(SQLModel, table=True):
     product: str = Field(default="", max_length=120)
     quantity: float = 1.0
     amount: float = 0.0  # EUR, excluding VAT
-    status: str = Field(default="approved", max_length=20)  # pending | approved | rejected
+    # pending | approved | rejected | withdrawn (by its seller, on the portal, while pending)
+    status: str = Field(default="approved", max_length=20)
     sold_at: datetime = _utc()
     created_at: datetime = _utc()
     declared_by: str = Field(
@@ -583,3 +584,95 @@ class ApiToken(SQLModel, table=True):
     created_at: datetime = _utc()
     revoked_at: datetime | None = _utc(default=None, nullable=True)
     last_used_at: datetime | None = _utc(default=None, nullable=True)
+
+
+# -- sales declared on the portal: proof files (issue 17, part 1) ----------------------------
+
+
+class SaleProof(SQLModel, table=True):
+    """The proof file (invoice scan) of a sale declared on the portal, stored once by
+    content hash under data_dir/attachments like post documents; never served on the
+    portal: the channel manager finds its path in ``netanim challenge claims``."""
+
+    __tablename__ = "sale_proof"
+
+    id: int | None = Field(default=None, primary_key=True)
+    sale_id: int = Field(foreign_key="sale.id", unique=True)
+    filename: str = Field(max_length=200)
+    content_type: str = Field(max_length=100)
+    size: int
+    sha256: str = Field(max_length=64)
+    created_at: datetime = _utc()
+
+
+# -- events and their RSVPs (issue 17, part 2) ------------------------------------------------
+
+
+class Rsvp(SQLModel, table=True):
+    """One contact's answer to one event's invitation (campaigns/events.py): yes with a
+    number of seats (confirmed, or waiting for a seat), no, or maybe; and, once the event
+    is over, whether they came (``netanim import attendance``). A row with no answer is
+    someone who came without having answered."""
+
+    __table_args__ = (
+        UniqueConstraint("event_key", "contact_id"),
+        Index("ix_rsvp_event_status", "event_key", "status", "answered_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    event_key: str = Field(max_length=80)
+    contact_id: int = Field(foreign_key="contact.id", index=True)
+    # The invitation delivery answered, and its channel (the report's funnel groups by it).
+    # No foreign key: purging old outbox rows must not be blocked by the answers to them.
+    delivery_id: int | None = None
+    channel: str = Field(default="", max_length=20)
+    answer: str | None = Field(default=None, max_length=10)  # yes | no | maybe
+    seats: int = 0
+    status: str | None = Field(default=None, max_length=10)  # confirmed | waiting (yes only)
+    answered_by: str = Field(default="", max_length=20)  # sms | portal
+    answered_at: datetime | None = _utc(default=None, nullable=True)
+    attended: bool | None = None
+    updated_at: datetime = _utc()
+
+
+# -- outbound webhooks (issue 17, part 3) -----------------------------------------------------
+
+
+class WebhookDelivery(SQLModel, table=True):
+    """The webhooks' outbox: one row per event and subscriber, its body the exact JSON
+    that is signed and POSTed; retried with backoff until a 2xx, dead after N attempts."""
+
+    __tablename__ = "webhook_delivery"
+    __table_args__ = (
+        # The feed writes each event once per subscriber, whatever the times it reads it.
+        UniqueConstraint("event_key", "subscriber"),
+        Index("ix_webhook_delivery_status_due", "status", "due_at", "id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    # The webhook-id header: the receiver's idempotency key, the same on every attempt.
+    event_key: str = Field(max_length=200)
+    subscriber: str = Field(max_length=80)
+    event_type: str = Field(max_length=60)
+    body: str = Field(sa_column=Column(Text, nullable=False))
+    status: str = Field(max_length=20)  # pending | claimed | sent | dead
+    attempts: int = 0
+    due_at: datetime = _utc()
+    lease_owner: str | None = Field(default=None, max_length=80)
+    lease_until: datetime | None = _utc(default=None, nullable=True)
+    last_error: str = Field(default="", max_length=1000)
+    created_at: datetime = _utc()
+    updated_at: datetime = _utc()
+    sent_at: datetime | None = _utc(default=None, nullable=True)
+
+
+class WebhookFeed(SQLModel, table=True):
+    """How far the webhook feed has read each source table (webhooks/feed.py): moved in
+    the transaction that writes the rows read, so a crash loses and doubles nothing."""
+
+    __tablename__ = "webhook_feed"
+
+    source: str = Field(primary_key=True, max_length=40)
+    # The last row read, as its ordering key: [id], or [reviewed_at, id] for reviews.
+    position: list[Any] = _json(default_factory=list)
+    updated_at: datetime = _utc()

@@ -49,6 +49,10 @@ def audience_tests(
     if audience.challenge is not None and audience.registered is not None:
         test = ChallengeTest(audience.challenge, registered=audience.registered)
         tests.append((describe(test), compile_condition(test, now=now)))
+    if audience.event is not None and audience.rsvp is not None:
+        from network_anim.network.rsvp_audience import rsvp_test
+
+        tests.append(rsvp_test(audience.event, audience.rsvp))
     if audience.rfm_segments:
         segments = InSegment(audience.rfm_segments)
         tests.append(

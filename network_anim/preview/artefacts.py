@@ -213,7 +213,7 @@ def post_page(page: PortalPage, contact: Contact) -> str:
 def _text(
     app: App, channel: ChannelPreview, preview: ContactPreview, at: datetime, out: Artefacts
 ) -> None:
-    """Any other channel (WhatsApp...): its text, and the approved template it names."""
+    """Any other channel (a messaging app): its text, and the approved template it names."""
     item = channel.item
     head = [f"To: {item.recipient.phone or 'no mobile'} ({item.recipient.display_name})"]
     if "content_sid" in item.extra:

@@ -22,6 +22,7 @@ from network_anim.reports.costs import compute_costs, gain_definition
 from network_anim.reports.funnel import compute_funnel
 from network_anim.reports.links import compute_link_clicks
 from network_anim.reports.model import DEFINITIONS, SCHEMA_VERSION, Filters, Period, Report
+from network_anim.reports.rsvp import compute_rsvp
 from network_anim.reports.scope import resolve_scope
 
 
@@ -47,6 +48,7 @@ def build_report(
         )
         links = compute_link_clicks(session, scope, app.config.engine.base_url)
         bounce_rates = compute_bounce_rates(session, scope)
+        rsvp = compute_rsvp(session, tuple(app.config.event(k) for k in scope.event_keys))
     thresholds = app.config.bounces
     return Report(
         schema_version=SCHEMA_VERSION,
@@ -71,4 +73,5 @@ def build_report(
             complaint_rate=thresholds.complaint_rate_warning,
             hard_bounce_rate=thresholds.hard_bounce_rate_warning,
         ),
+        rsvp=rsvp,
     )

@@ -15,6 +15,8 @@ from dataclasses import dataclass, fields, is_dataclass
 from datetime import date, datetime
 from typing import Any
 
+from network_anim.reports.rsvp import RsvpFunnel
+
 # Bumped on any change a JSON consumer would notice (renamed/removed field, new meaning).
 SCHEMA_VERSION = 1
 
@@ -287,6 +289,8 @@ class Report:
     # Bounce and complaint rates per campaign and channel, and the thresholds passed.
     bounce_rates: tuple[BounceRate, ...] = ()
     warnings: tuple[RateWarning, ...] = ()
+    # Events covered: invited → answered → yes → attended per invitation channel.
+    rsvp: tuple[RsvpFunnel, ...] = ()
 
     def to_json(self) -> dict[str, Any]:
         """The report as plain JSON types (schema: docs/report-json.md)."""

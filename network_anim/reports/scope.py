@@ -10,6 +10,7 @@ from sqlmodel import Session
 
 from network_anim.app import App
 from network_anim.config.challenge_campaigns import is_generated
+from network_anim.config.event_campaigns import event_campaign_ids
 from network_anim.db.models import Campaign
 from network_anim.errors import UserError
 from network_anim.reports.model import GROUPINGS
@@ -24,6 +25,7 @@ class Scope:
     start: datetime | None
     end: datetime | None
     by: str
+    event_keys: tuple[str, ...] = ()
 
     @property
     def campaign_ids(self) -> list[int]:
@@ -56,8 +58,13 @@ def resolve_scope(
     challenge_ids = [c.id for c in app.config.challenges]
     with Session(app.engine) as session:
         rows = {cid: key for cid, key in session.execute(select(Campaign.id, Campaign.key))}
+    event_ids = tuple(e.id for e in app.config.events)
     if campaign is None:
-        return Scope(None, rows, tuple(challenge_ids), start, end, by)
+        return Scope(None, rows, tuple(challenge_ids), start, end, by, event_ids)
+    if campaign in event_ids:
+        generated = event_campaign_ids(app.config, campaign)
+        covered = {cid: key for cid, key in rows.items() if key in generated}
+        return Scope(campaign, covered, (), start, end, by, (campaign,))
     if campaign in challenge_ids:
         generated = {
             c.id
@@ -68,10 +75,10 @@ def resolve_scope(
         return Scope(campaign, covered, (campaign,), start, end, by)
     covered = {cid: key for cid, key in rows.items() if key == campaign}
     if not covered and app.config.campaign(campaign) is None:
-        known = sorted(rows.values()) + challenge_ids
+        known = sorted(rows.values()) + challenge_ids + list(event_ids)
         listed = ", ".join(known[:20]) + (" ..." if len(known) > 20 else "")
         raise UserError(
             f"unknown campaign {campaign!r}",
-            [f"campaigns with messages in the database, and challenges: {listed or 'none'}"],
+            [f"campaigns with messages in the database, challenges, events: {listed or 'none'}"],
         )
     return Scope(campaign, covered, (), start, end, by)

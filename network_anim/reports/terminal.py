@@ -16,6 +16,7 @@ from network_anim.reports.model import (
     MixCell,
     Report,
 )
+from network_anim.reports.rsvp import rsvp_table
 
 NONE = "–"
 
@@ -53,6 +54,8 @@ def render_terminal(report: Report, console: Console) -> None:
     console.print(_conversion_table(report))
     for challenge in report.challenges:
         console.print(_challenge_table(challenge))
+    for funnel in report.rsvp:
+        console.print(rsvp_table(funnel))
     if report.links:
         console.print(_links_table(report))
     console.print(_cost_table(report))

@@ -58,7 +58,9 @@ def create_app(
     """The web app over ``app``. ``events`` replaces the default writer (flush every 0.5 s
     or 200 rows); ``min_click_seconds``: clicks sooner after delivery count as machines."""
     from network_anim.web import api, bounce_hooks, health, tracking, twilio_hooks
+    from network_anim.web.portal import declarations as portal_declarations
     from network_anim.web.portal import pages as portal_pages
+    from network_anim.web.portal import rsvp as portal_rsvp
 
     writer = events or EventWriter(app.engine)
 
@@ -84,6 +86,8 @@ def create_app(
     fastapi_app.include_router(twilio_hooks.router)
     fastapi_app.include_router(bounce_hooks.router)
     fastapi_app.include_router(portal_pages.router)
+    fastapi_app.include_router(portal_rsvp.router)
+    fastapi_app.include_router(portal_declarations.router)
     fastapi_app.include_router(api.router)
     fastapi_app.include_router(health.router)
     return fastapi_app

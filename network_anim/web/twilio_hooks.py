@@ -18,6 +18,11 @@ punctuation removed), then
   ``opted_out`` and a confirmation; START (or UNSTOP): back to ``consent``;
 * HELP (or AIDE): who is sending and how to stop;
 * a challenge's ``sms_keyword``: registration to the challenge, with a confirmation;
+* from a contact with an open event invitation (campaigns/events.py: the latest one sent
+  by SMS whose event has not started, or the event whose ``reply_keyword`` starts the
+  text): an RSVP, ``OUI`` (``OUI 2``: two seats), ``NON`` (``Non merci``), ``PEUT-ETRE``
+  or ``MAYBE``, answered with its confirmation (seat reserved, waiting list position N,
+  answer recorded); any other text gets how to answer. Either is also a ``replied`` event;
 * anything else: a ``replied`` event (what a sequence's ``exit_on = ["replied"]`` reads)
   and no answer.
 
@@ -30,6 +35,7 @@ import logging
 import os
 import re
 import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -229,6 +235,10 @@ def handle_inbound(app: App, *, sender: str, body: str, sid: str, now: datetime)
     if what.kind == "challenge":
         assert what.challenge is not None
         return _register(app, contact_ids, what.challenge, body=body, sid=sid, now=now)
+    if what.kind == "reply":
+        rsvp = _rsvp(app, contact_ids, body=body, sid=sid, now=now)
+        if rsvp is not None:
+            return rsvp or None
     event_type = {"stop": "unsubscribed", "start": "resubscribed", "help": "sms_help"}.get(
         what.kind, "replied"
     )
@@ -260,6 +270,83 @@ def handle_inbound(app: App, *, sender: str, body: str, sid: str, now: datetime)
 
 
 WHATSAPP_PREFIX = "whatsapp:"
+
+# -- RSVP by text -----------------------------------------------------------------------------
+
+RSVP_WORDS = {"oui": "yes", "yes": "yes", "ok": "yes", "non": "no", "no": "no"}
+RSVP_WORDS |= {"peutetre": "maybe", "maybe": "maybe", "pt": "maybe"}
+
+
+@dataclass(frozen=True, slots=True)
+class RsvpText:
+    keyword: str | None  # an event's reply keyword the text starts with
+    answer: str | None  # yes | no | maybe; None: not an RSVP word
+    seats: int = 1
+
+
+def parse_rsvp(body: str, keywords: Collection[str]) -> RsvpText:
+    """``"OUI 2"`` is yes for 2 seats, ``"Non merci"`` no, ``"peut-être"`` maybe, ``"GALA
+    OUI"`` yes to the event whose keyword is GALA; words after the answer are ignored."""
+    folded = unicodedata.normalize("NFKD", body.casefold())
+    plain = "".join(c for c in folded if not unicodedata.combining(c))
+    words = re.sub(r"[\W_]+", " ", plain).split()
+    keyword = None
+    if words and words[0].upper() in keywords:
+        keyword = words.pop(0).upper()
+    if words[:2] == ["peut", "etre"]:
+        words[:2] = ["peutetre"]
+    answer = RSVP_WORDS.get(words[0]) if words else None
+    seats = int(words[1]) if answer == "yes" and len(words) > 1 and words[1].isdigit() else 1
+    return RsvpText(keyword, answer, seats)
+
+
+def _rsvp(app: App, contact_ids: list[int], *, body: str, sid: str, now: datetime) -> str | None:
+    """The answer to an RSVP text ("" for a retried webhook), or None when no contact of
+    the number has an invitation open: the text is then an ordinary reply."""
+    from network_anim.campaigns.events import (
+        confirmation_text,
+        help_text,
+        latest_invitation,
+        open_events,
+        record_answer,
+    )
+
+    events = open_events(app, now)
+    keywords = {e.reply_keyword: e for e in events if e.reply_keyword}
+    text = parse_rsvp(body, keywords)
+    answering = [keywords[text.keyword]] if text.keyword else events
+    with Session(app.engine) as session:
+        invitations = {
+            cid: found
+            for cid in contact_ids
+            if (
+                found := latest_invitation(
+                    app, session, cid, events=answering, channel=None if text.keyword else "sms"
+                )
+            )
+        }
+    if not invitations:
+        return None
+    event = next(iter(invitations.values())).event
+    understood = text.answer is not None and (
+        text.answer != "yes" or 1 <= text.seats <= event.max_seats
+    )
+    answer = ""
+    for contact_id, invitation in invitations.items():
+        extra = {"event": invitation.event.id, "rsvp": text.answer if understood else "unknown"}
+        with Session(app.engine) as session, session.begin():
+            new = _record(session, "replied", contact_id, body=body, sid=sid, now=now, extra=extra)
+        if not new:
+            continue  # Twilio retried the webhook: the answer is recorded already
+        if not understood:
+            answer = answer or help_text(app, invitation.event)
+            continue
+        assert text.answer is not None
+        outcome = record_answer(
+            app, invitation, contact_id, answer=text.answer, seats=text.seats, by="sms"
+        )
+        answer = answer or confirmation_text(app, invitation.event, outcome)
+    return answer
 
 
 def _whatsapp_inbound(
