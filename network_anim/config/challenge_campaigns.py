@@ -159,7 +159,13 @@ def with_challenge_campaigns(config: Config) -> Config:
     """The effective config: what the user wrote plus every challenge's messages."""
     if not config.challenges:
         return config
-    audiences, campaigns = generated(config)
+    return extended(config, *generated(config))
+
+
+def extended(
+    config: Config, audiences: tuple[Audience, ...], campaigns: tuple[Campaign, ...]
+) -> Config:
+    """``config`` with generated audiences and campaigns after the user's own."""
     return config.model_copy(
         update={
             "audiences": config.audiences + audiences,

@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import datetime, time, timedelta
 from typing import Any
 
+from network_anim.config.challenge_campaigns import extended
 from network_anim.config.settings import (
     Audience,
     Campaign,
@@ -131,13 +132,7 @@ def with_event_campaigns(config: Config) -> Config:
     """The effective config: what the user wrote plus every event's messages."""
     if not config.events:
         return config
-    audiences, campaigns = generated(config)
-    return config.model_copy(
-        update={
-            "audiences": config.audiences + audiences,
-            "campaigns": config.campaigns + campaigns,
-        }
-    )
+    return extended(config, *generated(config))
 
 
 def event_campaign_ids(config: Config, event_id: str) -> set[str]:
