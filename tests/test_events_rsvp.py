@@ -271,6 +271,25 @@ async def test_an_event_end_to_end(scene: Scene, cli, monkeypatch: pytest.Monkey
         cli, monkeypatch, after, "report", "--campaign", "gala", "-c", str(scene.config)
     )
     assert "Event gala: Soirée des artisans — 3 of 3 seats confirmed, 1 waiting" in text.out
+    page = folder / "report.html"
+    html = run_cli_at(cli, monkeypatch, after, "report", "--campaign", "gala", "--html",
+                      str(page), "-c", str(scene.config))  # fmt: skip
+    assert html.code == 0, html
+    section = page.read_text(encoding="utf-8").split('id="events"')[1].split("</section>")[0]
+    cells = [
+        [
+            re.sub(r"<[^>]+>", "", cell).replace("\u202f", " ")
+            for cell in re.findall(r"<td[^>]*>.*?</td>", row)
+        ]
+        for row in re.findall(r"<tr>.*?</tr>", section)
+    ]
+    assert cells[1:] == [
+        ["SMS", "6", "5", "3", "2", "83 %"],
+        ["Tous canaux", "6", "5", "3", "2", "83 %"],
+    ]
+    assert "<dt>Places confirmées</dt><dd>3 / 3</dd>" in section
+    assert "<dt>Liste d&#39;attente</dt><dd>1</dd>" in section
+    assert "Présents : 2 · 33\u202f%" in section  # the funnel chart's stage, over the invited
 
 
 def run_cli_at(cli, monkeypatch: pytest.MonkeyPatch, moment: datetime, *args: str):  # type: ignore[no-untyped-def]
@@ -342,3 +361,23 @@ async def test_the_portal_button(scene: Scene) -> None:
 
     await sign_in(scene, "S001")  # not a craftsman: not invited
     assert (await scene.client.get("/portal/events/gala")).status_code == 404
+
+
+async def test_an_english_speaker_is_answered_in_english(scene: Scene) -> None:
+    with Session(scene.app.engine) as session, session.begin():
+        contact = session.scalars(select(Contact).where(Contact.external_id == "A004")).one()
+        contact.language = "en"
+    await scene.run_until(datetime(2026, 11, 26, 12, 0, tzinfo=UTC))
+    assert "answer not understood. For Soirée des artisans, reply GALA YES (or GALA YES 2" in (
+        await scene.text("A004", "perhaps", sid="SM1")
+    )
+    assert "thank you, your 2 seats are booked for Soirée des artisans, on 11/12/2026 at 18:30" in (
+        await scene.text("A004", "yes 2", sid="SM2")
+    )
+    assert "merci, votre place est réservée" in await scene.text("A001", "oui", sid="SM3")
+
+    await sign_in(scene, "A004")
+    page = (await scene.client.get("/portal/events/gala")).text
+    assert "on 11/12/2026 at 18:30, Salle Robert Schuman, Rennes" in page
+    assert ">Yes, I will come</button>" in page and ">No, I will not come</button>" in page
+    assert "your 2 seats are booked for Soirée des artisans" in page

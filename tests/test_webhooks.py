@@ -127,6 +127,18 @@ secret_env = "TEST_WEBHOOK_SALES"
 """
 
 
+EVENT = """
+[[events]]
+id = "salon"
+name = "Salon des partenaires"
+audience = "sellers"
+start = 2026-12-10T18:30:00
+place = "Lyon"
+capacity = 2
+invite_at = 2026-11-26T10:00:00
+"""
+
+
 @pytest.fixture
 def hooked(
     tmp_path: Path,
@@ -145,7 +157,8 @@ def hooked(
     monkeypatch.setenv("TEST_WEBHOOK_CRM", SECRET)
     monkeypatch.setenv("TEST_WEBHOOK_SALES", SALES_SECRET)
     copy_tree(REPO / "examples", tmp_path / "examples")  # the challenge's objectives
-    config = write_config(tmp_path, database_url, subscribers(*receivers, max_attempts=3))
+    extra = subscribers(*receivers, max_attempts=3) + EVENT
+    config = write_config(tmp_path, database_url, extra)
     app = open_app(config, clock=clock, variables=variable_sources())
     import_network(
         app.engine, read_network_csv(SAMPLE_NETWORK, ImportDefaults()), now=clock.now(), source="t"
@@ -420,3 +433,56 @@ def test_reviews_at_the_same_time_in_any_order_are_all_queued(hooked: App) -> No
         {f"sale-{first}-declared": 1, f"sale-{second}-declared": 1,
          f"sale-{second}-approved": 1, f"sale-{first}-rejected": 1}
     )  # fmt: skip
+
+
+def test_rsvp_answers_promotions_and_attendance_are_told(
+    hooked: App, receivers: tuple[Receiver, Receiver], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each change of an answer is one event carrying the answer as it stands; a page of
+    rows sharing one time (the attendance import) is read to its end, page after page."""
+    import network_anim.webhooks.feed as feed
+    from network_anim.campaigns.events import Invitation, record_answer, record_attendance
+
+    monkeypatch.setattr(feed, "_PAGE", 2)
+    everything, _ = receivers
+    event = hooked.config.event("salon")
+    invitation = Invitation(event, None, "sms")
+    ids = {c: contact_id(hooked, c) for c in ("C0001", "C0002", "C0003", "C0004")}
+
+    def told() -> set[tuple[Any, ...]]:
+        """What the subscriber got since the last call (POSTs of a pass run in parallel)."""
+        bodies = [json.loads(body) for _, body, valid in everything.got if valid]
+        assert len(bodies) == len(everything.got)  # every signature verified
+        del everything.got[:]
+        return {(b["type"], b["data"]["contact"], b["data"]["answer"], b["data"]["status"],
+                 b["data"]["seats"], b["data"]["attended"], b["data"]["answered_by"],
+                 b["data"]["event"], b["timestamp"]) for b in bodies}  # fmt: skip
+
+    at = "2026-11-25T10:00:00Z"
+    record_answer(hooked, invitation, ids["C0001"], answer="yes", seats=2, by="sms")
+    record_answer(hooked, invitation, ids["C0002"], answer="yes", seats=1, by="portal")
+    assert send(hooked) == Counter({"sent": 2})
+    assert told() == {
+        ("rsvp.answered", "C0001", "yes", "confirmed", 2, None, "sms", "salon", at),
+        ("rsvp.answered", "C0002", "yes", "waiting", 1, None, "portal", "salon", at),
+    }
+    # At the same instant: C0001 gives up their seats, C0002 gets one, C0003 hesitates.
+    record_answer(hooked, invitation, ids["C0001"], answer="no", by="sms")
+    record_answer(hooked, invitation, ids["C0003"], answer="maybe", by="sms")
+    assert send(hooked) == Counter({"sent": 3})
+    assert told() == {
+        ("rsvp.answered", "C0001", "no", None, 0, None, "sms", "salon", at),
+        ("rsvp.promoted", "C0002", "yes", "confirmed", 1, None, "portal", "salon", at),
+        ("rsvp.answered", "C0003", "maybe", None, 0, None, "sms", "salon", at),
+    }
+    hooked.clock.advance(timedelta(days=15))  # type: ignore[attr-defined]
+    record_attendance(hooked, event, {ids[c]: c != "C0003" for c in ids})
+    assert send(hooked) == Counter({"sent": 4})
+    after = "2026-12-10T10:00:00Z"
+    assert told() == {
+        ("rsvp.attended", "C0001", "no", None, 0, True, "sms", "salon", after),
+        ("rsvp.attended", "C0002", "yes", "confirmed", 1, True, "portal", "salon", after),
+        ("rsvp.attended", "C0003", "maybe", None, 0, False, "sms", "salon", after),
+        ("rsvp.attended", "C0004", None, None, 0, True, "", "salon", after),  # came unasked
+    }
+    assert send(hooked) == Counter()  # nothing read twice

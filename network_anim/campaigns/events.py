@@ -36,6 +36,8 @@ from network_anim.planning.planner import plan_in_session
 
 YES, NO, MAYBE = "yes", "no", "maybe"
 CONFIRMED, WAITING = "confirmed", "waiting"
+# Rsvp.last_change: what the webhook feed announces (rsvp.answered, .promoted, .attended).
+CHANGE_ANSWERED, CHANGE_PROMOTED, CHANGE_ATTENDED = "answered", "promoted", "attended"
 
 
 @dataclass(frozen=True, slots=True)
@@ -131,7 +133,9 @@ def record_answer(
         if row.delivery_id is None:
             row.delivery_id, row.channel = invitation.delivery_id, invitation.channel
         session.flush()
-        promoted = _serve_waiting_list(session, event)
+        promoted = _serve_waiting_list(session, event, now)
+        # Set after the promotions: a yes seated by its own answer is an answer.
+        row.last_change = CHANGE_ANSWERED
         if promoted:
             _notify_promoted(app, session, event, promoted)
         position = _position(session, row) if row.status == WAITING else None
@@ -189,7 +193,7 @@ def _waiting(session: Session, event_key: str) -> list[Rsvp]:
     )
 
 
-def _serve_waiting_list(session: Session, event: EventConfig) -> list[int]:
+def _serve_waiting_list(session: Session, event: EventConfig, now: datetime) -> list[int]:
     """Confirm the waiting answers in order while the first one fits; their contacts."""
     free = event.capacity - _confirmed_seats(session, event.id)
     promoted: list[int] = []
@@ -197,6 +201,7 @@ def _serve_waiting_list(session: Session, event: EventConfig) -> list[int]:
         if row.seats > free:
             break  # first come, first served: nobody overtakes a larger party
         row.status, free = CONFIRMED, free - row.seats
+        row.updated_at, row.last_change = now, CHANGE_PROMOTED
         promoted.append(row.contact_id)
     session.flush()
     return promoted
@@ -261,38 +266,60 @@ def record_attendance(app: App, event: EventConfig, attended: Mapping[int, bool]
                 counts["added"] += 1
             else:
                 counts["updated"] += 1
-            row.attended, row.updated_at = came, now
+            row.attended, row.updated_at, row.last_change = came, now, CHANGE_ATTENDED
     return counts
 
 
-def confirmation_text(app: App, event: EventConfig, outcome: Outcome) -> str:
-    """The words confirming an answer (the SMS reply, the portal's notice)."""
+def confirmation_text(app: App, event: EventConfig, outcome: Outcome, language: str = "fr") -> str:
+    """The words confirming an answer (the SMS reply, the portal's notice), in French or
+    English (any other language gets French, like the portal)."""
     name = app.config.channels.sms.sender_name
-    when = f"le {event.start:%d/%m/%Y} à {event.start:%H}h{event.start:%M}"
+    english = language == "en"
+    if english:
+        when = f"on {event.start:%d/%m/%Y} at {event.start:%H:%M}"
+    else:
+        when = f"le {event.start:%d/%m/%Y} à {event.start:%H}h{event.start:%M}"
+    seats = outcome.seats
     if outcome.answer == YES and outcome.status == CONFIRMED:
-        places = (
-            "votre place est réservée"
-            if outcome.seats == 1
-            else f"vos {outcome.seats} places sont réservées"
-        )
+        if english:
+            places = "your seat is booked" if seats == 1 else f"your {seats} seats are booked"
+            return f"{name}: thank you, {places} for {event.name}, {when}, {event.place}."
+        places = "votre place est réservée" if seats == 1 else f"vos {seats} places sont réservées"
         return f"{name} : merci, {places} pour {event.name}, {when}, {event.place}."
     if outcome.answer == YES:
+        if english:
+            return (
+                f"{name}: {event.name} is full. You are on the waiting list, position "
+                f"{outcome.position}; we will text you if a seat becomes free."
+            )
         return (
             f"{name} : {event.name} est complet. Vous êtes sur liste d'attente, position "
             f"{outcome.position} ; nous vous prévenons par SMS si une place se libère."
         )
     if outcome.answer == NO:
+        if english:
+            return f"{name}: answer recorded: no. Thank you for letting us know."
         return f"{name} : réponse enregistrée : non. Merci de nous avoir prévenus."
+    if english:
+        return (
+            f"{name}: answer recorded: maybe. Reply YES to book your seat for {event.name}, {when}."
+        )
     return (
         f"{name} : réponse enregistrée : peut-être. Répondez OUI pour réserver votre place "
         f"à {event.name}, {when}."
     )
 
 
-def help_text(app: App, event: EventConfig) -> str:
+def help_text(app: App, event: EventConfig, language: str = "fr") -> str:
     """The answer to a reply that is no RSVP word: how to answer."""
     name = app.config.channels.sms.sender_name
     prefix = f"{event.reply_keyword} " if event.reply_keyword else ""
+    if language == "en":
+        return (
+            f"{name}: answer not understood. For {event.name}, reply {prefix}YES "
+            f"(or {prefix}YES 2 for 2 seats, up to {event.max_seats}), {prefix}NO "
+            f"or {prefix}MAYBE."
+        )
     return (
         f"{name} : réponse non comprise. Pour {event.name}, répondez {prefix}OUI "
         f"(ou {prefix}OUI 2 pour 2 places, jusqu'à {event.max_seats}), {prefix}NON "

@@ -617,6 +617,7 @@ class Rsvp(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("event_key", "contact_id"),
         Index("ix_rsvp_event_status", "event_key", "status", "answered_at"),
+        Index("ix_rsvp_updated_at_id", "updated_at", "id"),  # the webhook feed's position
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -633,6 +634,10 @@ class Rsvp(SQLModel, table=True):
     answered_at: datetime | None = _utc(default=None, nullable=True)
     attended: bool | None = None
     updated_at: datetime = _utc()
+    # What set updated_at: answered | promoted (from the waiting list) | attended.
+    last_change: str = Field(
+        default="answered", max_length=10, sa_column_kwargs={"server_default": "answered"}
+    )
 
 
 # -- outbound webhooks (issue 17, part 3) -----------------------------------------------------

@@ -17,6 +17,7 @@ from markupsafe import Markup
 from network_anim.reports import charts, fr_format
 from network_anim.reports.charts import HALF_WIDTH, Bar, Series, channel_colour
 from network_anim.reports.html_challenges import ChallengeView, challenge_view
+from network_anim.reports.html_events import EventView, event_view
 from network_anim.reports.html_labels import (
     COMPARISON_LABELS,
     GROUPING_LABELS,
@@ -65,6 +66,7 @@ class Page:
     funnels: tuple[FunnelView, ...]
     mix_chart: Markup
     challenges: tuple[ChallengeView, ...]
+    events: tuple[EventView, ...]
     conversion_chart: Markup
     conversion_note: str
     links: Table
@@ -96,6 +98,7 @@ def page(report: Report) -> Page:
         funnels=tuple(_funnel(row) for row in _by_channel(report.funnel_totals)),
         mix_chart=_mix_chart(report),
         challenges=tuple(challenge_view(c) for c in report.challenges),
+        events=tuple(event_view(f) for f in report.rsvp),
         conversion_chart=_conversion_chart(report),
         conversion_note=_conversion_note(report),
         links=links_table(report),

@@ -325,6 +325,13 @@ def _rsvp(app: App, contact_ids: list[int], *, body: str, sid: str, now: datetim
                 )
             )
         }
+        languages = dict(
+            session.execute(
+                select(Contact.id, Contact.language).where(
+                    Contact.id.in_(list(invitations))  # type: ignore[union-attr]
+                )
+            ).all()
+        )
     if not invitations:
         return None
     event = next(iter(invitations.values())).event
@@ -339,13 +346,14 @@ def _rsvp(app: App, contact_ids: list[int], *, body: str, sid: str, now: datetim
         if not new:
             continue  # Twilio retried the webhook: the answer is recorded already
         if not understood:
-            answer = answer or help_text(app, invitation.event)
+            answer = answer or help_text(app, invitation.event, languages[contact_id])
             continue
         assert text.answer is not None
         outcome = record_answer(
             app, invitation, contact_id, answer=text.answer, seats=text.seats, by="sms"
         )
-        answer = answer or confirmation_text(app, invitation.event, outcome)
+        language = languages[contact_id]
+        answer = answer or confirmation_text(app, invitation.event, outcome, language)
     return answer
 
 

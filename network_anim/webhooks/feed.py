@@ -40,8 +40,11 @@ def run_feed(app: App, *, sources: tuple[Source, ...] = SOURCES) -> Counter[str]
     if not subscribers:
         return written
     for source in sources:
-        while _page(app, source, subscribers, written) == _PAGE:
-            pass
+        # Only a pass's first page reads the last position's time again: later pages
+        # move strictly on, or a page of rows sharing one time would be read forever.
+        reread = source.reread_last
+        while _page(app, source, subscribers, written, reread=reread) == _PAGE:
+            reread = False
     return written
 
 
@@ -50,6 +53,8 @@ def _page(
     source: Source,
     subscribers: tuple[WebhookSubscriber, ...],
     written: Counter[str],
+    *,
+    reread: bool,
 ) -> int:
     """One page of one source in one transaction; the number of source rows read."""
     now = app.clock.now()
@@ -72,7 +77,7 @@ def _page(
         keys = [column.label(f"_key{i}") for i, column in enumerate(source.order)]
         query = source.query.add_columns(*keys).order_by(*source.order).limit(_PAGE)
         if stored:
-            query = query.where(_after(source, _decoded(source, stored)))
+            query = query.where(_after(source, _decoded(source, stored), reread=reread))
         rows = conn.execute(query).all()
         for row in rows:
             for event in source.events(row):
@@ -128,10 +133,11 @@ def _jsonable(value: Any) -> Any:
     raise TypeError(f"{type(value).__name__} is not JSON")
 
 
-def _after(source: Source, start: list[Any]) -> ColumnElement[bool]:
-    """Rows after ``start`` in the ordering key's order (a keyset condition)."""
+def _after(source: Source, start: list[Any], *, reread: bool = False) -> ColumnElement[bool]:
+    """Rows after ``start`` in the ordering key's order (a keyset condition); with
+    ``reread``, every row at the first column's value of ``start`` too."""
     first = source.order[0]
-    if source.reread_last:
+    if reread:
         return first >= start[0]  # type: ignore[no-any-return]
     if len(start) == 1:
         return first > start[0]  # type: ignore[no-any-return]

@@ -22,6 +22,7 @@ from network_anim.db.models import (
     Message,
     Participant,
     Redemption,
+    Rsvp,
     Sale,
 )
 
@@ -143,6 +144,29 @@ def _redemption(row: Row[Any]) -> list[FeedEvent]:
     ]
 
 
+def _rsvp(row: Row[Any]) -> list[FeedEvent]:
+    return [
+        FeedEvent(
+            # The state is part of the key: two changes at one instant are two events.
+            key=f"rsvp-{row.id}-{row.updated_at.timestamp():.6f}-{row.last_change}-"
+            f"{row.answer}-{row.seats}-{row.status}-{row.attended}",
+            type=f"rsvp.{row.last_change}",
+            occurred_at=row.updated_at,
+            data={
+                "contact": row.contact,
+                "event": row.event_key,
+                "channel": row.channel,  # of the invitation answered
+                "answer": row.answer,
+                "seats": row.seats,
+                "status": row.status,
+                "answered_by": row.answered_by,
+                "answered_at": None if row.answered_at is None else iso(row.answered_at),
+                "attended": row.attended,
+            },
+        )
+    ]
+
+
 def iso(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
 
@@ -227,10 +251,27 @@ SOURCES: tuple[Source, ...] = (
         (Redemption.id,),
         _redemption,
     ),
-    # RSVPs (issue 17, part 2, being written beside this): one row per invitee, updated
-    # by each answer, so the entry reads like "sale_review": Source("rsvp", Rsvp,
-    # select(Rsvp..., Contact.external_id...).where(Rsvp.answered_at.is_not(None)),
-    # (Rsvp.answered_at, Rsvp.id), _rsvp, reread_last=True), _rsvp keyed
-    # f"rsvp-{id}-{answered_at}" giving "rsvp.answered"; add the type to
-    # config/settings.py WEBHOOK_EVENT_TYPES and docs/webhooks.md.
+    # A row is updated in place by each answer, promotion and attendance: read again
+    # whenever its updated_at moves, like a sale's review.
+    Source(
+        "rsvp",
+        Rsvp,
+        select(
+            Rsvp.id,
+            Rsvp.event_key,
+            Rsvp.channel,
+            Rsvp.answer,
+            Rsvp.seats,
+            Rsvp.status,
+            Rsvp.answered_by,
+            Rsvp.answered_at,
+            Rsvp.attended,
+            Rsvp.updated_at,
+            Rsvp.last_change,
+            Contact.external_id.label("contact"),  # type: ignore[attr-defined]
+        ).join(Contact, Contact.id == Rsvp.contact_id),  # type: ignore[arg-type]
+        (Rsvp.updated_at, Rsvp.id),
+        _rsvp,
+        reread_last=True,
+    ),
 )

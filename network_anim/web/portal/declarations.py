@@ -23,10 +23,10 @@ from network_anim.web import Web, WebContext
 from network_anim.web.portal.pages import (
     NO_STORE,
     Me,
-    _challenge_for,
-    _check_csrf,
-    _language,
-    _page,
+    challenge_for,
+    check_csrf,
+    page_language,
+    render_page,
 )
 
 router = APIRouter(prefix="/portal", tags=["portal"])
@@ -52,7 +52,7 @@ def _sales_page(
     contact_id = me.contact.id or 0
     with Session(ctx.app.engine) as session:
         registered = sales.is_participant(session, challenge.id, contact_id)
-    return _page(
+    return render_page(
         request,
         "declarations.html",
         status_code=status_code if registered else 403,
@@ -81,7 +81,7 @@ def sales_page(
     declared: int = 0,
     withdrawn: int = 0,
 ) -> HTMLResponse:
-    challenge = _challenge_for(ctx, me.contact, key)
+    challenge = challenge_for(ctx, me.contact, key)
     return _sales_page(request, ctx, me, challenge, declared=declared, withdrawn=withdrawn)
 
 
@@ -106,8 +106,8 @@ async def declare_sale(
     csrf: Annotated[str | None, Form()] = None,
     proof: Annotated[UploadFile | None, File()] = None,
 ) -> Response:
-    _check_csrf(request, me, csrf)
-    challenge = _challenge_for(ctx, me.contact, key)
+    check_csrf(request, me, csrf)
+    challenge = challenge_for(ctx, me.contact, key)
     form = {
         "invoice_ref": invoice_ref,
         "sku": sku,
@@ -126,7 +126,7 @@ async def declare_sale(
     try:
         sale_id = sales.declare(ctx.app, challenge, me.contact, form, sent)
     except sales.DeclarationRefused as refused:
-        lang = _language(request, me.contact)
+        lang = page_language(request, me.contact)
         problems = [p.text(lang) for p in refused.problems]
         return _sales_page(
             request, ctx, me, challenge, status_code=422, problems=problems, form=form
@@ -155,8 +155,8 @@ def withdraw_sale(
     me: Me,
     csrf: Annotated[str | None, Form()] = None,
 ) -> Response:
-    _check_csrf(request, me, csrf)
-    challenge = _challenge_for(ctx, me.contact, key)
+    check_csrf(request, me, csrf)
+    challenge = challenge_for(ctx, me.contact, key)
     try:
         sales.withdraw(ctx.app, me.contact.id or 0, sale_id)
     except sales.NotWithdrawable as refused:

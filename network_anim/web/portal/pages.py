@@ -61,7 +61,7 @@ def _rank(level: str) -> int:
         return 99  # an unknown level is visible to nobody
 
 
-def _language(request: Request, contact: Contact | None = None) -> str:
+def page_language(request: Request, contact: Contact | None = None) -> str:
     chosen = request.cookies.get(LANG_COOKIE)
     if chosen in LANGUAGES:
         return chosen
@@ -74,7 +74,7 @@ def _secure(ctx: WebContext) -> bool:
     return ctx.app.config.engine.base_url.lower().startswith("https://")
 
 
-def _page(
+def render_page(
     request: Request,
     template: str,
     *,
@@ -82,7 +82,7 @@ def _page(
     me: auth.SignedIn | None = None,
     **values: Any,
 ) -> HTMLResponse:
-    lang = _language(request, me.contact if me else None)
+    lang = page_language(request, me.contact if me else None)
     html = page_html(template, lang=lang, me=me, path=request.url.path, **values)
     return HTMLResponse(html, status_code=status_code, headers=NO_STORE)
 
@@ -113,13 +113,13 @@ def current(
 Me = Annotated[auth.SignedIn, Depends(current)]
 
 
-def _check_csrf(request: Request, me: auth.SignedIn, token: str | None) -> None:
+def check_csrf(request: Request, me: auth.SignedIn, token: str | None) -> None:
     if not auth.csrf_ok(me.token, token):
         raise HTTPException(status_code=403, detail="CSRF token missing or wrong")
 
 
-def _error(request: Request, me: auth.SignedIn | None, status: int, key: str) -> HTMLResponse:
-    return _page(request, "message.html", status_code=status, me=me, message_key=key)
+def error_page(request: Request, me: auth.SignedIn | None, status: int, key: str) -> HTMLResponse:
+    return render_page(request, "message.html", status_code=status, me=me, message_key=key)
 
 
 # -- login -------------------------------------------------------------------------------------
@@ -127,7 +127,7 @@ def _error(request: Request, me: auth.SignedIn | None, status: int, key: str) ->
 
 @router.get("/login", response_class=HTMLResponse, summary="Ask for a sign-in link")
 def login_form(request: Request) -> HTMLResponse:
-    return _page(request, "login.html")
+    return render_page(request, "login.html")
 
 
 @router.post("/login", response_class=HTMLResponse, summary="Send a sign-in link")
@@ -149,24 +149,24 @@ async def login_request(
         login_id, token = issued
         url = f"{base}/portal/login/{token}"
         await auth.send_login_link(
-            app, contact, channel, login_id, url, _language(request, contact)
+            app, contact, channel, login_id, url, page_language(request, contact)
         )
-    return _page(request, "login_sent.html")
+    return render_page(request, "login_sent.html")
 
 
 @router.get("/login/{token}", response_class=HTMLResponse, summary="Confirm a sign-in link")
 def login_confirm(token: str, request: Request, ctx: Web) -> HTMLResponse:
     """Shows a button only: a GET never signs in (mail scanners open links)."""
     if not auth.login_is_usable(ctx.app, token):
-        return _error(request, None, 400, "bad_link")
-    return _page(request, "confirm.html", token=token)
+        return error_page(request, None, 400, "bad_link")
+    return render_page(request, "confirm.html", token=token)
 
 
 @router.post("/login/{token}", summary="Sign in with a link")
 def login_consume(token: str, request: Request, ctx: Web) -> Response:
     used = auth.consume_login(ctx.app, token)
     if used is None:
-        return _error(request, None, 400, "bad_link")
+        return error_page(request, None, 400, "bad_link")
     _, session_token = used
     response = RedirectResponse("/portal/", status_code=303, headers=NO_STORE)
     response.set_cookie(
@@ -185,7 +185,7 @@ def login_consume(token: str, request: Request, ctx: Web) -> Response:
 def logout(
     request: Request, ctx: Web, me: Me, csrf: Annotated[str | None, Form()] = None
 ) -> Response:
-    _check_csrf(request, me, csrf)
+    check_csrf(request, me, csrf)
     auth.revoke(ctx.app, me.session_id)
     response = RedirectResponse("/portal/login", status_code=303, headers=NO_STORE)
     response.delete_cookie(auth.SESSION_COOKIE, path="/portal")
@@ -233,7 +233,7 @@ class PostLine:
 @router.get("/", response_class=HTMLResponse, summary="Posts for the contact's level")
 def posts(request: Request, ctx: Web, me: Me) -> HTMLResponse:
     now = ctx.app.clock.now()
-    lang = _language(request, me.contact)
+    lang = page_language(request, me.contact)
     read_by_me = exists().where(PostRead.post_id == Post.id, PostRead.contact_id == me.contact.id)
     with Session(ctx.app.engine) as session:
         rows = session.execute(
@@ -254,7 +254,7 @@ def posts(request: Request, ctx: Web, me: Me) -> HTMLResponse:
         if p.is_flash and p.id not in read and (p.expires_at is None or p.expires_at > now)
     ]
     regular = [p for p in picked if not p.is_flash]
-    return _page(
+    return render_page(
         request,
         "posts.html",
         me=me,
@@ -301,7 +301,7 @@ def record_read(ctx: WebContext, post: Post, contact_id: int, now: datetime) -> 
 def post_page(post_id: int, request: Request, ctx: Web, me: Me) -> HTMLResponse:
     post = _readable_post(ctx, me, post_id)
     if isinstance(post, int):
-        return _error(request, me, post, _POST_ERRORS[post])
+        return error_page(request, me, post, _POST_ERRORS[post])
     record_read(ctx, post, me.contact.id or 0, ctx.app.clock.now())
     with Session(ctx.app.engine) as session:
         files = session.scalars(
@@ -309,7 +309,7 @@ def post_page(post_id: int, request: Request, ctx: Web, me: Me) -> HTMLResponse:
             .where(PostAttachment.post_id == post.id)
             .order_by(PostAttachment.filename)
         ).all()
-    return _page(
+    return render_page(
         request, "post.html", me=me, post=post, body=render_markdown(post.body), files=files
     )
 
@@ -341,11 +341,11 @@ def _readable_post(ctx: WebContext, me: auth.SignedIn, post_id: int) -> Post | i
 def post_file(post_id: int, file_id: int, request: Request, ctx: Web, me: Me) -> Response:
     post = _readable_post(ctx, me, post_id)
     if isinstance(post, int):
-        return _error(request, me, post, _POST_ERRORS[post])
+        return error_page(request, me, post, _POST_ERRORS[post])
     with Session(ctx.app.engine) as session:
         attachment = session.get(PostAttachment, file_id)
     if attachment is None or attachment.post_id != post_id:
-        return _error(request, me, 404, "not_found")
+        return error_page(request, me, 404, "not_found")
     return FileResponse(
         stored_path(ctx.app.data_dir, attachment),
         media_type=attachment.content_type,
@@ -362,7 +362,7 @@ def points(request: Request, ctx: Web, me: Me) -> HTMLResponse:
     with Session(ctx.app.engine) as session:
         total = balance(session, me.contact.id or 0)
         lines = list(reversed(statement(session, me.contact.id or 0)))
-    return _page(request, "points.html", me=me, balance=total, lines=lines)
+    return render_page(request, "points.html", me=me, balance=total, lines=lines)
 
 
 def _shop(
@@ -375,7 +375,7 @@ def _shop(
         ).all()
         for reward in rewards:
             session.expunge(reward)
-    return _page(
+    return render_page(
         request, "rewards.html", status_code=status, me=me, balance=total, rewards=rewards, **values
     )
 
@@ -395,7 +395,7 @@ def redeem_reward(
 ) -> Response:
     from network_anim.challenges.rewards import redeem
 
-    _check_csrf(request, me, csrf)
+    check_csrf(request, me, csrf)
     try:
         redeem(ctx.app, me.contact.id or 0, key, actor=f"portal:{me.contact.external_id}")
     except UserError as exc:
@@ -411,7 +411,7 @@ def _challenges_for(ctx: WebContext, contact: Contact) -> list[Any]:
     return [c for c in ctx.app.config.challenges if Level(c.level).rank <= mine]
 
 
-def _challenge_for(ctx: WebContext, contact: Contact, key: str) -> Any:
+def challenge_for(ctx: WebContext, contact: Contact, key: str) -> Any:
     for challenge in ctx.app.config.challenges:
         if challenge.id == key:
             if Level(challenge.level).rank > _rank(contact.level):
@@ -429,7 +429,7 @@ def challenges(request: Request, ctx: Web, me: Me) -> HTMLResponse:
                 select(Participant.challenge_key).where(Participant.contact_id == me.contact.id)
             )
         )
-    return _page(request, "challenges.html", me=me, challenges=items, registered=registered)
+    return render_page(request, "challenges.html", me=me, challenges=items, registered=registered)
 
 
 def _challenge_page(
@@ -464,7 +464,7 @@ def _challenge_page(
     if "team" in challenge.modes:
         team_board = leaderboard(ctx.app, challenge.id, scope="team", limit=10)
     my_points = mine.points if mine is not None else 0
-    return _page(
+    return render_page(
         request,
         "challenge.html",
         status_code=values.pop("status_code", 200),
@@ -481,7 +481,7 @@ def _challenge_page(
 
 @router.get("/challenges/{key}", response_class=HTMLResponse, summary="One challenge")
 def challenge_page(key: str, request: Request, ctx: Web, me: Me) -> HTMLResponse:
-    return _challenge_page(request, ctx, me, _challenge_for(ctx, me.contact, key))
+    return _challenge_page(request, ctx, me, challenge_for(ctx, me.contact, key))
 
 
 @router.post("/challenges/{key}/register", summary="Register to a challenge")
@@ -490,8 +490,8 @@ def challenge_register(
 ) -> Response:
     from network_anim.challenges.registration import register
 
-    _check_csrf(request, me, csrf)
-    challenge = _challenge_for(ctx, me.contact, key)
+    check_csrf(request, me, csrf)
+    challenge = challenge_for(ctx, me.contact, key)
     try:
         with Session(ctx.app.engine) as session, session.begin():
             contact = session.get(Contact, me.contact.id)
@@ -528,7 +528,7 @@ def preferences(request: Request, ctx: Web, me: Me, saved: int = 0) -> HTMLRespo
         (channel, bases.get(channel) != LawfulBasis.OPTED_OUT.value)
         for channel in _preference_channels(ctx)
     ]
-    return _page(request, "preferences.html", me=me, rows=rows, saved=bool(saved))
+    return render_page(request, "preferences.html", me=me, rows=rows, saved=bool(saved))
 
 
 @router.post("/preferences", summary="Unsubscribe from or subscribe again to a channel")
@@ -540,7 +540,7 @@ def preferences_save(
     action: Annotated[str, Form()],
     csrf: Annotated[str | None, Form()] = None,
 ) -> Response:
-    _check_csrf(request, me, csrf)
+    check_csrf(request, me, csrf)
     if channel not in _preference_channels(ctx) or action not in ("unsubscribe", "subscribe"):
         raise HTTPException(status_code=400, detail="unknown channel or action")
     now = ctx.app.clock.now()

@@ -18,7 +18,14 @@ from sqlmodel import Session
 from network_anim.campaigns import events
 from network_anim.errors import UserError
 from network_anim.web import Web, WebContext
-from network_anim.web.portal.pages import NO_STORE, Me, _check_csrf, _error, _page
+from network_anim.web.portal.pages import (
+    NO_STORE,
+    Me,
+    check_csrf,
+    error_page,
+    page_language,
+    render_page,
+)
 
 router = APIRouter(prefix="/portal", tags=["portal"])
 
@@ -41,14 +48,16 @@ def _event_page(
 ) -> HTMLResponse:
     app, event = ctx.app, invitation.event
     outcome = events.current_outcome(app, event, me.contact.id or 0)
-    return _page(
+    return render_page(
         request,
         "rsvp.html",
         status_code=status_code,
         me=me,
         event=event,
         open=event in events.open_events(app, app.clock.now()),
-        notice=events.confirmation_text(app, event, outcome) if outcome else "",
+        notice=events.confirmation_text(app, event, outcome, page_language(request, me.contact))
+        if outcome
+        else "",
         outcome=outcome,
         error=error,
     )
@@ -58,7 +67,7 @@ def _event_page(
 def event_page(event_id: str, request: Request, ctx: Web, me: Me) -> HTMLResponse:
     invitation = _invitation(ctx, me, event_id)
     if invitation is None:
-        return _error(request, me, 404, "not_found")
+        return error_page(request, me, 404, "not_found")
     return _event_page(request, ctx, me, invitation)
 
 
@@ -72,10 +81,10 @@ def event_answer(
     seats: Annotated[int, Form(ge=1, le=50)] = 1,
     csrf: Annotated[str | None, Form()] = None,
 ) -> Response:
-    _check_csrf(request, me, csrf)
+    check_csrf(request, me, csrf)
     invitation = _invitation(ctx, me, event_id)
     if invitation is None:
-        return _error(request, me, 404, "not_found")
+        return error_page(request, me, 404, "not_found")
     if invitation.event not in events.open_events(ctx.app, ctx.app.clock.now()):
         return _event_page(request, ctx, me, invitation, status_code=409, error="closed")
     try:
