@@ -382,6 +382,17 @@ async def test_withdraw_a_pending_declaration(seller: Portal) -> None:
     with pytest.raises(UserError, match=f"not pending: {sale_id}"):
         review(seller.app, [sale_id], approve=True)
 
+    # Withdrawn to be corrected: the same invoice is declared again, and is then taken.
+    fixed = await post_sale(seller, csrf, quantity="3", amount="7200")
+    assert fixed.status_code == 303, fixed.text
+    assert [(ref, status) for ref, status, _, _ in sales(seller.app)] == [
+        ("F-2027-0042", "withdrawn"),
+        ("F-2027-0042", "pending"),
+    ]
+    twice = await post_sale(seller, csrf)
+    assert twice.status_code == 422
+    assert "invoice_ref F-2027-0042 de la société" in twice.text
+
 
 async def test_only_ones_own_pending_declaration_is_withdrawn(seller: Portal) -> None:
     enter(seller.app, "C0007")

@@ -486,3 +486,20 @@ def test_rsvp_answers_promotions_and_attendance_are_told(
         ("rsvp.attended", "C0004", None, None, 0, True, "", "salon", after),  # came unasked
     }
     assert send(hooked) == Counter()  # nothing read twice
+
+
+def test_a_withdrawn_declaration_is_told(hooked: App, receivers: tuple[Receiver, Receiver]) -> None:
+    from network_anim.challenges.declarations import PORTAL, withdraw
+
+    sale_id = declare(hooked, "F-7")
+    with Session(hooked.engine) as session, session.begin():
+        sale = session.get(Sale, sale_id)
+        assert sale is not None
+        sale.source = PORTAL
+    withdraw(hooked, contact_id(hooked, "C0001"), sale_id)
+    assert send(hooked) == Counter({"sent": 4})  # declared and withdrawn, to both
+    _, sales_desk = receivers
+    assert sales_desk.types() == Counter({"sale.declared": 1, "sale.withdrawn": 1})
+    bodies = [json.loads(body) for _, body, _ in sales_desk.got]
+    [withdrawn] = [b for b in bodies if b["type"] == "sale.withdrawn"]
+    assert withdrawn["data"]["status"] == "withdrawn" and withdrawn["data"]["invoice_ref"] == "F-7"

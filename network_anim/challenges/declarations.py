@@ -23,7 +23,12 @@ from network_anim.app import App
 from network_anim.challenges.awarding import APPROVED, PENDING, award_sales
 from network_anim.challenges.calendar import local_day
 from network_anim.challenges.sales_csv import SaleRecord
-from network_anim.challenges.sales_import import sales_context, upsert_products, write_sales
+from network_anim.challenges.sales_import import (
+    WITHDRAWN,
+    sales_context,
+    upsert_products,
+    write_sales,
+)
 from network_anim.challenges.sales_rules import (
     Problem,
     SalesContext,
@@ -36,7 +41,6 @@ from network_anim.config.settings import ChallengeConfig
 from network_anim.db.models import Contact, LedgerEntry, Participant, Sale, SaleProof
 
 PORTAL = "portal"
-WITHDRAWN = "withdrawn"
 FIELDS = ("invoice_ref", "sku", "quantity", "amount", "sold_at")
 # What a proof file must start with, by the type it is stored as: the browser's
 # Content-Type and the file name are the sender's word, the bytes are not.
@@ -210,7 +214,8 @@ def withdraw(app: App, contact_id: int, sale_id: int) -> None:
             raise NotWithdrawable(None)
         if sale.status != PENDING:
             raise NotWithdrawable(sale.status)
-        sale.status = WITHDRAWN
+        # The time of the change, as a review's: the webhook feed tells of it (sale.withdrawn).
+        sale.status, sale.reviewed_at = WITHDRAWN, app.clock.now()
 
 
 def declarations(app: App, challenge: ChallengeConfig, contact_id: int) -> list[DeclarationLine]:

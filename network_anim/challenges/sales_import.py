@@ -22,6 +22,9 @@ from network_anim.db.models import Company, Contact, Product, Sale
 from network_anim.errors import UserError
 from network_anim.gc_pause import collector_paused
 
+# A declaration its seller took back while pending: its invoice is free again.
+WITHDRAWN = "withdrawn"
+
 _BATCH = 500
 _SOURCE_MAX = 200
 _ACTOR_MAX = 80
@@ -78,7 +81,10 @@ def sales_context(app, *, challenge: str | None = None) -> SalesContext:  # type
                 query = (
                     select(Company.external_id, Sale.invoice_ref, Sale.id, Sale.source)
                     .join(Company, Sale.company_id == Company.id)
-                    .where(Sale.invoice_ref.in_(chunk))  # type: ignore[attr-defined]
+                    .where(
+                        Sale.invoice_ref.in_(chunk),  # type: ignore[attr-defined]
+                        Sale.status != WITHDRAWN,
+                    )
                 )
                 for company, ref, sale_id, source in session.execute(query):
                     if (company, ref) in wanted:
@@ -281,7 +287,8 @@ def _refuse_recorded(
     problems = []
     for chunk in _chunks(sorted({ref for _, ref in wanted})):
         query = select(Sale.company_id, Sale.invoice_ref, Sale.id).where(
-            Sale.invoice_ref.in_(chunk)  # type: ignore[attr-defined]
+            Sale.invoice_ref.in_(chunk),  # type: ignore[attr-defined]
+            Sale.status != WITHDRAWN,  # its invoice is free (db/models.py, Sale)
         )
         for company_id, ref, sale_id in session.execute(query):
             line = wanted.get((company_id, ref))

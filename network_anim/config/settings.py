@@ -599,7 +599,8 @@ WEBHOOK_EVENT_TYPES: frozenset[str] = frozenset(
     + [f"contact.{t}" for t in ("unsubscribed", "resubscribed", "consented", "replied",
                                 "sms_help", "complained")]
     + ["challenge.registered", "sale.declared", "sale.approved", "sale.rejected",
-       "points.redeemed", "rsvp.answered", "rsvp.promoted", "rsvp.attended", "webhook.ping"]
+       "sale.withdrawn", "points.redeemed", "rsvp.answered", "rsvp.promoted", "rsvp.attended",
+       "webhook.ping"]
 )  # fmt: skip
 # Event types the code may add later arrive as "event.<type>" (docs/webhooks.md).
 WEBHOOK_FAMILIES = frozenset(t.partition(".")[0] for t in WEBHOOK_EVENT_TYPES) | {"event"}

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, CheckConstraint, Column, Index, Text, UniqueConstraint
+from sqlalchemy import JSON, CheckConstraint, Column, Index, Text, UniqueConstraint, text
 from sqlalchemy import false as sa_false
 from sqlmodel import Field, SQLModel
 
@@ -273,7 +273,16 @@ class Sale(SQLModel, table=True):
     """A declared sale: what conversion, RFM recency and enrolment triggers read."""
 
     __table_args__ = (
-        UniqueConstraint("company_id", "invoice_ref"),
+        # One live sale per invoice of a company: a withdrawn declaration leaves its
+        # invoice free, for the seller to declare it again corrected.
+        Index(
+            "uq_sale_company_invoice_live",
+            "company_id",
+            "invoice_ref",
+            unique=True,
+            sqlite_where=text("status != 'withdrawn'"),
+            postgresql_where=text("status != 'withdrawn'"),
+        ),
         Index("ix_sale_contact_time", "contact_id", "sold_at"),
     )
 

@@ -127,7 +127,7 @@ def _declaration(row: Row[Any]) -> list[FeedEvent]:
 
 
 def _review(row: Row[Any]) -> list[FeedEvent]:
-    if row.status not in ("approved", "rejected"):
+    if row.status not in ("approved", "rejected", "withdrawn"):
         return []
     data = {**_sale_data(row), "reason": row.review_reason}
     return [FeedEvent(f"sale-{row.id}-{row.status}", f"sale.{row.status}", row.reviewed_at, data)]
