@@ -503,3 +503,31 @@ def test_a_withdrawn_declaration_is_told(hooked: App, receivers: tuple[Receiver,
     bodies = [json.loads(body) for _, body, _ in sales_desk.got]
     [withdrawn] = [b for b in bodies if b["type"] == "sale.withdrawn"]
     assert withdrawn["data"]["status"] == "withdrawn" and withdrawn["data"]["invoice_ref"] == "F-7"
+
+
+def test_the_daemon_tick_queues_and_posts(
+    hooked: App,
+    receivers: tuple[Receiver, Receiver],
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """The daemon's webhook tick runs the feed and the sender; a subscriber whose secret
+    is missing is skipped and logged once, the others still served."""
+    from network_anim.daemon.service import Daemon
+
+    everything, sales = receivers
+    declare(hooked, "F-8")
+    monkeypatch.delenv("TEST_WEBHOOK_SALES")
+    daemon = Daemon(config_of(hooked))
+    daemon.app = hooked
+    with caplog.at_level("INFO", logger="network_anim"):
+        asyncio.run(daemon.webhook_tick())
+        asyncio.run(daemon.webhook_tick())
+    assert everything.types() == Counter({"sale.declared": 1})
+    assert sales.got == []
+    skipped = [r for r in caplog.records if "subscriber skipped" in r.getMessage()]
+    assert len(skipped) == 1 and "TEST_WEBHOOK_SALES" in skipped[0].getMessage()
+    assert {r.subscriber: r.status for r in webhook_rows(hooked)} == {
+        "crm": "sent",
+        "sales-desk": "pending",  # kept for when the secret is back
+    }
