@@ -270,58 +270,64 @@ def record_attendance(app: App, event: EventConfig, attended: Mapping[int, bool]
     return counts
 
 
-def confirmation_text(app: App, event: EventConfig, outcome: Outcome, language: str = "fr") -> str:
-    """The words confirming an answer (the SMS reply, the portal's notice), in French or
-    English (any other language gets French, like the portal)."""
-    name = app.config.channels.sms.sender_name
-    english = language == "en"
-    if english:
-        when = f"on {event.start:%d/%m/%Y} at {event.start:%H:%M}"
-    else:
-        when = f"le {event.start:%d/%m/%Y} à {event.start:%H}h{event.start:%M}"
-    seats = outcome.seats
-    if outcome.answer == YES and outcome.status == CONFIRMED:
-        if english:
-            places = "your seat is booked" if seats == 1 else f"your {seats} seats are booked"
-            return f"{name}: thank you, {places} for {event.name}, {when}, {event.place}."
-        places = "votre place est réservée" if seats == 1 else f"vos {seats} places sont réservées"
-        return f"{name} : merci, {places} pour {event.name}, {when}, {event.place}."
-    if outcome.answer == YES:
-        if english:
-            return (
-                f"{name}: {event.name} is full. You are on the waiting list, position "
-                f"{outcome.position}; we will text you if a seat becomes free."
-            )
-        return (
-            f"{name} : {event.name} est complet. Vous êtes sur liste d'attente, position "
-            f"{outcome.position} ; nous vous prévenons par SMS si une place se libère."
-        )
-    if outcome.answer == NO:
-        if english:
-            return f"{name}: answer recorded: no. Thank you for letting us know."
-        return f"{name} : réponse enregistrée : non. Merci de nous avoir prévenus."
-    if english:
-        return (
-            f"{name}: answer recorded: maybe. Reply YES to book your seat for {event.name}, {when}."
-        )
-    return (
-        f"{name} : réponse enregistrée : peut-être. Répondez OUI pour réserver votre place "
-        f"à {event.name}, {when}."
+# The answers' words by language (the contact's; any other language gets French, like
+# the portal). Fields: {name} the SMS sender, {event}, {when}, {place}, {seats},
+# {position}, {prefix} the reply keyword and a space (or nothing), {max_seats}.
+_WORDS: dict[str, dict[str, str]] = {
+    "fr": {
+        "when": "le {date} à {hour}h{minute}",
+        "one_seat": "votre place est réservée",
+        "seats": "vos {seats} places sont réservées",
+        "confirmed": "{name} : merci, {places} pour {event}, {when}, {place}.",
+        "waiting": "{name} : {event} est complet. Vous êtes sur liste d'attente, position "
+        "{position} ; nous vous prévenons par SMS si une place se libère.",
+        "no": "{name} : réponse enregistrée : non. Merci de nous avoir prévenus.",
+        "maybe": "{name} : réponse enregistrée : peut-être. Répondez OUI pour réserver votre "
+        "place à {event}, {when}.",
+        "help": "{name} : réponse non comprise. Pour {event}, répondez {prefix}OUI (ou "
+        "{prefix}OUI 2 pour 2 places, jusqu'à {max_seats}), {prefix}NON ou {prefix}PEUT-ETRE.",
+    },
+    "en": {
+        "when": "on {date} at {hour}:{minute}",
+        "one_seat": "your seat is booked",
+        "seats": "your {seats} seats are booked",
+        "confirmed": "{name}: thank you, {places} for {event}, {when}, {place}.",
+        "waiting": "{name}: {event} is full. You are on the waiting list, position "
+        "{position}; we will text you if a seat becomes free.",
+        "no": "{name}: answer recorded: no. Thank you for letting us know.",
+        "maybe": "{name}: answer recorded: maybe. Reply YES to book your seat for {event}, {when}.",
+        "help": "{name}: answer not understood. For {event}, reply {prefix}YES (or "
+        "{prefix}YES 2 for 2 seats, up to {max_seats}), {prefix}NO or {prefix}MAYBE.",
+    },
+}
+
+
+def _say(app: App, event: EventConfig, language: str, key: str, **values: object) -> str:
+    words = _WORDS.get(language, _WORDS["fr"])
+    start = event.start
+    when = words["when"].format(date=f"{start:%d/%m/%Y}", hour=f"{start:%H}", minute=f"{start:%M}")
+    return words[key].format(
+        name=app.config.channels.sms.sender_name,
+        event=event.name,
+        when=when,
+        place=event.place,
+        **values,
     )
+
+
+def confirmation_text(app: App, event: EventConfig, outcome: Outcome, language: str = "fr") -> str:
+    """The words confirming an answer (the SMS reply, the portal's notice)."""
+    if outcome.answer == YES and outcome.status == CONFIRMED:
+        words = _WORDS.get(language, _WORDS["fr"])
+        seats = outcome.seats
+        places = words["one_seat"] if seats == 1 else words["seats"].format(seats=seats)
+        return _say(app, event, language, "confirmed", places=places)
+    if outcome.answer == YES:
+        return _say(app, event, language, "waiting", position=outcome.position)
+    return _say(app, event, language, "no" if outcome.answer == NO else "maybe")
 
 
 def help_text(app: App, event: EventConfig, language: str = "fr") -> str:
     """The answer to a reply that is no RSVP word: how to answer."""
-    name = app.config.channels.sms.sender_name
     prefix = f"{event.reply_keyword} " if event.reply_keyword else ""
-    if language == "en":
-        return (
-            f"{name}: answer not understood. For {event.name}, reply {prefix}YES "
-            f"(or {prefix}YES 2 for 2 seats, up to {event.max_seats}), {prefix}NO "
-            f"or {prefix}MAYBE."
-        )
-    return (
-        f"{name} : réponse non comprise. Pour {event.name}, répondez {prefix}OUI "
-        f"(ou {prefix}OUI 2 pour 2 places, jusqu'à {event.max_seats}), {prefix}NON "
-        f"ou {prefix}PEUT-ETRE."
-    )
+    return _say(app, event, language, "help", prefix=prefix, max_seats=event.max_seats)
