@@ -292,3 +292,35 @@ def test_two_cores_an_address_too_long_in_the_child_s_half_is_caught(
     with pytest.raises(UserError) as caught:
         parse(text)
     assert [p.split(":")[0] for p in caught.value.problems] == ["line 12"]
+
+
+def test_a_first_import_leaves_the_contact_indexes_as_they_were(app: App, generated: str) -> None:
+    """A first import builds the contact table's indexes after its rows (SQLite): they are
+    all back after it, and after one that fails half-way (nothing written)."""
+    if app.engine.dialect.name != "sqlite":
+        pytest.skip("SQLite's indexes")
+
+    def indexes() -> list[tuple[str, str]]:
+        with app.engine.connect() as conn:
+            query = "SELECT name, sql FROM sqlite_master WHERE type = 'index' ORDER BY name"
+            return [tuple(row) for row in conn.exec_driver_sql(query)]  # type: ignore[misc]
+
+    before = indexes()
+    assert any(name == "ix_contact_mobile" for name, _ in before)
+
+    def fail_in_consents(stage: str, done: int) -> None:
+        if stage == "consents":
+            raise RuntimeError("stop")
+
+    with pytest.raises(RuntimeError):
+        import_network(
+            app.engine, parse(generated), now=app.clock.now(), source="t", progress=fail_in_consents
+        )
+    assert indexes() == before and counts(app) == (0, 0, 0)
+    import_network(app.engine, parse(generated), now=app.clock.now(), source="gen")
+    assert indexes() == before
+    with app.engine.connect() as conn:
+        plan = conn.exec_driver_sql(
+            "EXPLAIN QUERY PLAN SELECT id FROM contact WHERE mobile = '+33600000000'"
+        ).all()
+    assert "ix_contact_mobile" in str(plan)
