@@ -531,3 +531,21 @@ def test_the_daemon_tick_queues_and_posts(
         "crm": "sent",
         "sales-desk": "pending",  # kept for when the secret is back
     }
+
+
+def test_a_review_committed_after_a_later_one_was_read_is_still_told(hooked: App) -> None:
+    """A transaction takes its time before it writes: its review can land behind the
+    feed's position (here 30 s before a review already read) and must be read all the
+    same, once."""
+    early, late = declare(hooked, "F-10"), declare(hooked, "F-11")
+    hooked.clock.advance(timedelta(minutes=1))  # type: ignore[attr-defined]
+    review(hooked, [late], approve=True)
+    run_feed(hooked)
+    with Session(hooked.engine) as session, session.begin():
+        sale = session.get(Sale, early)
+        assert sale is not None
+        sale.status, sale.reviewed_at = "rejected", hooked.clock.now() - timedelta(seconds=30)
+    run_feed(hooked)
+    run_feed(hooked)
+    keys = Counter(r.event_key for r in webhook_rows(hooked) if r.subscriber == "sales-desk")
+    assert keys[f"sale-{early}-rejected"] == 1 and keys[f"sale-{late}-approved"] == 1

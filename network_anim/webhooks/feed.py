@@ -11,6 +11,9 @@ PostgreSQL a transaction can commit a lower id after a higher one is read: the f
 therefore locks the source table in SHARE ROW EXCLUSIVE mode while it reads, which waits
 for the transactions writing it to end and holds new writers for the few milliseconds of
 the read (``lock_timeout`` bounds the wait: the pass is skipped, the next tick retries).
+Sources positioned by a time their writer took (reviews, answers) are read again from a
+window back of the position (``Source.reread_window``): the writer takes its time before
+it takes the lock.
 """
 
 from __future__ import annotations
@@ -40,9 +43,10 @@ def run_feed(app: App, *, sources: tuple[Source, ...] = SOURCES) -> Counter[str]
     if not subscribers:
         return written
     for source in sources:
-        # Only a pass's first page reads the last position's time again: later pages
-        # move strictly on, or a page of rows sharing one time would be read forever.
-        reread = source.reread_last
+        # Only a pass's first page reads back of the position (Source.reread_window):
+        # later pages move strictly on, or a page of rows sharing one time would be
+        # read forever.
+        reread = source.reread_window is not None
         while _page(app, source, subscribers, written, reread=reread) == _PAGE:
             reread = False
     return written
@@ -135,10 +139,10 @@ def _jsonable(value: Any) -> Any:
 
 def _after(source: Source, start: list[Any], *, reread: bool = False) -> ColumnElement[bool]:
     """Rows after ``start`` in the ordering key's order (a keyset condition); with
-    ``reread``, every row at the first column's value of ``start`` too."""
+    ``reread``, from the source's window back of ``start``'s time."""
     first = source.order[0]
-    if reread:
-        return first >= start[0]  # type: ignore[no-any-return]
+    if reread and source.reread_window is not None:
+        return first >= start[0] - source.reread_window  # type: ignore[no-any-return]
     if len(start) == 1:
         return first > start[0]  # type: ignore[no-any-return]
     return or_(first > start[0], and_(first == start[0], _after_rest(source, start)))

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Row, Select, select
@@ -25,6 +25,9 @@ from network_anim.db.models import (
     Rsvp,
     Sale,
 )
+
+# Longer than any transaction of the engine between taking its time and committing.
+REREAD_WINDOW = timedelta(minutes=2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,9 +45,12 @@ class Source:
     query: Select[Any]  # the rows and their columns, without order or position
     order: tuple[Any, ...]  # the ordering key (unique): the feed's position
     events: Callable[[Row[Any]], list[FeedEvent]]
-    # Rows at the position's first column are read again each pass: rows of another
-    # transaction can share a review time with the last row read and sort before it.
-    reread_last: bool = False
+    # For a position that is a time the writer took (a review's, an answer's): how far
+    # back of it each pass reads again. A transaction takes its time before it writes,
+    # so it can commit a row that sorts before one the feed has read already, at the
+    # same time or a little earlier; the unique (event_key, subscriber) index drops
+    # what was read before.
+    reread_window: timedelta | None = None
 
 
 # Event.type -> the family of its webhook type ("delivery.sent"); any other type, one
@@ -236,7 +242,7 @@ SOURCES: tuple[Source, ...] = (
         _SALE_COLUMNS.where(Sale.reviewed_at.is_not(None)),  # type: ignore[union-attr]
         (Sale.reviewed_at, Sale.id),
         _review,
-        reread_last=True,
+        reread_window=REREAD_WINDOW,
     ),
     Source(
         "redemption",
@@ -272,6 +278,6 @@ SOURCES: tuple[Source, ...] = (
         ).join(Contact, Contact.id == Rsvp.contact_id),  # type: ignore[arg-type]
         (Rsvp.updated_at, Rsvp.id),
         _rsvp,
-        reread_last=True,
+        reread_window=REREAD_WINDOW,
     ),
 )
