@@ -11,7 +11,7 @@ from sqlmodel import Session
 from network_anim.app import App
 from network_anim.db.models import Contact
 from network_anim.errors import UserError
-from network_anim.network.csv_input import formula_problem, open_rows, read_text
+from network_anim.network.csv_input import data_rows, formula_problem, open_rows, read_text
 
 COLUMNS = ("contact_id", "attended")
 _YES = frozenset({"oui", "yes", "1", "true", "o", "x"})
@@ -30,15 +30,7 @@ def read_attendance_csv(app: App, path: Path) -> dict[int, bool]:
     )
     problems: list[str] = []
     found: dict[str, tuple[int, bool]] = {}
-    line = reader.line_num
-    for raw_row in reader:
-        start, line = line + 1, reader.line_num
-        if not any(cell.strip() for cell in raw_row):
-            continue
-        if len(raw_row) != len(header):
-            problems.append(f"line {start}: {len(raw_row)} cells, the header has {len(header)}")
-            continue
-        cells = dict(zip(header, raw_row, strict=True))
+    for start, cells in data_rows(reader, header, lambda n, p: problems.append(f"line {n}: {p}")):
         formula = next(filter(None, (formula_problem(k, v) for k, v in cells.items())), None)
         contact, came = cells["contact_id"].strip(), cells["attended"].strip().casefold()
         if formula:

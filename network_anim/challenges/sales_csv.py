@@ -35,7 +35,7 @@ from network_anim.challenges.sales_rules import (
 )
 from network_anim.errors import UserError
 from network_anim.gc_pause import collector_paused
-from network_anim.network.csv_input import formula_problem, open_rows, read_text
+from network_anim.network.csv_input import data_rows, formula_problem, open_rows, read_text
 
 REQUIRED_COLUMNS = REQUIRED_FIELDS
 OPTIONAL_COLUMNS = ("company_id",)
@@ -90,15 +90,7 @@ def parse_sales_csv(text: str, *, source: str, context: SalesContext) -> list[Sa
 
     problems: list[tuple[int, str]] = []
     rows: list[_Row] = []
-    line = reader.line_num
-    for raw_row in reader:
-        start, line = line + 1, reader.line_num
-        if not any(cell.strip() for cell in raw_row):
-            continue
-        if len(raw_row) != len(header):
-            problems.append((start, f"{len(raw_row)} cells, the header has {len(header)}"))
-            continue
-        cells = dict(zip(header, raw_row, strict=True))
+    for start, cells in data_rows(reader, header, lambda n, p: problems.append((n, p))):
         try:
             rows.append(_parse_row(cells, start, context))
         except _LineProblems as exc:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import csv
 import re
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -105,3 +105,20 @@ def open_rows(
     header = [h.lower() for h in written]
     check_header(header, source=source, known=known, required=required, hint=hint)
     return reader, header
+
+
+def data_rows(
+    reader: Any, header: Sequence[str], problem: Callable[[int, str], None]
+) -> Iterator[tuple[int, dict[str, str]]]:
+    """Each row under the header with its cells by column and the line it starts on
+    (a quoted cell can span lines); blank rows are skipped, and a row whose cell count
+    is not the header's goes to ``problem`` instead."""
+    line = reader.line_num
+    for raw_row in reader:
+        start, line = line + 1, reader.line_num
+        if not any(cell.strip() for cell in raw_row):
+            continue
+        if len(raw_row) != len(header):
+            problem(start, f"{len(raw_row)} cells, the header has {len(header)}")
+            continue
+        yield start, dict(zip(header, raw_row, strict=True))

@@ -9,6 +9,7 @@ from dataclasses import dataclass
 from markupsafe import Markup
 
 from network_anim.reports import charts, fr_format
+from network_anim.reports.figures import rate
 from network_anim.reports.html_labels import channel_label
 from network_anim.reports.html_tables import Table
 from network_anim.reports.rsvp import RsvpFunnel, RsvpRow
@@ -51,19 +52,15 @@ def _facts(funnel: RsvpFunnel) -> tuple[tuple[str, str], ...]:
     return (
         ("Places confirmées", f"{n(funnel.seats_confirmed)} / {n(funnel.capacity)}"),
         ("Liste d'attente", n(funnel.waiting)),
-        ("Taux de réponse", fr_format.percent(_rate(totals.answered, totals.invited), 0)),
-        ("Présents parmi les oui", fr_format.percent(_rate(totals.attended, totals.yes), 0)),
+        ("Taux de réponse", fr_format.percent(rate(totals.answered, totals.invited), 0)),
+        ("Présents parmi les oui", fr_format.percent(rate(totals.attended, totals.yes), 0)),
     )
-
-
-def _rate(part: int, whole: int) -> float | None:
-    return part / whole if whole else None
 
 
 def _table(funnel: RsvpFunnel) -> Table:
     def line(row: RsvpRow, name: str) -> tuple[str, ...]:
         counts = [fr_format.integer(getattr(row, stage)) for stage, _ in STAGE_LABELS]
-        return (name, *counts, fr_format.percent(_rate(row.answered, row.invited), 0))
+        return (name, *counts, fr_format.percent(rate(row.answered, row.invited), 0))
 
     rows = [line(r, channel_label(r.channel)) for r in funnel.rows]
     if funnel.rows:
