@@ -4,7 +4,10 @@ the row-by-row one, on SQLite and PostgreSQL alike. No timings here: bench/impor
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, update
@@ -19,7 +22,7 @@ from network_anim.network.importer import import_network
 from network_anim.network.network_csv import (
     ImportDefaults,
     NetworkFile,
-    _parse,
+    NetworkStream,
     parse_network_csv,
 )
 from tests.test_network_import import counts
@@ -207,10 +210,19 @@ def test_json_summary_keeps_its_keys(app: App, cli, config_path: Path, tmp_path:
     ]
 
 
+def exact_parse(text: str) -> NetworkFile:
+    """The file as the exact pass reads it (every row's address checked), in one part."""
+    layout = network_csv._Layout(network_csv._open(text, "g.csv")[1], ImportDefaults())
+    layout.exact = True
+    merger = network_csv._Merger()
+    network = merger.add(network_csv._outcomes(text, "g.csv", layout, 0, None))
+    assert not merger.problems
+    return network
+
+
 def test_fast_and_exact_parses_agree(generated: str) -> None:
-    fast = _parse(generated, "g.csv", ImportDefaults(), exact=False)
-    exact = _parse(generated, "g.csv", ImportDefaults(), exact=True)
-    assert fast == exact and fast is not None
+    fast = parse(generated)
+    assert fast == exact_parse(generated) and len(fast.contacts) == 1200
 
 
 def test_an_address_too_long_only_with_a_long_name_is_named_on_its_line() -> None:
@@ -227,27 +239,60 @@ def test_an_address_too_long_only_with_a_long_name_is_named_on_its_line() -> Non
     assert "postal address" in problems[0]
 
 
-def test_two_cores_give_the_one_core_result(
-    generated: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """The optimistic pass split over a forked child (forced here on 1,200 rows) gives
-    the same records, in the same order, as one process; addresses kept alike."""
-    one = _parse(generated, "g.csv", ImportDefaults(), exact=False)
+@pytest.fixture
+def forked(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Files of more than 10 rows checked on two cores, the child's rows sent back 100
+    at a time; the list hears of each child started."""
     monkeypatch.setattr(network_csv, "PARALLEL_FROM_ROWS", 10)
-    forked: list[int] = []
-    real = network_csv._parse_in_two
+    monkeypatch.setattr(network_csv, "_CHUNK_ROWS", 100)
+    started: list[int] = []
+    real = network_csv.ForkedStream.start
 
-    def spy(*args: object) -> object:
-        forked.append(1)
-        return real(*args)  # type: ignore[arg-type]
+    def spy(*args: Any, **kwargs: Any) -> Any:
+        started.append(1)
+        return real(*args, **kwargs)
 
-    monkeypatch.setattr(network_csv, "_parse_in_two", spy)
-    two = _parse(generated, "g.csv", ImportDefaults(), exact=False)
-    assert forked and two == one and two is not None
+    monkeypatch.setattr(network_csv.ForkedStream, "start", spy)
+    return started
+
+
+def _quoted(text: str) -> str:
+    """The file with its company names quoted (its lines might not be its rows)."""
+    lines = text.splitlines()
+    header = lines[0].split(";")
+    at = header.index("company_name")
+    for number in range(1, len(lines)):
+        cells = lines[number].split(";")
+        cells[at] = f'"{cells[at]}"'
+        lines[number] = ";".join(cells)
+    return "\n".join(lines) + "\n"
+
+
+@pytest.mark.parametrize("form", ["plain", "crlf", "quoted"])
+def test_two_cores_give_the_one_core_result(generated: str, forked: list[int], form: str) -> None:
+    """The optimistic pass split over a forked child gives the same records, in the same
+    order, with the same line numbers, as one process (the exact pass here); addresses
+    kept alike. The parts come as the child's chunks do: this process's 40 % (of the
+    text, or of the rows for a file with quotes), then 100 rows at a time."""
+    text = {
+        "plain": generated,
+        "crlf": generated.replace("\n", "\r\n"),
+        "quoted": _quoted(generated),
+    }[form]
+    parts = list(NetworkStream(text, source="g.csv", defaults=ImportDefaults()))
+    assert forked == [1]
+    sizes = [len(p.contacts) for p in parts]
+    assert 400 <= sizes[0] <= 520 and set(sizes[1:-1]) == {100} and sizes[-1] <= 100
+    whole = NetworkFile(
+        companies=[c for p in parts for c in p.companies],
+        contacts=[c for p in parts for c in p.contacts],
+    )
+    assert whole == exact_parse(text)
+    assert [c.line for c in whole.contacts] == list(range(2, 1202))
 
 
 def test_two_cores_then_a_problem_in_the_child_s_half_is_named_exactly(
-    generated: str, monkeypatch: pytest.MonkeyPatch
+    generated: str, forked: list[int]
 ) -> None:
     lines = generated.splitlines()
     header = lines[0].split(";")
@@ -255,27 +300,66 @@ def test_two_cores_then_a_problem_in_the_child_s_half_is_named_exactly(
     cells = lines[late].split(";")
     cells[header.index("level")] = "boss"
     lines[late] = ";".join(cells)
-    monkeypatch.setattr(network_csv, "PARALLEL_FROM_ROWS", 10)
     with pytest.raises(UserError) as caught:
         parse("\n".join(lines) + "\n")
+    assert forked == [1]
     assert caught.value.problems == [
         f"line {late + 1}: level 'boss' is not one of seller, correspondent, director"
     ]
 
 
-def test_a_failed_child_leaves_this_process_to_do_it_all(
-    generated: str, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize("quoted", [False, True])
+@pytest.mark.parametrize("sent_before_dying", [0, 250])
+def test_a_child_that_dies_leaves_this_process_to_do_the_rest(
+    generated: str,
+    forked: list[int],
+    monkeypatch: pytest.MonkeyPatch,
+    sent_before_dying: int,
+    quoted: bool,
 ) -> None:
-    one = _parse(generated, "g.csv", ImportDefaults(), exact=False)
-    monkeypatch.setattr(network_csv, "PARALLEL_FROM_ROWS", 10)
-    monkeypatch.setattr(network_csv, "_parse_forked_half", _die)
-    assert _parse(generated, "g.csv", ImportDefaults(), exact=False) == one
+    """A child killed half-way (nothing sent, or two chunks and a half): the rows it did
+    not send are checked here, the same records come out, in the same order."""
+    real = network_csv._wired_outcomes
+
+    def dying(*args: Any) -> Iterator[Any]:
+        for index, wired in enumerate(real(*args)):
+            if index == sent_before_dying:
+                os._exit(3)
+            yield wired
+
+    monkeypatch.setattr(network_csv, "_wired_outcomes", dying)
+    text = _quoted(generated) if quoted else generated
+    assert parse(text) == exact_parse(text) and forked == [1]
 
 
-def _die(sender: object) -> None:
-    import os
-
-    os._exit(3)  # as a child killed half-way: nothing sent
+def test_a_company_that_differs_across_the_halves_rolls_the_streamed_import_back(
+    app: App, generated: str, forked: list[int]
+) -> None:
+    """The first parts are written before the child's last chunk shows a company whose
+    rows differ: nothing stays written, the line is named."""
+    lines = generated.splitlines()
+    header = lines[0].split(";")
+    first, last = lines[1].split(";"), lines[-1].split(";")
+    last[: len(network_csv.COMPANY_COLUMNS)] = first[: len(network_csv.COMPANY_COLUMNS)]
+    last[header.index("city")] = "Ailleurs"
+    lines[-1] = ";".join(last)
+    stream = NetworkStream("\n".join(lines) + "\n", source="g.csv", defaults=ImportDefaults())
+    heard: list[str] = []
+    with pytest.raises(UserError) as caught:
+        import_network(
+            app.engine,
+            stream,
+            now=app.clock.now(),
+            source="t",
+            progress=lambda stage, done: heard.append(stage),
+        )
+    assert forked == [1] and "consents" in heard  # parts were written before the error
+    assert caught.value.problems == [
+        f"line {len(lines)}: company {first[0]} differs from line 2 "
+        f"(city {first[header.index('city')]!r} vs 'Ailleurs'); every row of a company must "
+        "repeat the same company columns"
+    ]
+    assert counts(app) == (0, 0, 0)
 
 
 def test_two_cores_an_address_too_long_in_the_child_s_half_is_caught(
@@ -289,6 +373,7 @@ def test_two_cores_an_address_too_long_in_the_child_s_half_is_caught(
     long = f"K1;Kappa;;{street};75011;Paris;PX;{'Delacroix-Montmorency-Saint-Aubin-Vieux'};seller"
     text = "\n".join([header, *short, long]) + "\n"
     monkeypatch.setattr(network_csv, "PARALLEL_FROM_ROWS", 5)
+    monkeypatch.setattr(network_csv, "_CHUNK_ROWS", 2)
     with pytest.raises(UserError) as caught:
         parse(text)
     assert [p.split(":")[0] for p in caught.value.problems] == ["line 12"]

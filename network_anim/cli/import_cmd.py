@@ -12,7 +12,7 @@ from network_anim.cli.import_sales_cmd import import_sales_cmd
 if TYPE_CHECKING:  # imported where used: `netanim --help` loads none of them
     from network_anim.app import App
     from network_anim.network.column_mapping import ColumnMapping
-    from network_anim.network.network_csv import ImportDefaults, NetworkFile
+    from network_anim.network.network_csv import ImportDefaults, NetworkFile, NetworkStream
 
 
 @click.group("import")
@@ -84,7 +84,6 @@ def import_network_cmd(
 
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
-    from network_anim.network.importer import import_network
     from network_anim.network.network_csv import ImportDefaults
 
     if suggest_map:
@@ -98,7 +97,7 @@ def import_network_cmd(
         raise click.UsageError("--map and --no-map contradict each other: give one")
     # Checked before the database is opened: a bad mapping is reported on its own.
     mapping = _map_file(map_file)
-    app = open_app(config_path, db_url)
+    app = open_app(config_path, db_url, need_schema=False)
     engine_cfg = app.config.engine
     defaults = ImportDefaults(
         region=engine_cfg.default_region, timezone=engine_cfg.timezone, language=engine_cfg.language
@@ -106,11 +105,25 @@ def import_network_cmd(
     if mapping is None and not no_map:
         mapping = _config_mapping(app)
     show = not as_json and console.is_terminal
-    with console.status(f"reading {csv_file}", spinner="dots") if show else nullcontext():
-        network, sources = _read(csv_file, mapping, defaults)
-    if dry_run:
-        _show_dry_run(csv_file, network, sources, rows=rows, as_json=as_json, mapping=mapping)
-        return
+    from network_anim.db.migrate import ensure_schema
+
+    network: NetworkFile | NetworkStream
+    if mapping is None and not dry_run:
+        # Checked while it is written (a big file's rows on the other core from now on,
+        # while the database is opened here); a problem rolls the import back.
+        network = _stream(csv_file, defaults)
+        contacts = network.rows_estimate
+        ensure_schema(app.engine)
+    else:
+        with console.status(f"reading {csv_file}", spinner="dots") if show else nullcontext():
+            whole, sources = _read(csv_file, mapping, defaults)
+        ensure_schema(app.engine)
+        if dry_run:
+            _show_dry_run(csv_file, whole, sources, rows=rows, as_json=as_json, mapping=mapping)
+            return
+        network, contacts = whole, len(whole.contacts)
+    from network_anim.network.importer import import_network
+
     with Progress(
         TextColumn("Importing {task.description}"),
         BarColumn(),
@@ -119,10 +132,11 @@ def import_network_cmd(
         transient=True,
         disable=not show,
     ) as bar:
-        task = bar.add_task("companies", total=len(network.companies) + 2 * len(network.contacts))
+        task = bar.add_task("contacts", total=contacts)
 
         def advance(stage: str, done: int) -> None:
-            bar.update(task, advance=done, description=stage)
+            if stage == "contacts":
+                bar.update(task, advance=done)
 
         result = import_network(
             app.engine,
@@ -139,6 +153,13 @@ def import_network_cmd(
         f"contacts {result.contacts_created} created, {result.contacts_updated} updated; "
         f"{result.consents_set} consent records set"
     )
+
+
+def _stream(csv_file: Path, defaults: ImportDefaults) -> NetworkStream:
+    from network_anim.network.csv_input import read_text
+    from network_anim.network.network_csv import NetworkStream
+
+    return NetworkStream(read_text(csv_file), source=str(csv_file), defaults=defaults)
 
 
 def _suggested(csv_file: Path) -> str:

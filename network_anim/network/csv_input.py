@@ -60,6 +60,33 @@ def _lines(text: str) -> Iterator[str]:
         yield match.group()
 
 
+def formula_lines(text: str, delimiter: str, first_line: int = 1) -> set[int]:
+    """The numbers of the lines of ``text`` (which holds no quote: every cell is a run
+    between separators) where a cell starts like a formula, after spaces; ``text``'s
+    first line is ``first_line``. One search of the whole text: a row on any other line
+    needs no cell-by-cell formula check."""
+    starts = "[" + re.escape("".join(FORMULA_STARTS)) + "]"
+    lines = {first_line} if re.match(" *" + starts, text) else set()
+    line, previous = first_line, 0
+    # The formula's character looked ahead, not taken: it may be a line break that
+    # precedes the next one ("\r\r+33...").
+    for match in re.finditer(f"[{re.escape(delimiter)}\r\n] *(?={starts})", text):
+        # The formula's first character: never the "\n" of a "\r\n", so no range
+        # counted here cuts one in two.
+        position = match.end()
+        line += line_breaks(text, previous, position)
+        previous = position
+        lines.add(line)
+    return lines
+
+
+def line_breaks(text: str, start: int, end: int) -> int:
+    """The line breaks in ``text[start:end]`` as _lines splits: "\r\n", a lone "\r", "\n"."""
+    return (
+        text.count("\n", start, end) + text.count("\r", start, end) - text.count("\r\n", start, end)
+    )
+
+
 def check_header(
     header: Sequence[str], *, source: str, known: Sequence[str], required: Sequence[str], hint: str
 ) -> None:
@@ -93,8 +120,13 @@ def read_header(text: str, *, source: str) -> tuple[Any, list[str]]:
     ``line_num`` counts physical lines, as the error messages number them."""
     if not text.strip():
         raise UserError(f"{source}: the file is empty")
-    reader = csv.reader(_lines(text), delimiter=delimiter_of(text))
+    reader = rows_reader(text, delimiter_of(text))
     return reader, [h.strip() for h in next(reader)]
+
+
+def rows_reader(text: str, delimiter: str) -> Any:
+    """A csv reader of ``text``'s rows; its ``line_num`` counts physical lines."""
+    return csv.reader(_lines(text), delimiter=delimiter)
 
 
 def open_rows(

@@ -31,9 +31,11 @@ from functools import cache, lru_cache
 from typing import Any
 
 import phonenumbers
-from email_validator import EmailNotValidError, validate_email
+from email_validator import SPECIAL_USE_DOMAIN_NAMES, EmailNotValidError, validate_email
 from email_validator.rfc_constants import (
     CASE_INSENSITIVE_MAILBOX_NAMES,
+    DNS_LABEL_LENGTH_LIMIT,
+    DOMAIN_MAX_LENGTH,
     DOT_ATOM_TEXT,
     EMAIL_MAX_LENGTH,
     LOCAL_PART_MAX_LENGTH,
@@ -171,9 +173,34 @@ def check_phone(
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
 
 
+# Lower-case letters, digits and inner hyphens, labels of 1 to 63 characters, at least
+# two labels, the last ending with a letter: what validate_email_domain_name gives back
+# unchanged (UTS-46 maps none of these characters, IDNA leaves such labels alone) once its
+# other checks pass. "--" (Punycode, reserved R-LDH labels) is left to it.
+_PLAIN_DOMAIN = re.compile(
+    r"(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:[a-z0-9][a-z0-9-]{0,61})?[a-z]"
+)
+assert DNS_LABEL_LENGTH_LIMIT == 63, "the label length in _PLAIN_DOMAIN"
+_SPECIAL_USE_SUFFIXES = tuple("." + name for name in SPECIAL_USE_DOMAIN_NAMES)
+
+
+def _plain_domain(domain: str) -> bool:
+    """Whether validate_email_domain_name accepts ``domain`` and returns it as it is."""
+    return (
+        len(domain) <= DOMAIN_MAX_LENGTH
+        and "--" not in domain
+        and _PLAIN_DOMAIN.fullmatch(domain) is not None
+        and domain not in SPECIAL_USE_DOMAIN_NAMES
+        and not domain.endswith(_SPECIAL_USE_SUFFIXES)
+    )
+
+
 @lru_cache(maxsize=4096)
 def _domain(domain: str) -> tuple[str, str] | None:
-    """(normalised, IDNA ASCII) domain as validate_email sees it, None when it refuses it."""
+    """(normalised, IDNA ASCII) domain as validate_email sees it, None when it refuses it.
+    A plain domain skips the library's Unicode checks (a tenth of a network's parse)."""
+    if _plain_domain(domain):
+        return domain, domain
     try:
         info = validate_email_domain_name(domain, test_environment=False, globally_deliverable=True)
     except EmailNotValidError:

@@ -8,7 +8,7 @@ only. No ORM instances: building 120,000 of them cost more than the writes.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -63,26 +63,37 @@ class ImportSummary:
 
 def import_network(
     engine: Engine,
-    network: NetworkFile,
+    network: NetworkFile | Iterable[NetworkFile],
     *,
     now: datetime,
     source: str,
     progress: Progress = _silent,
 ) -> ImportSummary:
     """Upsert the whole file in one transaction; ``progress`` hears of each batch written
-    (a network of tens of thousands of contacts takes seconds)."""
+    (a network of tens of thousands of contacts takes seconds).
+
+    ``network`` may come in parts (a NetworkStream: each part's companies are those not
+    in an earlier part, its contacts' companies are in it or an earlier one), written as
+    they come; an exception while they come (the file's problems, found late) rolls the
+    whole import back."""
+    parts = [network] if isinstance(network, NetworkFile) else network
+    c_new = c_upd = p_new = p_upd = consents = 0
     with collector_paused(), engine.begin() as conn, _page_cache(conn, _IMPORT_CACHE_KIB):
         empty = _empty_tables(conn)
+        companies = _Ids(conn, _COMPANY, fresh=_COMPANY in empty)
+        contacts = _Ids(conn, _CONTACT, fresh=_CONTACT in empty)
         with _indexes_built_after(conn, _CONTACT, empty=_CONTACT in empty):
-            companies, c_new, c_upd = _upsert_companies(
-                conn, network.companies, now, progress, empty=_COMPANY in empty
-            )
-            contacts, p_new, p_upd = _upsert_contacts(
-                conn, network.contacts, companies, now, progress, empty=_CONTACT in empty
-            )
-            consents = _upsert_consents(
-                conn, network.contacts, contacts, now, source, progress, empty=_CONSENT in empty
-            )
+            for part in parts:
+                created, updated = _upsert_companies(conn, part.companies, now, progress, companies)
+                c_new, c_upd = c_new + created, c_upd + updated
+                created, updated = _upsert_contacts(
+                    conn, part.contacts, companies.known, now, progress, contacts
+                )
+                p_new, p_upd = p_new + created, p_upd + updated
+                consents += _upsert_consents(
+                    conn, part.contacts, contacts.known, now, source, progress,
+                    empty=_CONSENT in empty,
+                )  # fmt: skip
     return ImportSummary(c_new, c_upd, p_new, p_upd, consents)
 
 
@@ -257,15 +268,34 @@ def _stored(conn: Connection, query: Any, keys: list[Any], *, empty: bool) -> An
     return () if empty else conn.execute(query, {_KEYS: keys})
 
 
-def _ids(conn: Connection, table: Table, external_ids: Sequence[str] | None) -> dict[str, int]:
-    """The ids of these external ids; of every row with None (a table that was empty
-    holds this import's rows only: one scan instead of a lookup per batch)."""
-    if external_ids is None:
-        rows = conn.execute(select(table.c.external_id, table.c.id))
-    else:
-        query = _keyed(table.c.external_id, table.c.id)
-        rows = conn.execute(query, {_KEYS: list(external_ids)})
-    return {external_id: id_ for external_id, id_ in rows}
+class _Ids:
+    """The database ids of the rows of one table that the import wrote or found, by
+    external id, across its parts.
+
+    In a table that was empty (see _empty_tables) every row is this import's: the ids of
+    a part's new rows are read after it with one range scan (ids above the last one
+    read), not looked up per batch."""
+
+    def __init__(self, conn: Connection, table: Table, *, fresh: bool) -> None:
+        self.conn, self.table, self.fresh = conn, table, fresh
+        self.known: dict[str, int] = {}
+        self._last = 0
+
+    def look_up(self, external_ids: list[str]) -> None:
+        """Note the ids of these rows, just written (a table that was not empty)."""
+        if external_ids:
+            query = _keyed(self.table.c.external_id, self.table.c.id)
+            rows = self.conn.execute(query, {_KEYS: external_ids})
+            self.known.update((external_id, id_) for external_id, id_ in rows)
+
+    def read_new(self) -> None:
+        """Note the ids of the rows written since the last call (a table that was empty)."""
+        table = self.table
+        query = select(table.c.external_id, table.c.id).where(table.c.id > self._last)
+        new = {external_id: id_ for external_id, id_ in self.conn.execute(query)}
+        if new:
+            self.known.update(new)
+            self._last = max(new.values())
 
 
 def _upsert_companies(
@@ -273,10 +303,9 @@ def _upsert_companies(
     records: list[CompanyRecord],
     now: datetime,
     progress: Progress,
-    *,
-    empty: bool,
-) -> tuple[dict[str, int], int, int]:
-    """(company id by external id, created, updated)."""
+    ids: _Ids,
+) -> tuple[int, int]:
+    """(created, updated); ``ids`` learns the companies' ids."""
     statement = _upsert(conn, _COMPANY, ["external_id"], [*_COMPANY_FIELDS, "updated_at"])
     writer = _Writer(
         conn,
@@ -286,11 +315,10 @@ def _upsert_companies(
         {"created_at": now, "updated_at": now},
     )
     columns = [_COMPANY.c[name] for name in _COMPANY_FIELDS]
-    ids: dict[str, int] = {}
     created = updated = 0
     query = _keyed(_COMPANY.c.external_id, _COMPANY.c.id, *columns)
     for batch in _chunks(records):
-        stored = _stored(conn, query, [r.external_id for r in batch], empty=empty)
+        stored = _stored(conn, query, [r.external_id for r in batch], empty=ids.fresh)
         existing = {row[0]: (row[1], tuple(row[2:])) for row in stored}
         writes: list[tuple[object, ...]] = []
         fresh: list[str] = []
@@ -298,7 +326,7 @@ def _upsert_companies(
             values = _company_values(record)
             found = existing.get(record.external_id)
             if found is not None:
-                ids[record.external_id] = found[0]
+                ids.known[record.external_id] = found[0]
                 if found[1] == values:
                     continue
                 updated += 1
@@ -307,10 +335,12 @@ def _upsert_companies(
                 fresh.append(record.external_id)
             writes.append((record.external_id, *values))
         writer.write(writes)
-        if fresh and not empty:
-            ids.update(_ids(conn, _COMPANY, fresh))
+        if not ids.fresh:
+            ids.look_up(fresh)
         progress("companies", len(batch))
-    return _ids(conn, _COMPANY, None) if empty else ids, created, updated
+    if ids.fresh:
+        ids.read_new()
+    return created, updated
 
 
 def _contact_values(record: ContactRecord, company_id: int) -> tuple[object, ...]:
@@ -324,10 +354,9 @@ def _upsert_contacts(
     companies: dict[str, int],
     now: datetime,
     progress: Progress,
-    *,
-    empty: bool,
-) -> tuple[dict[str, int], int, int]:
-    """(contact id by external id, created, updated)."""
+    ids: _Ids,
+) -> tuple[int, int]:
+    """(created, updated); ``ids`` learns the contacts' ids."""
     statement = _upsert(conn, _CONTACT, ["external_id"], [*_CONTACT_FIELDS, "updated_at"])
     # A new row starts without a bounce mark; an existing one keeps its own (not SET).
     writer = _Writer(
@@ -343,11 +372,10 @@ def _upsert_contacts(
         .where(_CONTACT.c.id == bindparam("contact"))
         .values(email_invalid_at=None, email_invalid_reason="")
     )
-    ids: dict[str, int] = {}
     created = updated = 0
     query = _keyed(_CONTACT.c.external_id, _CONTACT.c.id, _CONTACT.c.email_invalid_at, *columns)
     for batch in _chunks(records):
-        stored = _stored(conn, query, [r.external_id for r in batch], empty=empty)
+        stored = _stored(conn, query, [r.external_id for r in batch], empty=ids.fresh)
         existing = {row[0]: (row[1], row[2], tuple(row[3:])) for row in stored}
         writes: list[tuple[object, ...]] = []
         fresh: list[str] = []
@@ -357,7 +385,7 @@ def _upsert_contacts(
             found = existing.get(record.external_id)
             if found is not None:
                 contact_id, invalid_at, current = found
-                ids[record.external_id] = contact_id
+                ids.known[record.external_id] = contact_id
                 if current == values:
                     continue
                 updated += 1
@@ -370,10 +398,12 @@ def _upsert_contacts(
         writer.write(writes)
         if cleared:
             conn.execute(clear_mark, cleared)
-        if fresh and not empty:
-            ids.update(_ids(conn, _CONTACT, fresh))
+        if not ids.fresh:
+            ids.look_up(fresh)
         progress("contacts", len(batch))
-    return _ids(conn, _CONTACT, None) if empty else ids, created, updated
+    if ids.fresh:
+        ids.read_new()
+    return created, updated
 
 
 def _new_address_clears_mark(

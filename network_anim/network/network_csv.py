@@ -8,22 +8,29 @@ reported with its number and reason; nothing is returned unless the whole file i
 from __future__ import annotations
 
 import itertools
-import multiprocessing
-import pickle
 import re
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from network_anim.domain import CHANNEL_NAMES, EmailKind, LawfulBasis, Level
 from network_anim.errors import UserError
 from network_anim.gc_pause import collector_paused
-from network_anim.network.csv_input import FORMULA_STARTS, formula_problem, open_rows, read_text
+from network_anim.network.csv_input import (
+    FORMULA_STARTS,
+    formula_lines,
+    formula_problem,
+    line_breaks,
+    open_rows,
+    read_text,
+    rows_reader,
+)
 from network_anim.network.field_checks import check_email, check_phone
+from network_anim.network.forked_stream import ForkedStream
 
 COMPANY_COLUMNS = (
     "company_id",
@@ -70,9 +77,14 @@ _ALWAYS_SHORT = min(min(_MAX_LENGTH.values()), _DEFAULT_MAX_LENGTH)
 # Any cell (lstripped of spaces) that starts like a formula; a row without a match needs
 # no cell-by-cell formula check. Cells are joined on NUL, so each starts after \A or NUL.
 _FORMULA_HINT = re.compile(r"(?:\A|\x00) *[" + re.escape("".join(FORMULA_STARTS)) + "]")
-# A file this long has its rows checked on two cores (see _parse_in_two); below, forking
+# A file this long has its rows checked on two cores (see NetworkStream); below, forking
 # costs more than it saves.
 PARALLEL_FROM_ROWS = 20_000
+# The share of a big file's rows checked here, the rest in the forked child: this
+# process also writes every row into the database, the child only checks.
+_SHARE_HERE = 0.4
+# Rows per chunk the child sends: each is written while the child checks the next.
+_CHUNK_ROWS = 5_000
 _MEMBERS: dict[type, dict[str, object]] = {
     enum: {member.value: member for member in enum} for enum in (Level, LawfulBasis, EmailKind)
 }
@@ -166,14 +178,17 @@ class _Layout:
         self.exact = False
         self.longest: dict[tuple[str, ...], tuple[int, CompanyRecord, dict[str, str]]] = {}
         self.nameless: dict[tuple[str, ...], tuple[CompanyRecord, dict[str, str]]] = {}
-        # The forked half's own verdict on the rows it kept (see _parse_in_two).
-        self.other_half_clean = True
+        # The lines where a cell may start like a formula (csv_input.formula_lines) in
+        # the rows this process checks; None: look at every row's cells.
+        self.formula_lines: set[int] | None = None
 
-    def needs_cell_checks(self, row: list[str]) -> bool:
+    def needs_cell_checks(self, row: list[str], line: int) -> bool:
         """False when no cell can start like a formula nor break a length limit: the
-        cell-by-cell loop would find nothing."""
+        cell-by-cell loop would find nothing. ``line``: where the row starts."""
         if max(map(len, row)) > _ALWAYS_SHORT:
             return True
+        if self.formula_lines is not None:
+            return line in self.formula_lines
         return _FORMULA_HINT.search("\x00".join(self._formula_cells(row))) is not None
 
     def company(
@@ -225,65 +240,195 @@ def _company(cells: dict[str, str], defaults: ImportDefaults) -> tuple[CompanyRe
 
 
 def parse_network_csv(text: str, *, source: str, defaults: ImportDefaults) -> NetworkFile:
-    # A clean file is read once, its postal addresses checked once per company; a file
-    # with any problem is read again the original way, every row's address checked, so
-    # the messages (and which rows are skipped before the cross-row checks) are exact.
-    with collector_paused():
-        network = _parse(text, source, defaults, exact=False)
-        if network is not None:
-            return network
-        network = _parse(text, source, defaults, exact=True)
-    assert network is not None  # the exact pass raises rather than give up
-    return network
-
-
-def _parse(text: str, source: str, defaults: ImportDefaults, *, exact: bool) -> NetworkFile | None:
-    reader, header = _open(text, source)
-    layout = _Layout(header, defaults)
-    layout.exact = exact
-    # Rows are about lines: a quoted cell over several lines only makes this a guess.
-    lines = text.count("\n")
-    if not exact and lines >= PARALLEL_FROM_ROWS:
-        # The child also pickles its records: it takes a little less than half.
-        outcomes = _parse_in_two(text, source, layout, lines * 11 // 20)
-    else:
-        outcomes = [_row_outcome(start, row, layout) for start, row in _numbered(reader)]
-
-    problems: list[str] = []
-    companies: dict[str, tuple[int, CompanyRecord]] = {}
+    """The whole file at once (see NetworkStream for the checks and their order)."""
+    companies: list[CompanyRecord] = []
     contacts: list[ContactRecord] = []
-    seen_contacts: dict[str, int] = {}
-    for outcome in outcomes:
-        if outcome is None:
-            continue
-        start, row_problems, company, contact = outcome
-        if row_problems:
-            problems.extend(f"line {start}: {p}" for p in row_problems)
-            continue
-        assert company is not None and contact is not None
-        first = companies.setdefault(company.external_id, (start, company))
-        if first[1] is not company and first[1] != company:
-            diff = _first_difference(first[1], company)
-            problems.append(
-                f"line {start}: company {company.external_id} differs from line {first[0]} "
-                f"({diff}); every row of a company must repeat the same company columns"
+    for part in NetworkStream(text, source=source, defaults=defaults):
+        companies.extend(part.companies)
+        contacts.extend(part.contacts)
+    return NetworkFile(companies=companies, contacts=contacts)
+
+
+class NetworkStream:
+    """A network file's rows checked and handed over in parts, in line order, each part
+    as soon as it is checked: the companies first seen in it and its contacts.
+
+    A clean file is read once, its postal addresses checked once per company with its
+    hardest row; a big one on both cores: this process checks the first rows while a
+    forked child checks the others and sends them back in chunks, so a consumer (the
+    importer) writes what is done while the child works on. A file with any problem is
+    read again the original way, every row's address checked, and iterating raises a
+    UserError naming every bad line exactly; some problems (a company whose rows differ,
+    an address too long) show only late, after parts were handed over: a consumer that
+    writes them does so in one transaction, which the error rolls back.
+
+    The header is checked at construction; iterate once."""
+
+    def __init__(self, text: str, *, source: str, defaults: ImportDefaults) -> None:
+        self.text, self.source, self.defaults = text, source, defaults
+        reader, header = _open(text, source)
+        self.layout = _Layout(header, defaults)
+        self.delimiter: str = reader.dialect.delimiter
+        # Rows are about lines: a quoted cell over several lines only makes this a guess.
+        self.rows_estimate = max(text.count("\n") - 1, 1)
+        self._here: tuple[str, int | None] = (text, None)  # the rows checked here
+        self._there: _Cut | int | None = None  # where the child's rows start
+        self._child: ForkedStream | None = None
+        if self.rows_estimate < PARALLEL_FROM_ROWS:
+            return
+        cut = _Cut.of(text, _SHARE_HERE)
+        if cut is None:
+            self._there = int(self.rows_estimate * _SHARE_HERE)
+            self._here = (text, self._there)
+        else:
+            self._there = cut
+            self._here = (text[: cut.offset], None)
+        self._child = ForkedStream.start(
+            partial(_wired_outcomes, self),
+            partial(_addresses_clean, self.layout),
+            chunk=_CHUNK_ROWS,
+        )
+        if self._child is None:
+            self._here, self._there = (text, None), None
+
+    def __iter__(self) -> Iterator[NetworkFile]:
+        with collector_paused():
+            try:
+                yield from self._parts()
+            finally:
+                if self._child is not None:
+                    self._child.close()
+
+    def _parts(self) -> Iterator[NetworkFile]:
+        merger = _Merger()
+        child = self._child
+        text, stop = self._here
+        # Without quotes the lines are the rows: formula-like cells are found at once.
+        self.layout.formula_lines = None if '"' in text else formula_lines(text, self.delimiter)
+        yield from self._checked(merger, _outcomes(text, self.source, self.layout, 0, stop))
+        child_clean = True
+        if child is not None:
+            companies: dict[tuple[str, ...], CompanyRecord] = {}
+            for chunk in child.chunks():
+                yield from self._checked(merger, (_from_wire(w, companies) for w in chunk))
+            if child.complete:
+                child_clean = child.trailer
+            else:
+                # The child died: the addresses of the rows it checked are noted here
+                # again, and the rows it did not send are checked here.
+                rows = self._child_rows()
+                for _ in itertools.islice(rows, child.received):
+                    pass
+                yield from self._checked(merger, rows)
+        if not (child_clean and _addresses_clean(self.layout)):
+            self._raise_exact()
+        if not merger.contacts_seen:
+            raise UserError(f"{self.source}: no contact rows under the header")
+
+    def _child_rows(self) -> Iterator[_Outcome]:
+        """The outcomes of the rows the child checks (run by the child itself, or here
+        when it died), noted in this process's layout."""
+        there, layout = self._there, self.layout
+        if isinstance(there, _Cut):
+            segment = self.text[there.offset :]
+            layout.formula_lines = formula_lines(segment, self.delimiter, there.line)
+            reader = rows_reader(segment, self.delimiter)
+            return (
+                _row_outcome(line + there.line - 1, row, layout) for line, row in _numbered(reader)
             )
-            continue
-        if contact.external_id in seen_contacts:
-            problems.append(
-                f"line {start}: contact_id {contact.external_id} already on line "
-                f"{seen_contacts[contact.external_id]}"
-            )
-            continue
-        seen_contacts[contact.external_id] = start
-        contacts.append(contact)
-    if not exact and (problems or not _addresses_clean(layout)):
-        return None
-    if problems:
-        raise UserError(f"{source}: {len(problems)} bad line(s); nothing was imported", problems)
-    if not contacts:
-        raise UserError(f"{source}: no contact rows under the header")
-    return NetworkFile(companies=[c for _, c in companies.values()], contacts=contacts)
+        assert there is not None
+        layout.formula_lines = None
+        return _outcomes(self.text, self.source, layout, there, None)
+
+    def _checked(self, merger: _Merger, outcomes: Iterable[_Outcome]) -> Iterator[NetworkFile]:
+        part = merger.add(outcomes)
+        if merger.problems:
+            self._raise_exact()
+        if part.contacts:
+            yield part
+
+    def _raise_exact(self) -> NoReturn:
+        if self._child is not None:
+            self._child.close()
+        layout = _Layout(self.layout.header, self.defaults)
+        layout.exact = True
+        merger = _Merger()
+        merger.add(_outcomes(self.text, self.source, layout, 0, None))
+        # The optimistic pass differs only in checking a company's address with its
+        # hardest row: whatever it found, this pass finds on the same lines.
+        assert merger.problems, "the exact pass found none of the optimistic pass's problems"
+        raise UserError(
+            f"{self.source}: {len(merger.problems)} bad line(s); nothing was imported",
+            merger.problems,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class _Cut:
+    """Where the child's rows start in a file without quotes, whose lines are its rows:
+    the child reads its own part of the text only."""
+
+    offset: int  # of the first character of the line
+    line: int
+
+    @classmethod
+    def of(cls, text: str, share: float) -> _Cut | None:
+        """The line after the first ``share`` of the text; None for a file with quotes
+        (a quoted cell may hold a line break) or without a "\n" line break past it."""
+        if '"' in text:
+            return None
+        offset = text.find("\n", int(len(text) * share)) + 1
+        if offset == 0:
+            return None
+        return cls(offset, 1 + line_breaks(text, 0, offset))
+
+
+class _Merger:
+    """The checks across rows, part after part in line order: a company's rows agree,
+    a contact appears once."""
+
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+        self.companies: dict[str, tuple[int, CompanyRecord]] = {}
+        self.seen_contacts: dict[str, int] = {}
+
+    @property
+    def contacts_seen(self) -> int:
+        return len(self.seen_contacts)
+
+    def add(self, outcomes: Iterable[_Outcome]) -> NetworkFile:
+        """The part these rows make: the companies first seen in them, their contacts."""
+        problems, companies, seen_contacts = self.problems, self.companies, self.seen_contacts
+        new_companies: list[CompanyRecord] = []
+        contacts: list[ContactRecord] = []
+        for outcome in outcomes:
+            if outcome is None:
+                continue
+            start, row_problems, company, contact = outcome
+            if row_problems:
+                problems.extend(f"line {start}: {p}" for p in row_problems)
+                continue
+            assert company is not None and contact is not None
+            first = companies.get(company.external_id)
+            if first is None:
+                companies[company.external_id] = (start, company)
+                new_companies.append(company)
+            elif first[1] is not company and first[1] != company:
+                diff = _first_difference(first[1], company)
+                problems.append(
+                    f"line {start}: company {company.external_id} differs from line {first[0]} "
+                    f"({diff}); every row of a company must repeat the same company columns"
+                )
+                continue
+            if contact.external_id in seen_contacts:
+                problems.append(
+                    f"line {start}: contact_id {contact.external_id} already on line "
+                    f"{seen_contacts[contact.external_id]}"
+                )
+                continue
+            seen_contacts[contact.external_id] = start
+            contacts.append(contact)
+        return NetworkFile(companies=new_companies, contacts=contacts)
 
 
 # (line, its problems or None, company, contact); None for a blank row.
@@ -325,50 +470,6 @@ def _open(text: str, source: str) -> tuple[Any, list[str]]:
     )
 
 
-def _parse_in_two(text: str, source: str, layout: _Layout, split: int) -> list[_Outcome]:
-    """The rows' own checks on both cores: rows from ``split`` on in a forked process
-    (which inherits the text and reads the rows before ``split`` without checking them;
-    only its results travel back, pickled), the first ones here. Used by the optimistic
-    pass only: any problem sends the file to the exact pass, in one process. Without
-    fork, or if the child fails, this process does it all."""
-    global _FORKED
-
-    def here(start: int, stop: int | None) -> list[_Outcome]:
-        return list(_outcomes(text, source, layout, start, stop))
-
-    try:
-        context = multiprocessing.get_context("fork")
-    except ValueError:
-        return here(0, None)
-    receiver, sender = context.Pipe(duplex=False)
-    _FORKED = (text, source, layout, split)
-    try:
-        child = context.Process(target=_parse_forked_half, args=(sender,), daemon=True)
-        child.start()
-    except OSError:
-        return here(0, None)
-    finally:
-        _FORKED = None
-        sender.close()
-    first = here(0, split)
-    try:
-        second, clean = pickle.loads(receiver.recv_bytes())
-        companies: dict[tuple[str, ...], CompanyRecord] = {}
-        for index, wired in enumerate(second):  # in place: each tuple freed once read
-            second[index] = _from_wire(wired, companies)
-    except (EOFError, OSError, pickle.UnpicklingError):
-        second, clean = None, True
-    finally:
-        receiver.close()
-        child.join()
-    if second is None:
-        return first + here(split, None)
-    # Each half checked the addresses of the rows it kept: a company's hardest row is
-    # among them, so both halves clean is the verdict one pass would give.
-    layout.other_half_clean = clean
-    return first + second
-
-
 def _outcomes(
     text: str, source: str, layout: _Layout, start: int, stop: int | None
 ) -> Iterator[_Outcome]:
@@ -377,13 +478,16 @@ def _outcomes(
     return (_row_outcome(line, row, layout) for line, row in rows)
 
 
-_FORKED: tuple[str, str, _Layout, int] | None = None
 # Records travel as plain tuples, enums as their values: pickling 50,000 slotted
 # dataclasses and their enum members took longer than checking the rows.
 _WIRED_ENUMS = [
     (ContactRecord.__slots__.index(name), enum)
     for name, enum in (("level", Level), ("email_kind", EmailKind))
 ]
+
+
+def _wired_outcomes(stream: NetworkStream) -> Iterator[Any]:  # pragma: no cover (in the child)
+    return map(_to_wire, stream._child_rows())
 
 
 def _to_wire(outcome: _Outcome) -> Any:
@@ -415,15 +519,6 @@ def _from_wire(wired: Any, companies: dict[tuple[str, ...], CompanyRecord]) -> _
     return start, problems, company, ContactRecord(*fields)
 
 
-def _parse_forked_half(sender: Any) -> None:  # pragma: no cover (runs in the child)
-    assert _FORKED is not None
-    text, source, layout, split = _FORKED
-    outcomes = [_to_wire(outcome) for outcome in _outcomes(text, source, layout, split, None)]
-    payload = pickle.dumps((outcomes, _addresses_clean(layout)), protocol=5)
-    sender.send_bytes(payload)
-    sender.close()
-
-
 def _first_difference(a: CompanyRecord, b: CompanyRecord) -> str:
     for name in CompanyRecord.__slots__:
         if getattr(a, name) != getattr(b, name):
@@ -438,7 +533,7 @@ def _parse_row(
     defaults = layout.defaults
     at = layout.at
 
-    if layout.needs_cell_checks(row):
+    if layout.needs_cell_checks(row, line):
         for name, value, raw in zip(layout.header, cells, row, strict=False):
             formula = None if name in _PHONE_COLUMNS else formula_problem(name, raw.lstrip(" "))
             if formula:
@@ -612,8 +707,8 @@ def _note_address(
 
 
 def _addresses_clean(layout: _Layout) -> bool:
-    if not layout.other_half_clean:
-        return False
+    """Whether the hardest row of each company noted in ``layout`` prints (each process
+    judges the rows it checked: a company's hardest row is among one's or the other's)."""
     hardest = [(c, cells) for _, c, cells in layout.longest.values()]
     return not any(
         _address_problems(company, cells)

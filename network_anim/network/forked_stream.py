@@ -1,0 +1,106 @@
+"""Items made in a forked process, streamed back in chunks while this one works on.
+
+A big file's rows are checked on both cores: this process checks its share and writes
+what is done while a forked child checks the rest. The child sends each chunk as soon
+as it is made; a thread here takes them off the pipe, so the child never waits for this
+process to get round to reading. The items travel pickled: make them plain tuples.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import pickle
+import queue
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from itertools import islice
+from typing import Any
+
+_END = b""  # what the reader thread queues when the pipe closes
+
+
+class ForkedStream:
+    """``produce()``'s items, made in a forked child, as lists of ``chunk`` items; after
+    the last item, ``trailer`` holds ``finish()`` as the child returned it.
+
+    The child may die (killed, out of memory): the chunks then stop early,
+    ``complete`` stays False and ``received`` says how many items did arrive, for this
+    process to make the rest itself."""
+
+    def __init__(
+        self,
+        produce: Callable[[], Iterable[Any]],
+        finish: Callable[[], Any],
+        *,
+        chunk: int,
+    ) -> None:
+        self.complete = False
+        self.received = 0
+        self.trailer: Any = None
+        self._queue: queue.SimpleQueue[bytes] = queue.SimpleQueue()
+        context = multiprocessing.get_context("fork")
+        receiver, sender = context.Pipe(duplex=False)
+        self._child = context.Process(
+            target=_child, args=(sender, produce, finish, chunk), daemon=True
+        )
+        try:
+            self._child.start()
+        finally:
+            sender.close()
+        self._reader = threading.Thread(target=_read, args=(receiver, self._queue), daemon=True)
+        self._reader.start()
+
+    @classmethod
+    def start(
+        cls, produce: Callable[[], Iterable[Any]], finish: Callable[[], Any], *, chunk: int
+    ) -> ForkedStream | None:
+        """A running stream, or None where this system cannot fork."""
+        try:
+            return cls(produce, finish, chunk=chunk)
+        except (ValueError, OSError):
+            return None
+
+    def chunks(self) -> Iterator[list[Any]]:
+        """Each chunk as it arrives (waiting for it), until the child's end or death."""
+        while True:
+            payload = self._queue.get()
+            if payload == _END:
+                break
+            try:
+                kind, value = pickle.loads(payload)
+            except pickle.UnpicklingError:
+                break
+            if kind == "end":
+                self.trailer, self.complete = value, True
+                break
+            self.received += len(value)
+            yield value
+        self.close()
+
+    def close(self) -> None:
+        """Stop the child if it still runs (a problem was found: its work is moot)."""
+        if self._child.is_alive() and not self.complete:
+            self._child.terminate()
+        self._child.join()
+        self._reader.join()
+
+
+def _read(receiver: Any, into: queue.SimpleQueue[bytes]) -> None:
+    try:
+        while True:
+            into.put(receiver.recv_bytes())
+    except (EOFError, OSError):
+        pass
+    finally:
+        receiver.close()
+        into.put(_END)
+
+
+def _child(
+    sender: Any, produce: Callable[[], Iterable[Any]], finish: Callable[[], Any], chunk: int
+) -> None:  # pragma: no cover (runs in the child)
+    items = iter(produce())
+    while batch := list(islice(items, chunk)):
+        sender.send_bytes(pickle.dumps(("chunk", batch), protocol=5))
+    sender.send_bytes(pickle.dumps(("end", finish()), protocol=5))
+    sender.close()
