@@ -5,12 +5,12 @@ from typing import TYPE_CHECKING
 
 import click
 
-from network_anim.cli.common import app_options, console, open_app
+from network_anim.cli.common import app_for, app_options, console, default_config
 from network_anim.cli.import_attendance_cmd import import_attendance_cmd
 from network_anim.cli.import_sales_cmd import import_sales_cmd
 
 if TYPE_CHECKING:  # imported where used: `netanim --help` loads none of them
-    from network_anim.app import App
+    from network_anim.config.settings import LoadedConfig
     from network_anim.network.column_mapping import ColumnMapping
     from network_anim.network.network_csv import ImportDefaults, NetworkFile, NetworkStream
 
@@ -97,27 +97,28 @@ def import_network_cmd(
         raise click.UsageError("--map and --no-map contradict each other: give one")
     # Checked before the database is opened: a bad mapping is reported on its own.
     mapping = _map_file(map_file)
-    app = open_app(config_path, db_url, need_schema=False)
-    engine_cfg = app.config.engine
+    from network_anim.config.loading import load_config
+
+    # The file's check starts (on the other core) before the database and the engine's
+    # modules are opened: only the config is read first, for the defaults.
+    loaded = load_config(default_config(config_path))
+    engine_cfg = loaded.config.engine
     defaults = ImportDefaults(
         region=engine_cfg.default_region, timezone=engine_cfg.timezone, language=engine_cfg.language
     )
     if mapping is None and not no_map:
-        mapping = _config_mapping(app)
+        mapping = _config_mapping(loaded)
     show = not as_json and console.is_terminal
-    from network_anim.db.migrate import ensure_schema
-
     network: NetworkFile | NetworkStream
     if mapping is None and not dry_run:
-        # Checked while it is written (a big file's rows on the other core from now on,
-        # while the database is opened here); a problem rolls the import back.
+        # Checked while it is written; a problem found late rolls the import back.
         network = _stream(csv_file, defaults)
         contacts = network.rows_estimate
-        ensure_schema(app.engine)
+        app = app_for(loaded, db_url)
     else:
+        app = app_for(loaded, db_url)
         with console.status(f"reading {csv_file}", spinner="dots") if show else nullcontext():
             whole, sources = _read(csv_file, mapping, defaults)
-        ensure_schema(app.engine)
         if dry_run:
             _show_dry_run(csv_file, whole, sources, rows=rows, as_json=as_json, mapping=mapping)
             return
@@ -176,14 +177,14 @@ def _map_file(map_file: Path | None) -> ColumnMapping | None:
     return None if map_file is None else load_mapping(map_file)
 
 
-def _config_mapping(app: App) -> ColumnMapping | None:
+def _config_mapping(loaded: LoadedConfig) -> ColumnMapping | None:
     """``[import.mapping]`` of the config, checked, or None."""
     from network_anim.network.column_mapping import checked_mapping
 
-    spec = app.config.imports.mapping
+    spec = loaded.config.imports.mapping
     if spec is None:
         return None
-    origin = str(app.loaded.path) if app.loaded.path else "the config"
+    origin = str(loaded.path) if loaded.path else "the config"
     return checked_mapping(spec, origin, "import.mapping")
 
 

@@ -65,8 +65,6 @@ _SPECIAL_TYPES = (
     ("uan", _Type.UAN),
     ("voicemail", _Type.VOICEMAIL),
 )
-# (possible lengths or None for any, the compiled national number pattern or None).
-_Desc = tuple[frozenset[int] | None, re.Pattern[str] | None]
 
 
 def parse_phone(value: str, region: str) -> phonenumbers.PhoneNumber:
@@ -82,47 +80,57 @@ def parse_phone(value: str, region: str) -> phonenumbers.PhoneNumber:
     return phonenumbers.parse(value, region)
 
 
-def _desc(desc: Any) -> _Desc | None:
-    if desc is None:
-        return None
-    pattern = desc.national_number_pattern
-    lengths = frozenset(desc.possible_length) if desc.possible_length else None
-    return lengths, re.compile(pattern) if pattern else None
+def _alternative(*descs: Any) -> str | None:
+    """A regex that fully matches a national number matching every one of ``descs`` as
+    phonenumbers' _is_number_matching_desc does (a possible length, then the national
+    number pattern in full); None when one of them matches nothing."""
+    parts = []
+    for desc in descs:
+        if desc is None or not desc.national_number_pattern:
+            return None
+        lengths = "|".join(f".{{{n}}}" for n in sorted(set(desc.possible_length)))
+        if lengths:
+            parts.append(rf"(?=(?:{lengths})\Z)")
+        parts.append(rf"(?=(?:{desc.national_number_pattern})\Z)")
+    return "".join(parts) + _ANY
 
 
-def _matches(number: str, desc: _Desc | None) -> bool:
-    """phonenumbers' _is_number_matching_desc (no prefix match)."""
-    if desc is None:
-        return False
-    lengths, pattern = desc
-    if lengths is not None and len(number) not in lengths:
-        return False
-    return pattern is not None and pattern.fullmatch(number) is not None
+_ANY = ".*"
 
 
 @cache
 def _type_finder(region: str) -> Callable[[str], Any]:
     """A national significant number's type against ``region``'s metadata, as
-    phonenumbers' _number_type_helper finds it."""
+    phonenumbers' _number_type_helper finds it: its tries, in its order, as the
+    alternatives of one regex (the first that matches wins), not a dozen matches (the
+    most of a phone number's check)."""
     metadata = phonenumbers.PhoneMetadata.metadata_for_region(region, None)
-    general = _desc(metadata.general_desc)
-    special = [(kind, _desc(getattr(metadata, name))) for name, kind in _SPECIAL_TYPES]
-    fixed, mobile = _desc(metadata.fixed_line), _desc(metadata.mobile)
-    same = metadata.same_mobile_and_fixed_line_pattern
+    fixed, mobile = metadata.fixed_line, metadata.mobile
+    tries = [(kind, (getattr(metadata, name),)) for name, kind in _SPECIAL_TYPES]
+    if metadata.same_mobile_and_fixed_line_pattern:
+        tries.append((_Type.FIXED_LINE_OR_MOBILE, (fixed,)))
+    else:
+        tries += [
+            (_Type.FIXED_LINE_OR_MOBILE, (fixed, mobile)),
+            (_Type.FIXED_LINE, (fixed,)),
+            (_Type.MOBILE, (mobile,)),
+        ]
+    kinds: dict[str, Any] = {}
+    alternatives = []
+    for kind, descs in tries:
+        alternative = _alternative(*descs)
+        if alternative is not None:
+            name = f"t{len(kinds)}"
+            kinds[name] = kind
+            alternatives.append(f"(?P<{name}>{alternative})")
+    general = _alternative(metadata.general_desc)
+    if general is None or not alternatives:
+        return lambda number: _UNKNOWN
+    pattern = re.compile(general.removesuffix(_ANY) + "(?:" + "|".join(alternatives) + ")")
 
     def find(number: str) -> Any:
-        if not _matches(number, general):
-            return _UNKNOWN
-        for kind, desc in special:
-            if _matches(number, desc):
-                return kind
-        if _matches(number, fixed):
-            if same or _matches(number, mobile):
-                return _Type.FIXED_LINE_OR_MOBILE
-            return _Type.FIXED_LINE
-        if not same and _matches(number, mobile):
-            return _Type.MOBILE
-        return _UNKNOWN
+        match = pattern.fullmatch(number)
+        return _UNKNOWN if match is None else kinds[match.lastgroup or ""]
 
     return find
 

@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Iterator
 from itertools import islice
 from typing import Any
 
+from network_anim.gc_pause import collector_paused
+
 _END = b""  # what the reader thread queues when the pipe closes
 
 
@@ -99,8 +101,11 @@ def _read(receiver: Any, into: queue.SimpleQueue[bytes]) -> None:
 def _child(
     sender: Any, produce: Callable[[], Iterable[Any]], finish: Callable[[], Any], chunk: int
 ) -> None:  # pragma: no cover (runs in the child)
-    items = iter(produce())
-    while batch := list(islice(items, chunk)):
-        sender.send_bytes(pickle.dumps(("chunk", batch), protocol=5))
-    sender.send_bytes(pickle.dumps(("end", finish()), protocol=5))
+    # Forked before the parent paused its collector, maybe: the items live until sent,
+    # and a collection walking all of them again and again cost a third of the child's time.
+    with collector_paused():
+        items = iter(produce())
+        while batch := list(islice(items, chunk)):
+            sender.send_bytes(pickle.dumps(("chunk", batch), protocol=5))
+        sender.send_bytes(pickle.dumps(("end", finish()), protocol=5))
     sender.close()

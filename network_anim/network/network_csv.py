@@ -12,7 +12,7 @@ import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
-from operator import itemgetter
+from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -82,7 +82,7 @@ _FORMULA_HINT = re.compile(r"(?:\A|\x00) *[" + re.escape("".join(FORMULA_STARTS)
 PARALLEL_FROM_ROWS = 20_000
 # The share of a big file's rows checked here, the rest in the forked child: this
 # process also writes every row into the database, the child only checks.
-_SHARE_HERE = 0.4
+_SHARE_HERE = 0.25
 # Rows per chunk the child sends: each is written while the child checks the next.
 _CHUNK_ROWS = 5_000
 _MEMBERS: dict[type, dict[str, object]] = {
@@ -479,27 +479,38 @@ def _outcomes(
 
 
 # Records travel as plain tuples, enums as their values: pickling 50,000 slotted
-# dataclasses and their enum members took longer than checking the rows.
+# dataclasses and their enum members took longer than checking the rows. A company's
+# tuple is made once: pickle then writes it once per chunk, a reference on its other rows.
 _WIRED_ENUMS = [
     (ContactRecord.__slots__.index(name), enum)
     for name, enum in (("level", Level), ("email_kind", EmailKind))
 ]
+_contact_fields = attrgetter(*ContactRecord.__slots__)
+_company_fields = attrgetter(*CompanyRecord.__slots__)
 
 
 def _wired_outcomes(stream: NetworkStream) -> Iterator[Any]:  # pragma: no cover (in the child)
-    return map(_to_wire, stream._child_rows())
+    companies: dict[int, tuple[str, ...]] = {}
+    return (_to_wire(outcome, companies) for outcome in stream._child_rows())
 
 
-def _to_wire(outcome: _Outcome) -> Any:
+def _to_wire(outcome: _Outcome, companies: dict[int, tuple[str, ...]]) -> Any:
+    """``companies``: each company's tuple by the id of its record (which the layout
+    keeps alive, one per company)."""
     if outcome is None or outcome[2] is None:
         return outcome
     start, problems, company, contact = outcome
-    fields = [getattr(contact, name) for name in ContactRecord.__slots__]
-    fields[-1] = {channel: basis.value for channel, basis in fields[-1].items()}
+    assert contact is not None
+    fields = list(_contact_fields(contact))
+    # _value_, not .value (a property) nor str() (a new string each row, which pickle
+    # would write out each time).
     for index, _ in _WIRED_ENUMS:
-        fields[index] = fields[index].value
-    company_fields = tuple(getattr(company, name) for name in CompanyRecord.__slots__)
-    return start, problems, company_fields, tuple(fields)
+        fields[index] = fields[index]._value_
+    fields[-1] = {channel: basis._value_ for channel, basis in fields[-1].items()}
+    wired = companies.get(id(company))
+    if wired is None:
+        wired = companies[id(company)] = _company_fields(company)
+    return start, problems, wired, tuple(fields)
 
 
 def _from_wire(wired: Any, companies: dict[tuple[str, ...], CompanyRecord]) -> _Outcome:
