@@ -178,6 +178,9 @@ def check_phone(
         )
     if mobile_only and kind not in _MOBILE_TYPES:
         return None, f"mobile {value!r} is not a mobile number; put landlines in the phone column"
+    if number.italian_leading_zero is None and number.extension is None:
+        # What format_number's E164 writes for a number without leading zeros.
+        return f"+{number.country_code}{number.national_number}", None
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), None
 
 
