@@ -76,9 +76,15 @@ def default_config(config_path: Path | None) -> Path | None:
 
 
 def open_app(config_path: Path | None, db_url: str | None, *, need_schema: bool = True) -> Any:
-    from network_anim.config.loading import load_config
+    from network_anim.app import open_app as _open
+    from network_anim.challenges.standings import variable_sources
 
-    return app_for(load_config(default_config(config_path)), db_url, need_schema=need_schema)
+    app = _open(default_config(config_path), db_url=db_url, variables=variable_sources())
+    if need_schema:
+        from network_anim.db.migrate import ensure_schema
+
+        ensure_schema(app.engine)
+    return app
 
 
 def app_for(loaded: Any, db_url: str | None, *, need_schema: bool = True) -> Any:
