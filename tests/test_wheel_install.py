@@ -12,6 +12,7 @@ import csv
 import os
 import shlex
 import shutil
+import site
 import subprocess
 import sys
 import zipfile
@@ -83,6 +84,14 @@ def venv_env(wheel: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str,
         cwd=venv.parent,
         env=dict(os.environ),
     )
+    # Run from a venv, --system-site-packages sees the base interpreter's packages, not
+    # the running venv's (where the dependencies are): its site-packages are listed as
+    # plain paths, after the new venv's own (its .pth files, an editable install of the
+    # checkout among them, are not read).
+    version = f"python{sys.version_info.major}.{sys.version_info.minor}"
+    own = venv / "lib" / version / "site-packages"
+    running = [p for p in site.getsitepackages() if Path(p).resolve() != own.resolve()]
+    (own / "running-environment.pth").write_text("\n".join(running) + "\n")
     env = {
         k: v
         for k, v in os.environ.items()
