@@ -319,15 +319,15 @@ def test_a_child_that_dies_leaves_this_process_to_do_the_rest(
 ) -> None:
     """A child killed half-way (nothing sent, or two chunks and a half): the rows it did
     not send are checked here, the same records come out, in the same order."""
-    real = network_csv._ChildSide.outcomes
+    real = network_csv._wired_outcomes
 
-    def dying(side: Any) -> Iterator[Any]:
-        for index, wired in enumerate(real(side)):
+    def dying(*args: Any) -> Iterator[Any]:
+        for index, wired in enumerate(real(*args)):
             if index == sent_before_dying:
                 os._exit(3)
             yield wired
 
-    monkeypatch.setattr(network_csv._ChildSide, "outcomes", dying)
+    monkeypatch.setattr(network_csv, "_wired_outcomes", dying)
     text = _quoted(generated) if quoted else generated
     assert parse(text) == exact_parse(text) and forked == [1]
 

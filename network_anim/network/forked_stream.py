@@ -22,9 +22,8 @@ _END = b""  # what the reader thread queues when the pipe closes
 
 
 class ForkedStream:
-    """``produce()``'s items, made in a forked child, as lists of ``chunk`` items, each
-    with what ``attach()`` returned in the child right after making them (what the
-    child learnt meanwhile that is not in the items).
+    """``produce()``'s items, made in a forked child, as lists of ``chunk`` items; after
+    the last item, ``trailer`` holds ``finish()`` as the child returned it.
 
     The child may die (killed, out of memory): the chunks then stop early,
     ``complete`` stays False and ``received`` says how many items did arrive, for this
@@ -33,17 +32,18 @@ class ForkedStream:
     def __init__(
         self,
         produce: Callable[[], Iterable[Any]],
-        attach: Callable[[], Any],
+        finish: Callable[[], Any],
         *,
         chunk: int,
     ) -> None:
         self.complete = False
         self.received = 0
+        self.trailer: Any = None
         self._queue: queue.SimpleQueue[bytes] = queue.SimpleQueue()
         context = multiprocessing.get_context("fork")
         receiver, sender = context.Pipe(duplex=False)
         self._child = context.Process(
-            target=_child, args=(sender, produce, attach, chunk), daemon=True
+            target=_child, args=(sender, produce, finish, chunk), daemon=True
         )
         try:
             self._child.start()
@@ -54,30 +54,29 @@ class ForkedStream:
 
     @classmethod
     def start(
-        cls, produce: Callable[[], Iterable[Any]], attach: Callable[[], Any], *, chunk: int
+        cls, produce: Callable[[], Iterable[Any]], finish: Callable[[], Any], *, chunk: int
     ) -> ForkedStream | None:
         """A running stream, or None where this system cannot fork."""
         try:
-            return cls(produce, attach, chunk=chunk)
+            return cls(produce, finish, chunk=chunk)
         except (ValueError, OSError):
             return None
 
-    def chunks(self) -> Iterator[tuple[list[Any], Any]]:
-        """Each chunk and its attachment as they arrive (waiting for them), until the
-        child's end or death."""
+    def chunks(self) -> Iterator[list[Any]]:
+        """Each chunk as it arrives (waiting for it), until the child's end or death."""
         while True:
             payload = self._queue.get()
             if payload == _END:
                 break
             try:
-                kind, items, attached = pickle.loads(payload)
+                kind, value = pickle.loads(payload)
             except pickle.UnpicklingError:
                 break
             if kind == "end":
-                self.complete = True
+                self.trailer, self.complete = value, True
                 break
-            self.received += len(items)
-            yield items, attached
+            self.received += len(value)
+            yield value
         self.close()
 
     def close(self) -> None:
@@ -100,14 +99,13 @@ def _read(receiver: Any, into: queue.SimpleQueue[bytes]) -> None:
 
 
 def _child(
-    sender: Any, produce: Callable[[], Iterable[Any]], attach: Callable[[], Any], chunk: int
+    sender: Any, produce: Callable[[], Iterable[Any]], finish: Callable[[], Any], chunk: int
 ) -> None:  # pragma: no cover (runs in the child)
     # Forked before the parent paused its collector, maybe: the items live until sent,
     # and a collection walking all of them again and again cost a third of the child's time.
     with collector_paused():
         items = iter(produce())
         while batch := list(islice(items, chunk)):
-            # One pickle for both: what they share (a company's tuple) is written once.
-            sender.send_bytes(pickle.dumps(("chunk", batch, attach()), protocol=5))
-        sender.send_bytes(pickle.dumps(("end", [], None), protocol=5))
+            sender.send_bytes(pickle.dumps(("chunk", batch), protocol=5))
+        sender.send_bytes(pickle.dumps(("end", finish()), protocol=5))
     sender.close()

@@ -11,7 +11,7 @@ import itertools
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from operator import attrgetter, itemgetter
 from pathlib import Path
 from typing import Any, NoReturn, TypeVar
@@ -181,8 +181,6 @@ class _Layout:
         self.exact = False
         self.longest: dict[tuple[str, ...], tuple[int, CompanyRecord, dict[str, str]]] = {}
         self.nameless: dict[tuple[str, ...], tuple[CompanyRecord, dict[str, str]]] = {}
-        # The companies whose hardest row changed since the forked child last sent them.
-        self.changed: set[tuple[str, ...]] = set()
         # The lines where a cell may start like a formula (csv_input.formula_lines) in
         # the rows this process checks; None: look at every row's cells.
         self.formula_lines: set[int] | None = None
@@ -288,8 +286,11 @@ class NetworkStream:
         else:
             self._there = cut
             self._here = (text[: cut.offset], None)
-        side = _ChildSide(self)
-        self._child = ForkedStream.start(side.outcomes, side.notes, chunk=_CHUNK_ROWS)
+        self._child = ForkedStream.start(
+            partial(_wired_outcomes, self),
+            partial(_addresses_clean, self.layout),
+            chunk=_CHUNK_ROWS,
+        )
         if self._child is None:
             self._here, self._there = (text, None), None
 
@@ -307,37 +308,25 @@ class NetworkStream:
         text, stop = self._here
         # Without quotes the lines are the rows: formula-like cells are found at once.
         self.layout.formula_lines = None if '"' in text else formula_lines(text, self.delimiter)
-        part = self._merged(merger, _outcomes(text, self.source, self.layout, 0, stop))
-        # The addresses of this process's rows, judged once they are all read: a
-        # company's hardest row is among them or among those the child sends.
-        if not _addresses_clean(self.layout):
-            self._raise_exact()
-        yield from _unless_empty(part)
+        yield from self._checked(merger, _outcomes(text, self.source, self.layout, 0, stop))
+        child_clean = True
         if child is not None:
             companies: dict[tuple[str, ...], CompanyRecord] = {}
-            for chunk, notes in child.chunks():
-                part = self._merged(merger, (_from_wire(w, companies) for w in chunk))
-                if not _rows_print(_from_wire_notes(notes, companies)):
-                    self._raise_exact()
-                yield from _unless_empty(part)
-            if not child.complete:
+            for chunk in child.chunks():
+                yield from self._checked(merger, (_from_wire(w, companies) for w in chunk))
+            if child.complete:
+                child_clean = child.trailer
+            else:
                 # The child died: the addresses of the rows it checked are noted here
                 # again, and the rows it did not send are checked here.
                 rows = self._child_rows()
                 for _ in itertools.islice(rows, child.received):
                     pass
-                yield from _unless_empty(self._merged(merger, rows))
-                if not _addresses_clean(self.layout):
-                    self._raise_exact()
+                yield from self._checked(merger, rows)
+        if not (child_clean and _addresses_clean(self.layout)):
+            self._raise_exact()
         if not merger.contacts_seen:
             raise UserError(f"{self.source}: no contact rows under the header")
-
-    def _merged(self, merger: _Merger, outcomes: Iterable[_Outcome]) -> NetworkFile:
-        """The part these rows make; any problem sends the file to the exact pass."""
-        part = merger.add(outcomes)
-        if merger.problems:
-            self._raise_exact()
-        return part
 
     def _child_rows(self) -> Iterator[_Outcome]:
         """The outcomes of the rows the child checks (run by the child itself, or here
@@ -353,6 +342,13 @@ class NetworkStream:
         assert there is not None
         layout.formula_lines = None
         return _outcomes(self.text, self.source, layout, there, None)
+
+    def _checked(self, merger: _Merger, outcomes: Iterable[_Outcome]) -> Iterator[NetworkFile]:
+        part = merger.add(outcomes)
+        if merger.problems:
+            self._raise_exact()
+        if part.contacts:
+            yield part
 
     def _raise_exact(self) -> NoReturn:
         if self._child is not None:
@@ -496,31 +492,9 @@ _contact_fields = attrgetter(*ContactRecord.__slots__)
 _company_fields = attrgetter(*CompanyRecord.__slots__)
 
 
-class _ChildSide:
-    """What the forked child runs: its rows' outcomes as they travel, and after each
-    chunk the hardest row of each company whose hardest row changed (judged here, in
-    this process, which has time to spare while the child checks the next chunk)."""
-
-    def __init__(self, stream: NetworkStream) -> None:
-        self.stream = stream
-        # Each company's tuple by the id of its record (the layout keeps it alive).
-        self.companies: dict[int, tuple[str, ...]] = {}
-
-    def outcomes(self) -> Iterator[Any]:  # pragma: no cover (in the child)
-        return (_to_wire(outcome, self.companies) for outcome in self.stream._child_rows())
-
-    def notes(self) -> list[tuple[tuple[str, ...], dict[str, str]]]:  # pragma: no cover
-        layout = self.stream.layout
-        rows = []
-        for key in layout.changed:
-            hardest = layout.longest.get(key)
-            if hardest is not None:
-                rows.append((_company_tuple(hardest[1], self.companies), hardest[2]))
-            nameless = layout.nameless.get(key)
-            if nameless is not None:
-                rows.append((_company_tuple(nameless[0], self.companies), nameless[1]))
-        layout.changed.clear()
-        return rows
+def _wired_outcomes(stream: NetworkStream) -> Iterator[Any]:  # pragma: no cover (in the child)
+    companies: dict[int, tuple[str, ...]] = {}
+    return (_to_wire(outcome, companies) for outcome in stream._child_rows())
 
 
 def _to_wire(outcome: _Outcome, companies: dict[int, tuple[str, ...]]) -> Any:
@@ -536,14 +510,10 @@ def _to_wire(outcome: _Outcome, companies: dict[int, tuple[str, ...]]) -> Any:
     for index, _ in _WIRED_ENUMS:
         fields[index] = fields[index]._value_
     fields[-1] = {channel: basis._value_ for channel, basis in fields[-1].items()}
-    return start, problems, _company_tuple(company, companies), tuple(fields)
-
-
-def _company_tuple(company: Any, companies: dict[int, tuple[str, ...]]) -> tuple[str, ...]:
     wired = companies.get(id(company))
     if wired is None:
         wired = companies[id(company)] = _company_fields(company)
-    return wired
+    return start, problems, wired, tuple(fields)
 
 
 def _from_wire(wired: Any, companies: dict[tuple[str, ...], CompanyRecord]) -> _Outcome:
@@ -557,28 +527,10 @@ def _from_wire(wired: Any, companies: dict[tuple[str, ...], CompanyRecord]) -> _
         fields[index] = _MEMBERS[enum][fields[index]]
     bases = _MEMBERS[LawfulBasis]
     fields[-1] = {channel: bases[value] for channel, value in fields[-1].items()}
-    return start, problems, _company_record(company_fields, companies), ContactRecord(*fields)
-
-
-def _company_record(
-    fields: tuple[str, ...], companies: dict[tuple[str, ...], CompanyRecord]
-) -> CompanyRecord:
-    company = companies.get(fields)
+    company = companies.get(company_fields)
     if company is None:
-        company = companies[fields] = CompanyRecord(*fields)
-    return company
-
-
-def _from_wire_notes(
-    notes: list[tuple[tuple[str, ...], dict[str, str]]],
-    companies: dict[tuple[str, ...], CompanyRecord],
-) -> Iterator[tuple[CompanyRecord, dict[str, str]]]:
-    return ((_company_record(fields, companies), names) for fields, names in notes)
-
-
-def _unless_empty(part: NetworkFile) -> Iterator[NetworkFile]:
-    if part.contacts:
-        yield part
+        company = companies[company_fields] = CompanyRecord(*company_fields)
+    return start, problems, company, ContactRecord(*fields)
 
 
 def _first_difference(a: CompanyRecord, b: CompanyRecord) -> str:
@@ -762,25 +714,20 @@ def _note_address(
     recipient = _clean(person_line(civility, first_name, last_name))
     names = {"civility": civility, "first_name": first_name, "last_name": last_name}
     if not recipient:
-        if key not in layout.nameless:
-            layout.nameless[key] = (company, names)
-            layout.changed.add(key)
+        layout.nameless.setdefault(key, (company, names))
         return
     if kept is None or len(recipient) > kept[0]:
         layout.longest[key] = (len(recipient), company, names)
-        layout.changed.add(key)
 
 
 def _addresses_clean(layout: _Layout) -> bool:
     """Whether the hardest row of each company noted in ``layout`` prints (each process
     judges the rows it checked: a company's hardest row is among one's or the other's)."""
     hardest = [(c, cells) for _, c, cells in layout.longest.values()]
-    return _rows_print([*hardest, *layout.nameless.values()])
-
-
-def _rows_print(rows: Iterable[tuple[CompanyRecord, dict[str, str]]]) -> bool:
-    """Whether each (company, a row's names) makes an address block that prints."""
-    return not any(_address_problems(company, names) for company, names in rows)
+    return not any(
+        _address_problems(company, cells)
+        for company, cells in [*hardest, *layout.nameless.values()]
+    )
 
 
 def _address_problems(company: CompanyRecord, cells: dict[str, str]) -> list[str]:
