@@ -80,24 +80,22 @@ def open_app(config_path: Path | None, db_url: str | None, *, need_schema: bool 
     from network_anim.challenges.standings import variable_sources
 
     app = _open(default_config(config_path), db_url=db_url, variables=variable_sources())
-    if need_schema:
-        from network_anim.db.migrate import ensure_schema
-
-        ensure_schema(app.engine)
-    return app
+    return _schema_checked(app) if need_schema else app
 
 
-def app_for(loaded: Any, db_url: str | None, *, need_schema: bool = True) -> Any:
-    """The App of a config already loaded (a command that starts work before the
-    database and the engine's modules are opened, which take a good half second)."""
+def app_for(loaded: Any, db_url: str | None) -> Any:
+    """The App of a config already loaded, its schema checked (a command that starts
+    work before the database and the engine's modules are opened, a good half second)."""
     from network_anim.app import app_from_config
     from network_anim.challenges.standings import variable_sources
 
-    app = app_from_config(loaded, db_url=db_url, variables=variable_sources())
-    if need_schema:
-        from network_anim.db.migrate import ensure_schema
+    return _schema_checked(app_from_config(loaded, db_url=db_url, variables=variable_sources()))
 
-        ensure_schema(app.engine)
+
+def _schema_checked(app: Any) -> Any:
+    from network_anim.db.migrate import ensure_schema
+
+    ensure_schema(app.engine)
     return app
 
 
