@@ -67,16 +67,22 @@ _SPECIAL_TYPES = (
 )
 
 
+def _french_digits(value: str, region: str) -> str | None:
+    """The national significant number (nine digits, the first 1 to 9) of a value in
+    one of the common French shapes, as phonenumbers.parse reads it with country code
+    33; None for any other shape."""
+    if region == "FR" and _FR_NATIONAL.fullmatch(value):
+        return value.replace(" ", "")[1:]
+    if _FR_INTERNATIONAL.fullmatch(value):
+        return value.replace(" ", "")[3:]
+    return None
+
+
 def parse_phone(value: str, region: str) -> phonenumbers.PhoneNumber:
     """``phonenumbers.parse(value, region)``; raises its NumberParseException alike."""
-    if region == "FR" and _FR_NATIONAL.fullmatch(value):
-        return phonenumbers.PhoneNumber(
-            country_code=33, national_number=int(value.replace(" ", "")[1:])
-        )
-    if _FR_INTERNATIONAL.fullmatch(value):
-        return phonenumbers.PhoneNumber(
-            country_code=33, national_number=int(value.replace(" ", "")[3:])
-        )
+    digits = _french_digits(value, region)
+    if digits is not None:
+        return phonenumbers.PhoneNumber(country_code=33, national_number=int(digits))
     return phonenumbers.parse(value, region)
 
 
@@ -156,6 +162,15 @@ def check_phone(
     value: str, column: str, region: str, mobile_only: bool
 ) -> tuple[str | None, str | None]:
     """(E.164 number, None), or (None, the problem). ``value`` is not empty."""
+    digits = _french_digits(value, region)
+    if digits is not None:
+        # What the general path below gives such a number, without making the
+        # PhoneNumber (most of its cost): calling code 33 is France's alone, a number
+        # whose first digit is 1 to 9 has no leading zero to keep, and E.164 is the
+        # calling code and those digits.
+        kind = _type_finder("FR")(digits)
+        if kind != _UNKNOWN and not (mobile_only and kind not in _MOBILE_TYPES):
+            return f"+33{digits}", None
     try:
         number = parse_phone(value, region)
     except phonenumbers.NumberParseException as exc:

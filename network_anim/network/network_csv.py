@@ -85,6 +85,11 @@ PARALLEL_FROM_ROWS = 20_000
 _SHARE_HERE = 0.25
 # Rows per chunk the child sends: each is written while the child checks the next.
 _CHUNK_ROWS = 5_000
+# The columns _parse_row reads of every row, in its order (Layout.contact_cells).
+_ROW_COLUMNS = (
+    "contact_id", "level", "email", "email_kind", "mobile", "phone", "web_access",
+    "timezone", "language", "civility", "first_name", "last_name", "role",
+)  # fmt: skip
 _MEMBERS: dict[type, dict[str, object]] = {
     enum: {member.value: member for member in enum} for enum in (Level, LawfulBasis, EmailKind)
 }
@@ -169,6 +174,10 @@ class _Layout:
         unchecked = [i for i, name in enumerate(header) if name not in _PHONE_COLUMNS]
         self._formula_cells = _getter(unchecked)
         self._company_cells = _getter([header.index(n) for n in COMPANY_COLUMNS if n in header])
+        # Where a row's own columns sit, in _parse_row's order: one unpacking a row
+        # instead of a dict lookup per column.
+        self.contact_cells = tuple(self.at[name] for name in _ROW_COLUMNS)
+        self.required = [(self.at[name], name) for name in REQUIRED_COLUMNS]
         self.consents = [
             (channel, f"consent_{channel}", self.at[f"consent_{channel}"])
             for channel in CHANNEL_NAMES
@@ -309,13 +318,14 @@ class NetworkStream:
         # Without quotes the lines are the rows: formula-like cells are found at once.
         self.layout.formula_lines = None if '"' in text else formula_lines(text, self.delimiter)
         yield from self._checked(merger, _outcomes(text, self.source, self.layout, 0, stop))
-        child_clean = True
+        # Judged now, while the child works on, rather than after its last chunk.
+        clean = _addresses_clean(self.layout)
         if child is not None:
             companies: dict[tuple[str, ...], CompanyRecord] = {}
             for chunk in child.chunks():
                 yield from self._checked(merger, (_from_wire(w, companies) for w in chunk))
             if child.complete:
-                child_clean = child.trailer
+                clean = clean and child.trailer
             else:
                 # The child died: the addresses of the rows it checked are noted here
                 # again, and the rows it did not send are checked here.
@@ -323,7 +333,8 @@ class NetworkStream:
                 for _ in itertools.islice(rows, child.received):
                     pass
                 yield from self._checked(merger, rows)
-        if not (child_clean and _addresses_clean(self.layout)):
+                clean = clean and _addresses_clean(self.layout)
+        if not clean:
             self._raise_exact()
         if not merger.contacts_seen:
             raise UserError(f"{self.source}: no contact rows under the header")
@@ -356,7 +367,11 @@ class NetworkStream:
         layout = _Layout(self.layout.header, self.defaults)
         layout.exact = True
         merger = _Merger()
-        merger.add(_outcomes(self.text, self.source, layout, 0, None))
+        outcomes = _outcomes(self.text, self.source, layout, 0, None)
+        # In slices, each part dropped once added: only the problems are wanted, and the
+        # records of a whole big file would double this process's memory.
+        while rows := list(itertools.islice(outcomes, _CHUNK_ROWS)):
+            merger.add(rows)
         # The optimistic pass differs only in checking a company's address with its
         # hardest row: whatever it found, this pass finds on the same lines.
         assert merger.problems, "the exact pass found none of the optimistic pass's problems"
@@ -545,7 +560,10 @@ def _parse_row(
 ) -> tuple[CompanyRecord, ContactRecord]:
     problems: list[str] = []
     defaults = layout.defaults
-    at = layout.at
+    (
+        contact_id, level_cell, email_cell, kind_cell, mobile_cell, phone_cell, web_cell,
+        zone_cell, language_cell, civility, first_name, last_name, role,
+    ) = map(cells.__getitem__, layout.contact_cells)  # fmt: skip
 
     if layout.needs_cell_checks(row, line):
         for name, value, raw in zip(layout.header, cells, row, strict=False):
@@ -555,28 +573,27 @@ def _parse_row(
             limit = _MAX_LENGTH.get(name, _DEFAULT_MAX_LENGTH)
             if len(value) > limit and name != "email":
                 problems.append(f"{name} is {len(value)} characters; at most {limit}")
-    for name in REQUIRED_COLUMNS:
-        if not cells[at[name]]:
+    for index, name in layout.required:
+        if not cells[index]:
             problems.append(f"{name} is empty; it is required")
 
-    level = _choice(cells[at["level"]], Level, "level", problems)
+    level = _choice(level_cell, Level, "level", problems)
     company_key, company, country_problem = layout.company(row, cells)
     if country_problem is not None:
         problems.append(country_problem)
     country = company.country
 
-    email = _email(cells[at["email"]], problems)
-    email_kind = _email_kind(cells[at["email_kind"]], email, problems)
-    mobile = _phone(cells[at["mobile"]], "mobile", country, problems, mobile_only=True)
-    phone = _phone(cells[at["phone"]], "phone", country, problems, mobile_only=False)
-    web_access = _flag(cells[at["web_access"]], "web_access", problems, default=True)
-    timezone = cells[at["timezone"]] or defaults.timezone
+    email = _email(email_cell, problems)
+    email_kind = _email_kind(kind_cell, email, problems)
+    mobile = _phone(mobile_cell, "mobile", country, problems, mobile_only=True)
+    phone = _phone(phone_cell, "phone", country, problems, mobile_only=False)
+    web_access = _flag(web_cell, "web_access", problems, default=True)
+    timezone = zone_cell or defaults.timezone
     if not _zone_known(timezone):
         problems.append(f"timezone {timezone!r} is unknown (use an IANA name like Europe/Paris)")
-    given_language = cells[at["language"]]
-    language = (given_language or defaults.language).lower()
+    language = (language_cell or defaults.language).lower()
     if len(language) != 2 or not language.isalpha():
-        problems.append(f"language {given_language!r} is not a two-letter code (fr, en...)")
+        problems.append(f"language {language_cell!r} is not a two-letter code (fr, en...)")
     consents = {}
     bases = _MEMBERS[LawfulBasis]
     for channel, column, index in layout.consents:
@@ -589,11 +606,6 @@ def _parse_row(
             if basis is not None:
                 consents[channel] = basis
 
-    civility, first_name, last_name = (
-        cells[at["civility"]],
-        cells[at["first_name"]],
-        cells[at["last_name"]],
-    )
     if company.street or company.postcode or company.city:
         if layout.exact:
             names = {"civility": civility, "first_name": first_name, "last_name": last_name}
@@ -605,12 +617,12 @@ def _parse_row(
     assert level is not None
     contact = ContactRecord(
         line,
-        cells[at["contact_id"]],
+        contact_id,
         company.external_id,
         civility,
         first_name,
         last_name,
-        cells[at["role"]],
+        role,
         level,  # type: ignore[arg-type]
         email,
         email_kind,
