@@ -93,7 +93,7 @@ def app_for(loaded: Any, db_url: str | None) -> Any:
 
 
 def _schema_checked(app: Any) -> Any:
-    from network_anim.db.migrate import ensure_schema
+    from network_anim.db.schema_version import ensure_schema
 
     ensure_schema(app.engine)
     return app

@@ -124,7 +124,7 @@ class Daemon:
         app = self.app = open_app(
             self.config_path, db_url=self.db_url, variables=variable_sources()
         )
-        from network_anim.db.migrate import ensure_schema
+        from network_anim.db.schema_version import ensure_schema
 
         ensure_schema(app.engine)
         problems = config_problems(

@@ -44,24 +44,3 @@ def revision_autogenerate(engine: Engine, message: str) -> None:
     with engine.connect() as connection:
         cfg.attributes["connection"] = connection
         command.revision(cfg, message=message, autogenerate=True)
-
-
-def ensure_schema(engine: Engine) -> None:
-    """Refuse to work on a database that `netanim init` has not brought to the head."""
-    from sqlalchemy.exc import OperationalError
-
-    from network_anim.errors import UserError
-
-    try:
-        current = current_revision(engine)
-    except OperationalError as exc:
-        raise UserError(
-            f"cannot open the database {engine.url.render_as_string(hide_password=True)}",
-            [str(exc.orig).strip().splitlines()[0]],
-        ) from None
-    if current != head_revision():
-        raise UserError(
-            f"the database {engine.url.render_as_string(hide_password=True)} is not initialised "
-            "or its schema is out of date",
-            ["run: netanim init (with the same --config / --db)"],
-        )
