@@ -15,7 +15,7 @@ from datetime import datetime
 from operator import attrgetter
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Dialect, Engine, Table, bindparam, select, update
+from sqlalchemy import Boolean, Connection, Dialect, Engine, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.sql.dml import Insert
 
@@ -287,7 +287,12 @@ class _Upserts:
 def _processor(table: Table, name: str, dialect: Dialect) -> Callable[[Any], Any] | None:
     # The dialect's own type (SQLite's DATETIME writes its fixed string format): what
     # Connection.execute would apply.
-    return table.c[name].type.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[no-any-return]
+    column_type = table.c[name].type
+    if dialect.name == "sqlite" and isinstance(column_type, Boolean):
+        # Its processor makes a bool the integer 1 or 0, which sqlite3 writes of a bool
+        # (an int) itself: 200,000 calls saved on 100,000 contacts.
+        return None
+    return column_type.dialect_impl(dialect).bind_processor(dialect)  # type: ignore[no-any-return]
 
 
 # Each batch's lookups take their keys through one expanding parameter: the statement is
@@ -472,20 +477,19 @@ def _upsert_consents(
     )
     changed = 0
     for batch in _chunks(records):
-        wanted = {
-            (contacts[r.external_id], channel): basis._value_  # not .value: a property
+        wanted = [
+            (contacts[r.external_id], channel, basis._value_)  # not .value: a property
             for r in batch
             for channel, basis in r.consents.items()
-        }
-        contact_ids = sorted({contact_id for contact_id, _ in wanted})
-        stored = _stored(conn, query, contact_ids, empty=empty or not wanted)
-        existing = {(c, ch): basis for c, ch, basis in stored}
-        writes = [
-            (contact_id, channel, basis)
-            for (contact_id, channel), basis in wanted.items()
-            if existing.get((contact_id, channel)) != basis
         ]
-        writer.write(writes)
-        changed += len(writes)
+        # A contact appears once in a file and a channel once in its consents: no
+        # (contact, channel) twice in ``wanted``.
+        if wanted and not empty:
+            contact_ids = sorted({contact_id for contact_id, _, _ in wanted})
+            stored = _stored(conn, query, contact_ids, empty=False)
+            existing = {(c, ch): basis for c, ch, basis in stored}
+            wanted = [w for w in wanted if existing.get((w[0], w[1])) != w[2]]
+        writer.write(wanted)
+        changed += len(wanted)
         progress("consents", len(batch))
     return changed
