@@ -37,3 +37,17 @@ def test_lines_are_numbered_from_the_first_line_given() -> None:
     assert formula_lines(text, ";", first_line=50_001) == {50_002, 50_003, 50_005}
     assert formula_lines(" @x;a\n", ";") == {1}
     assert formula_lines("a;b-c;d@e.example;06 12\n", ";") == set()
+
+
+def test_lines_split_as_universal_newlines_untranslated() -> None:
+    # The rows' reader takes its lines from _lines: the str.find path (files without a
+    # lone "\r") must give what io.StringIO(text, newline="") gives, endings kept.
+    import io
+
+    from network_anim.network.csv_input import _lines
+
+    rng = random.Random(18)
+    pieces = ["a", ";", '"', "é", "\n", "\r\n", "\r", "\n\n"]
+    for _ in range(20_000):
+        text = "".join(rng.choice(pieces) for _ in range(rng.randrange(0, 30)))
+        assert list(_lines(text)) == list(io.StringIO(text, newline="")), repr(text)

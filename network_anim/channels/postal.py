@@ -140,6 +140,7 @@ _PLAIN_LETTERS = str.maketrans(
 )  # fmt: skip
 _DROPPED_CATEGORIES = frozenset({"Cc", "Cf", "Cs"})
 _INITIALISM = re.compile(r"\b(?:[^\W\d_]\.){2,}")  # B.P. Z.I. C.S.
+_WORD_END_DOT = re.compile(r"\.(?=[\s\-]|$)")
 
 
 def person_line(civility: str | None, first_name: str | None, last_name: str | None) -> str:
@@ -180,6 +181,8 @@ def company_address(
 
 def strip_accents(text: str) -> str:
     """``"Saint-Étienne" -> "Saint-Etienne"``, also folding Œ, Æ, ß... into plain letters."""
+    if text.isascii():
+        return text  # no letter to fold, nothing to decompose
     decomposed = unicodedata.normalize("NFKD", text.translate(_PLAIN_LETTERS))
     return "".join(ch for ch in decomposed if not unicodedata.combining(ch))
 
@@ -270,7 +273,7 @@ def _unpunctuate(value: str) -> str:
     value = _INITIALISM.sub(lambda m: m.group().replace(".", ""), value)  # B.P. -> BP
     value = value.replace("’", "'").replace(",", " ")
     # A dot ending a word ("av.", "St.-Jean") goes; one glued between words becomes a space.
-    value = re.sub(r"\.(?=[\s\-]|$)", "", value).replace(".", " ")
+    value = _WORD_END_DOT.sub("", value).replace(".", " ")
     return " ".join(value.split())
 
 
@@ -358,7 +361,10 @@ def _build(
         return [(role, text) for role, text in [*head, *tail] if text]
 
     # Separate lines read best; merge only as much as the line count demands.
-    options = [compose(False, False)]
+    separate = compose(False, False)
+    if not problems and len(separate) <= max_lines and not _too_long(separate, max_length):
+        return tuple(text for _, text in separate), []  # the first option below fits
+    options = [separate]
     if company:
         options.append(compose(True, False))
     options += [compose(False, True), compose(True, True)] if company else [compose(False, True)]

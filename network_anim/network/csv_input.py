@@ -56,8 +56,22 @@ _LINE = re.compile(r"[^\r\n]*(?:\r\n|\r|\n)|[^\r\n]+\Z")
 def _lines(text: str) -> Iterator[str]:
     # Rather than io.StringIO: it copies the text into 4 bytes a character (120 MB for a
     # 30 MB file) before the first line is read.
+    if text.count("\r") == text.count("\r\n"):
+        # Every line ends at a "\n" (a "\r" only ever precedes one): found with str.find,
+        # a tenth of what the pattern costs a line.
+        yield from _lines_at_newlines(text)
+        return
     for match in _LINE.finditer(text):
         yield match.group()
+
+
+def _lines_at_newlines(text: str) -> Iterator[str]:
+    start, find = 0, text.find
+    while end := find("\n", start) + 1:
+        yield text[start:end]
+        start = end
+    if start < len(text):
+        yield text[start:]
 
 
 def formula_lines(text: str, delimiter: str, first_line: int = 1) -> set[int]:
