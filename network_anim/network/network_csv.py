@@ -82,7 +82,7 @@ _FORMULA_HINT = re.compile(r"(?:\A|\x00) *[" + re.escape("".join(FORMULA_STARTS)
 PARALLEL_FROM_ROWS = 20_000
 # The share of a big file's rows checked here, the rest in the forked child: this
 # process also writes every row into the database, the child only checks.
-_SHARE_HERE = 0.25
+_SHARE_HERE = 0.15
 # Rows per chunk the child sends: each is written while the child checks the next.
 _CHUNK_ROWS = 5_000
 # The columns _parse_row reads of every row, in its order (Layout.contact_cells).
