@@ -335,6 +335,43 @@ def test_a_child_that_dies_leaves_this_process_to_do_the_rest(
     assert parse(text) == exact_parse(text) and forked == [1]
 
 
+def test_a_child_that_dies_after_handing_over_addresses_leaves_the_rest_here(
+    generated: str, forked: list[int], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Killed while it judges the addresses it kept: every row of the child is noted
+    here again and every company judged here; the same records come out."""
+
+    def dying(self: Any) -> bool:
+        os._exit(3)
+
+    monkeypatch.setattr(network_csv._ChildAddresses, "clean", dying)
+    assert parse(generated) == exact_parse(generated) and forked == [1]
+
+
+@pytest.mark.parametrize("line", [400, 1150])  # a company handed over, one the child keeps
+def test_a_bad_address_in_the_child_s_half_is_found_by_whoever_judges_it(
+    generated: str, forked: list[int], line: int
+) -> None:
+    lines = generated.splitlines()
+    header = lines[0].split(";")
+    company, street = header.index("company_id"), header.index("street")
+    target = lines[line - 1].split(";")[company]
+    long_street = "12 boulevard de la Très Longue Avenue Industrielle"  # 50 > 38
+    on_lines = []
+    for number in range(1, len(lines)):
+        cells = lines[number].split(";")
+        if cells[company] == target:
+            cells[street] = long_street
+            lines[number] = ";".join(cells)
+            on_lines.append(number + 1)
+    with pytest.raises(UserError) as caught:
+        parse("\n".join(lines) + "\n")
+    assert forked == [1]
+    named = [problem.split(":")[0] for problem in caught.value.problems]
+    assert named == [f"line {n}" for n in on_lines]
+    assert all(long_street in problem for problem in caught.value.problems)
+
+
 def test_a_company_that_differs_across_the_halves_rolls_the_streamed_import_back(
     app: App, generated: str, forked: list[int]
 ) -> None:

@@ -297,10 +297,12 @@ class NetworkStream:
         else:
             self._there = cut
             self._here = (text[: cut.offset], None)
+        addresses = _ChildAddresses(self.layout)
         self._child = ForkedStream.start(
             partial(_wired_outcomes, self),
-            partial(_addresses_clean, self.layout),
+            addresses.clean,
             chunk=_CHUNK_ROWS,
+            hand_over=addresses.hand_over,
         )
         if self._child is None:
             self._here, self._there = (text, None), None
@@ -326,6 +328,11 @@ class NetworkStream:
             companies: dict[tuple[str, ...], CompanyRecord] = {}
             for chunk in child.chunks():
                 yield from self._checked(merger, (_from_wire(w, companies) for w in chunk))
+            if child.handed is not None:
+                # Judged here while the child judges the rest of its companies.
+                handed = [(CompanyRecord(*fields), names) for fields, names in child.handed]
+                clean = _printable(handed) and clean
+                child.wait()
             if child.complete:
                 clean = clean and child.trailer
             else:
@@ -737,11 +744,39 @@ def _note_address(
 def _addresses_clean(layout: _Layout) -> bool:
     """Whether the hardest row of each company noted in ``layout`` prints (each process
     judges the rows it checked: a company's hardest row is among one's or the other's)."""
-    hardest = [(c, cells) for _, c, cells in layout.longest.values()]
-    return not any(
-        _address_problems(company, cells)
-        for company, cells in [*hardest, *layout.nameless.values()]
-    )
+    return _printable(_hardest_rows(layout))
+
+
+def _hardest_rows(layout: _Layout) -> list[tuple[CompanyRecord, dict[str, str]]]:
+    """Each company's rows to judge: its longest recipient line, and an empty one if any."""
+    return [*((c, cells) for _, c, cells in layout.longest.values()), *layout.nameless.values()]
+
+
+def _printable(rows: list[tuple[CompanyRecord, dict[str, str]]]) -> bool:
+    return not any(_address_problems(company, cells) for company, cells in rows)
+
+
+# The share of its companies' addresses the child hands back to be judged here: this
+# process then also writes the child's last chunk.
+_HANDED_SHARE = 0.4
+
+
+class _ChildAddresses:
+    """The child's last work, its companies' addresses, shared: ``hand_over`` gives a
+    part of them to this process, ``clean`` judges the rest."""
+
+    def __init__(self, layout: _Layout) -> None:
+        self.layout = layout
+        self.rest: list[tuple[CompanyRecord, dict[str, str]]] | None = None
+
+    def hand_over(self) -> list[tuple[tuple[str, ...], dict[str, str]]]:
+        rows = _hardest_rows(self.layout)
+        cut = int(len(rows) * _HANDED_SHARE)
+        self.rest = rows[cut:]
+        return [(_company_fields(company), cells) for company, cells in rows[:cut]]
+
+    def clean(self) -> bool:
+        return _printable(_hardest_rows(self.layout) if self.rest is None else self.rest)
 
 
 def _address_problems(company: CompanyRecord, cells: dict[str, str]) -> list[str]:
