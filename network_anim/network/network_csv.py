@@ -82,9 +82,10 @@ _FORMULA_HINT = re.compile(r"(?:\A|\x00) *[" + re.escape("".join(FORMULA_STARTS)
 PARALLEL_FROM_ROWS = 20_000
 # The share of a big file's rows checked here, the rest in the forked child: this
 # process also writes every row into the database, the child only checks. Measured
-# (callgrind, 100,000 contacts): at 25% this process ran 26.9 G instructions to the
-# child's 22.8 G, at 15% 24.9 G to 25.5 G.
-_SHARE_HERE = 0.15
+# (callgrind, 100,000 contacts, the child handing addresses back): at 15% this process
+# ran 25.9 G instructions to the child's 23.1 G, at 10% 24.9 G to 24.3 G; and only this
+# process works after the last row (indexes, commit).
+_SHARE_HERE = 0.08
 # Rows per chunk the child sends: each is written while the child checks the next.
 _CHUNK_ROWS = 5_000
 # The columns _parse_row reads of every row, in its order (Layout.contact_cells).
