@@ -331,7 +331,7 @@ class NetworkStream:
                 yield from self._checked(merger, (_from_wire(w, companies) for w in chunk))
             if child.handed is not None:
                 # Judged here while the child judges the rest of its companies.
-                handed = [(CompanyRecord(*fields), names) for fields, names in child.handed]
+                handed = [(_company_from_wire(f, companies), n) for f, n in child.handed]
                 clean = _printable(handed) and clean
                 child.wait()
             if child.complete:
@@ -552,10 +552,17 @@ def _from_wire(wired: Any, companies: dict[tuple[str, ...], CompanyRecord]) -> _
         fields[index] = _MEMBERS[enum][fields[index]]
     bases = _MEMBERS[LawfulBasis]
     fields[-1] = {channel: bases[value] for channel, value in fields[-1].items()}
-    company = companies.get(company_fields)
+    return start, problems, _company_from_wire(company_fields, companies), ContactRecord(*fields)
+
+
+def _company_from_wire(
+    fields: tuple[str, ...], companies: dict[tuple[str, ...], CompanyRecord]
+) -> CompanyRecord:
+    """The one record of the company these fields describe (made on first sight)."""
+    company = companies.get(fields)
     if company is None:
-        company = companies[company_fields] = CompanyRecord(*company_fields)
-    return start, problems, company, ContactRecord(*fields)
+        company = companies[fields] = CompanyRecord(*fields)
+    return company
 
 
 def _first_difference(a: CompanyRecord, b: CompanyRecord) -> str:
@@ -768,7 +775,7 @@ class _ChildAddresses:
 
     def __init__(self, layout: _Layout) -> None:
         self.layout = layout
-        self.rest: list[tuple[CompanyRecord, dict[str, str]]] | None = None
+        self.rest: list[tuple[CompanyRecord, dict[str, str]]] | None = None  # once handed
 
     def hand_over(self) -> list[tuple[tuple[str, ...], dict[str, str]]]:
         rows = _hardest_rows(self.layout)
@@ -777,7 +784,8 @@ class _ChildAddresses:
         return [(_company_fields(company), cells) for company, cells in rows[:cut]]
 
     def clean(self) -> bool:
-        return _printable(_hardest_rows(self.layout) if self.rest is None else self.rest)
+        assert self.rest is not None, "ForkedStream hands over before it finishes"
+        return _printable(self.rest)
 
 
 def _address_problems(company: CompanyRecord, cells: dict[str, str]) -> list[str]:
